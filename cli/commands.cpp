@@ -15,6 +15,12 @@ void register_all(CLI::App& app) {
   register_info(app);
   register_infer(app);
   register_export(app);
+  register_train(app);
+  register_eval(app);
+  register_demo(app);
+  register_run(app);
+  register_hw(app);
+  register_trace(app);
 }
 
 }  // namespace m3vit::cli

@@ -13,8 +13,14 @@ void register_all(CLI::App& app);
 int exit_code();
 void set_exit_code(int rc);
 
-void register_info(CLI::App& app);
-void register_infer(CLI::App& app);
-void register_export(CLI::App& app);
+void register_info(CLI::App& app);  // cli/cmd_info.cpp
+void register_infer(CLI::App& app);  // cli/cmd_infer.cpp
+void register_export(CLI::App& app);  // cli/cmd_export.cpp
+void register_train(CLI::App& app);  // cli/cmd_train.cpp
+void register_eval(CLI::App& app);  // cli/cmd_eval.cpp
+void register_demo(CLI::App& app);  // cli/cmd_demo.cpp
+void register_run(CLI::App& app);  // cli/cmd_run.cpp
+void register_hw(CLI::App& app);  // cli/cmd_hw.cpp
+void register_trace(CLI::App& app);  // cli/cmd_trace.cpp
 
 }  // namespace m3vit::cli
