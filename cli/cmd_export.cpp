@@ -1,12 +1,58 @@
-// `m3vit export`: write a self-describing safetensors file for the runtime. (Placeholder until its implementation lands.)
+// `m3vit export --config C [--weights W] --out model.safetensors [--seed S] [overrides]`: builds the
+// model, loads W (any format load_checkpoint reads: an authors' .pth or shard directory, our
+// checkpoint, an earlier export) or seeded random weights, and writes the self-describing
+// safetensors file the runtime reads (docs/ARCHITECTURE.md "Model export", model/checkpoint.h).
+#include "common/pch/torch_pch.h"
+
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <filesystem>
+
 #include "cli/commands.h"
+#include "cli/config_options.h"
+#include "cli/model_weights.h"
 #include "common/errors.h"
+#include "model/checkpoint.h"
+#include "model/flops.h"
+#include "model/multitask_model.h"
 
 namespace m3vit::cli {
+
+namespace {
+
+struct ExportArgs {
+  ConfigArgs config;
+  std::string weights, out;
+  uint64_t seed = 0;
+};
+
+void run_export(const ExportArgs& a) {
+  const ConfigFile f = load_config_args(a.config);
+  const auto dir = std::filesystem::path(a.out).parent_path();
+  if (!dir.empty() && !std::filesystem::is_directory(dir))
+    throw IoError("--out " + a.out + ": folder " + dir.string() + " does not exist");
+  torch::manual_seed(a.seed);
+  MultiTaskModel model(f.model);
+  std::string source = "random (seed " + std::to_string(a.seed) + ")";
+  if (!a.weights.empty()) source = load_model_weights(*model, a.weights);
+  model->eval();
+  export_model(*model, a.out);
+  std::printf("model    %s, %.3f M parameters\n", f.model.name.c_str(), count_flops(f.model).params.total() / 1e6);
+  std::printf("weights  %s\n", source.c_str());
+  std::printf("wrote    %s\n", a.out.c_str());
+}
+
+}  // namespace
+
 void register_export(CLI::App& app) {
   auto* sub = app.add_subcommand("export", "write a self-describing safetensors file for the runtime");
-  sub->callback([] { throw Error("'export' is not implemented yet"); });
+  auto a = std::make_shared<ExportArgs>();
+  add_config_options(sub, a->config);
+  sub->add_option("--weights,-w", a->weights, "checkpoint to convert (default: random weights)");
+  sub->add_option("--out,-o", a->out, "output .safetensors")->required();
+  sub->add_option("--seed", a->seed, "seed of the random weights when no --weights is given");
+  sub->callback([a] { run_export(*a); });
 }
+
 }  // namespace m3vit::cli

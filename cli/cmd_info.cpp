@@ -1,12 +1,25 @@
-// `m3vit info`: print a model's MAC and parameter table. (Placeholder until its implementation lands.)
+// `m3vit info --config C [overrides]`: a model's configuration, its MACs per module for one backbone
+// pass and one head, the three inference modes (single task, the authors' all-task forward, the
+// dense M-ViT baseline) with the part thop would see, and the parameter counts (model/flops.h).
+// Needs no weights.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+
 #include "cli/commands.h"
-#include "common/errors.h"
+#include "cli/config_options.h"
+#include "model/flops.h"
 
 namespace m3vit::cli {
+
 void register_info(CLI::App& app) {
-  auto* sub = app.add_subcommand("info", "print a model's MAC and parameter table");
-  sub->callback([] { throw Error("'info' is not implemented yet"); });
+  auto* sub = app.add_subcommand("info", "print a model's configuration, MAC and parameter table (no weights needed)");
+  auto args = std::make_shared<ConfigArgs>();
+  add_config_options(sub, *args);
+  sub->callback([args] {
+    const ConfigFile f = load_config_args(*args);
+    std::printf("%s\n%s", describe_config(f).c_str(), format_flops_report(count_flops(f.model)).c_str());
+  });
 }
+
 }  // namespace m3vit::cli

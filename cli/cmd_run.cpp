@@ -1,12 +1,187 @@
-// `m3vit run`: single-task inference with the libtorch-free runtime. (Placeholder until its implementation lands.)
+// `m3vit run`: single-task inference with the libtorch-free runtime (runtime/engine.h): one backbone
+// pass with the task's routers, then that task's head only, on oneDNN.
+//
+//   m3vit run --model M.safetensors --task T (--image in.png | --input-npy x.npy) [--resize]
+//             [--out pred.png] [--save-logits out.npy] [--experts resident|stream] [--memory-budget B]
+//             [--precision fp32|bf16] [--threads N] [--repeat N]
+//
+// M is an export written by `m3vit export` (docs/ARCHITECTURE.md, "Model export"). Inputs and outputs
+// are those of `m3vit infer`, so the two can be compared file for file: the same ImageNet
+// normalisation, logits saved as [1, C, H, W] float32 .npy, the same task pictures and logits hash.
+// This file uses no torch: everything it calls is in m3vit_runtime, m3vit_io and m3vit_common.
 #include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 
 #include "cli/commands.h"
 #include "common/errors.h"
+#include "common/image_io.h"
+#include "common/platform.h"
+#include "common/visualize.h"
+#include "io/npy.h"
+#include "runtime/engine.h"
+#include "runtime/ops/resize.h"
 
 namespace m3vit::cli {
+
+namespace {
+
+// ImageNet statistics (the authors' Normalize, utils/common_config.py:407-456).
+constexpr float kMean[3] = {0.485f, 0.456f, 0.406f};
+constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
+
+struct RunArgs {
+  std::string model, task, image, input_npy, save_logits, out;
+  std::string experts = "resident", memory_budget, precision = "fp32";
+  bool resize = false;
+  int threads = 0, repeat = 1;
+};
+
+std::string size_str(int64_t h, int64_t w) { return std::to_string(w) + "x" + std::to_string(h); }
+
+// [3, H, W] normalised from a JPEG/PNG; bilinear (align_corners=false) to the model size with --resize.
+std::vector<float> load_image_input(const std::string& path, const ModelConfig& cfg, bool resize) {
+  const Image8 img = read_image(path, 3);  // IoError when missing or not decodable
+  if ((img.height != cfg.img_h || img.width != cfg.img_w) && !resize)
+    throw ShapeError("image " + path + " is " + size_str(img.height, img.width) + " but model " + cfg.name +
+                     " takes " + size_str(cfg.img_h, cfg.img_w) + " (pass --resize to scale it)");
+  std::vector<float> chw(static_cast<size_t>(3) * img.height * img.width);
+  for (int c = 0; c < 3; ++c)
+    for (int64_t i = 0; i < static_cast<int64_t>(img.height) * img.width; ++i)
+      chw[c * static_cast<int64_t>(img.height) * img.width + i] = img.pixels[i * 3 + c] / 255.f;
+  std::vector<float> x(static_cast<size_t>(3) * cfg.img_h * cfg.img_w);
+  rt::resize_chw(chw.data(), 3, img.height, img.width, x.data(), cfg.img_h, cfg.img_w);
+  const int64_t plane = static_cast<int64_t>(cfg.img_h) * cfg.img_w;
+  for (int c = 0; c < 3; ++c)
+    for (int64_t i = 0; i < plane; ++i) x[c * plane + i] = (x[c * plane + i] - kMean[c]) / kStd[c];
+  return x;
+}
+
+// [3, H, W] from a .npy holding the normalised input [3, H, W] or [1, 3, H, W] (float32/float64).
+std::vector<float> load_npy_input(const std::string& path, const ModelConfig& cfg) {
+  const OwnedTensor t = read_npy(path);  // IoError / FormatError
+  std::vector<int64_t> shape = t.shape;
+  if (shape.size() == 4 && shape[0] == 1) shape.erase(shape.begin());
+  if (shape.size() != 3 || shape[0] != cfg.in_chans || shape[1] != cfg.img_h || shape[2] != cfg.img_w)
+    throw ShapeError("input " + path + " has shape " + shape_str(t.shape) + "; model " + cfg.name + " takes [" +
+                     std::to_string(cfg.in_chans) + ", " + std::to_string(cfg.img_h) + ", " + std::to_string(cfg.img_w) +
+                     "] (or with a leading 1)");
+  std::vector<float> x(static_cast<size_t>(t.numel()));
+  if (t.dtype == DType::F32) {
+    std::memcpy(x.data(), t.bytes.data(), x.size() * 4);
+  } else if (t.dtype == DType::F64) {
+    const double* d = reinterpret_cast<const double*>(t.bytes.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(d[i]);
+  } else {
+    throw FormatError("input " + path + " has dtype " + dtype_name(t.dtype) + "; expected float32 or float64");
+  }
+  return x;  // NaN/Inf are refused by Engine::run, naming the element
+}
+
+void check_output_dir(const std::string& path, const char* flag) {
+  if (path.empty()) return;
+  const auto dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty() && !std::filesystem::is_directory(dir))
+    throw IoError(std::string(flag) + " " + path + ": folder " + dir.string() + " does not exist");
+}
+
+// FNV-1a over the float32 bytes, as `m3vit infer` prints it (style.md §9).
+std::string logits_hash(const std::vector<float>& y) {
+  const auto* p = reinterpret_cast<const uint8_t*>(y.data());
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < y.size() * 4; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return std::string(buf, 12);
+}
+
+void run_run(const RunArgs& a) {
+  if (a.image.empty() == a.input_npy.empty()) throw ConfigError("give exactly one of --image and --input-npy");
+  if (a.repeat < 1) throw ConfigError("--repeat must be >= 1");
+  check_output_dir(a.out, "--out");
+  check_output_dir(a.save_logits, "--save-logits");
+  rt::EngineOptions opt;
+  opt.experts = rt::expert_mode_from_string(a.experts);
+  opt.precision = rt::precision_from_string(a.precision);
+  opt.threads = a.threads;
+  if (!a.memory_budget.empty()) opt.memory_budget = rt::parse_bytes(a.memory_budget);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  rt::Engine eng(a.model, opt);  // every check of the file and the options happens here
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const ModelConfig& cfg = eng.config();
+  const int task = eng.task_index(a.task);  // ConfigError naming the task and the known ones
+  const std::vector<float> x = a.image.empty() ? load_npy_input(a.input_npy, cfg) : load_image_input(a.image, cfg, a.resize);
+
+  const int C = eng.out_channels(task);
+  std::vector<float> y(static_cast<size_t>(C) * cfg.img_h * cfg.img_w);
+  double total_ms = 0, best_ms = 1e300;
+  for (int r = 0; r < a.repeat; ++r) {
+    eng.run(task, x.data(), y.data());
+    total_ms += eng.last_times().total;
+    best_ms = std::min(best_ms, eng.last_times().total);
+  }
+  for (float v : y)
+    if (!std::isfinite(v)) throw NumericError("task " + a.task + ": the logits contain NaN or Inf");
+
+  // Everything is computed before the first file is written, so an error leaves no output behind.
+  Image8 picture;
+  if (!a.out.empty()) picture = visualize_task(a.task, y.data(), C, cfg.img_h, cfg.img_w);
+  const rt::RunTimes& t = eng.last_times();
+  std::printf("model    %s (%s), task %s (%d of %d)\n", a.model.c_str(), cfg.name.c_str(), a.task.c_str(), task,
+              cfg.num_tasks());
+  std::printf("runtime  %s, experts %s, %d threads, loaded in %.2f s, %.1f MB of weights held\n",
+              rt::to_string(opt.precision), rt::to_string(opt.experts), eng.options().threads > 0 ? eng.options().threads : default_threads(),
+              load_s, eng.weight_bytes() / 1e6);
+  std::printf("input    %s\n", (a.image.empty() ? a.input_npy : a.image).c_str());
+  std::printf("logits   [1, %d, %d, %d]  hash %s  (%.3f s)\n", C, cfg.img_h, cfg.img_w, logits_hash(y).c_str(),
+              t.total / 1e3);
+  std::printf("time     %.1f ms mean, %.1f ms best of %d: embed %.1f, attention %.1f, mlp %.1f, moe %.1f, head %.1f; "
+              "%.1f GFLOP/s\n",
+              total_ms / a.repeat, best_ms, a.repeat, t.embed, t.attention, t.mlp, t.moe, t.head,
+              eng.counted_flops(task) / best_ms / 1e6);
+  std::printf("experts  %d non-empty queues", t.experts_computed);
+  if (opt.experts == rt::ExpertMode::stream)
+    std::printf(", %lld streamed (%.1f MB), %.2f ms waiting", static_cast<long long>(t.stream.loads),
+                t.stream.bytes_read / 1e6, t.stream.wait_ms);
+  std::printf("\n");
+  if (!a.save_logits.empty()) {
+    write_npy(a.save_logits, DType::F32, {1, C, cfg.img_h, cfg.img_w}, y.data());
+    std::printf("wrote    %s\n", a.save_logits.c_str());
+  }
+  if (!a.out.empty()) {
+    write_png(a.out, picture);
+    std::printf("wrote    %s\n", a.out.c_str());
+  }
+}
+
+}  // namespace
+
 void register_run(CLI::App& app) {
   auto* sub = app.add_subcommand("run", "single-task inference with the libtorch-free runtime");
-  sub->callback([] { throw Error("'run' is not implemented yet"); });
+  auto a = std::make_shared<RunArgs>();
+  sub->add_option("--model,-m", a->model, "model export (.safetensors from `m3vit export`)")->required();
+  sub->add_option("--task,-t", a->task, "task to run: semseg, human_parts, sal, normals, edge, depth")->required();
+  auto* img = sub->add_option("--image,-i", a->image, "input image (JPEG/PNG), exactly the model's size");
+  auto* npy = sub->add_option("--input-npy", a->input_npy, "input .npy: normalised [3,H,W] or [1,3,H,W] float");
+  img->excludes(npy);
+  sub->add_flag("--resize", a->resize, "scale an image of another size to the model's size (bilinear)");
+  sub->add_option("--save-logits", a->save_logits, "write the raw output [1,C,H,W] float32 as .npy");
+  sub->add_option("--out,-o", a->out, "write the task picture as PNG");
+  sub->add_option("--experts", a->experts, "resident: all experts in RAM; stream: read from the file as needed")
+      ->check(CLI::IsMember({"resident", "stream"}));
+  sub->add_option("--memory-budget", a->memory_budget,
+                  "stream mode: bytes for expert buffers, e.g. 8M (default: two experts)");
+  sub->add_option("--precision", a->precision, "fp32 (default) or bf16 (AVX512-BF16)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
+  sub->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--repeat", a->repeat, "run the image this many times and report the mean and best time")
+      ->check(CLI::PositiveNumber);
+  sub->callback([a] { run_run(*a); });
 }
+
 }  // namespace m3vit::cli

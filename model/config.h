@@ -4,6 +4,7 @@
 // in the `__metadata__` of an exported safetensors file so the runtime can rebuild the model.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,4 +85,28 @@ namespace m3vit {
 // JSON form of a config, stored under `__metadata__["m3vit_config"]` of an exported safetensors file.
 std::string config_to_json(const ModelConfig& cfg);
 ModelConfig config_from_json(const std::string& json);  // throws ConfigError naming the bad key
+}  // namespace m3vit
+
+namespace m3vit {
+// Command-line overrides of a config file, for the switches the authors pass on their command line
+// (train_fastmoe.py:92-117; README canonical run: --moe_experts 16 --moe_top_k 4 --moe_mlp_ratio 1
+// --multi_gate True --vmoe_noisy_std 0). Unset fields leave the file's value.
+struct ConfigOverrides {
+  std::optional<int> moe_experts;         // --moe-experts   (authors: --moe_experts)
+  std::optional<int> moe_top_k;           // --moe-top-k     (authors: --moe_top_k)
+  std::optional<double> moe_mlp_ratio;    // --moe-mlp-ratio (authors: --moe_mlp_ratio)
+  std::optional<std::string> gate_type;   // --gate-type multi|task_cond|shared (must agree with the two below)
+  std::optional<bool> multi_gate;         // --multi-gate    (authors: --multi_gate) true -> multi
+  std::optional<bool> task_one_hot;       // --task-one-hot  (authors: --task_one_hot) true -> task_cond if
+                                          //   task_emb_dim >= 0, else a shared router (spec §2.4)
+  std::optional<int> task_emb_dim;        // --task-emb-dim  (authors: --gate_task_specific_dim)
+  std::optional<double> noise_std;        // --noise-std     (authors: --vmoe_noisy_std)
+  bool empty() const;
+};
+
+// Reads a config file, ours or the authors' YAML (model/config_yaml.cpp), applies the overrides and
+// validates. Throws ConfigError / IoError naming the file and the key.
+ModelConfig load_config(const std::string& path, const ConfigOverrides& overrides = {});
+// Applies overrides to a loaded config (does not validate).
+void apply_overrides(ModelConfig& cfg, const ConfigOverrides& overrides);
 }  // namespace m3vit

@@ -25,19 +25,14 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/forward_trace.h"
+#include "model/pup_head.h"
+#include "model/tam.h"
+#include "model/vit_moe.h"
 
 namespace m3vit {
 
-// Named intermediates of one forward pass (style.md §4: every tensor can be checked against the
-// PyTorch oracle). Filled only when a pointer is passed.
-struct ForwardTrace {
-  std::vector<torch::Tensor> block_out;      // per block: [B, N, d]
-  std::vector<torch::Tensor> router_logits;  // per MoE layer: [B*N, E] (before noise)
-  std::vector<torch::Tensor> router_probs;   // per MoE layer: [B*N, E] softmax over all E
-  std::vector<torch::Tensor> topk_idx;       // per MoE layer: [B*N, k] int64, descending probability
-  std::vector<torch::Tensor> topk_w;         // per MoE layer: [B*N, k] kept probabilities (not renormalised)
-  torch::Tensor head_in;                     // [B, d, h, w] after the head's LayerNorm, for the traced task
-};
+// ForwardTrace (model/forward_trace.h): named intermediates of one pass, for the parity oracle.
 
 class MultiTaskModelImpl : public torch::nn::Module {
  public:
@@ -66,9 +61,16 @@ class MultiTaskModelImpl : public torch::nn::Module {
   std::vector<torch::Tensor> expert_parameters();
   std::vector<torch::Tensor> non_expert_parameters();
 
+  // Submodules under the authors' names: "backbone", "decoders.{task}", "tam_model{L}".
+  VisionTransformerMoE backbone{nullptr};
+  std::vector<PupHead> decoders;         // task order; registered as decoders.{task name}
+  TamModule tam_model[3] = {nullptr, nullptr, nullptr};  // only the enabled levels when cfg.tam
+
  private:
+  // Throws ShapeError unless images is [B, in_chans, img_h, img_w]; ConfigError for a bad task index.
+  void check_input(const torch::Tensor& images) const;
+  void check_task(int task) const;
   ModelConfig cfg_;
-  // Submodules (backbone, decoders, tam_model{L}) are registered under the authors' names.
 };
 TORCH_MODULE(MultiTaskModel);
 

@@ -97,7 +97,9 @@ def save(path, tensors, metadata=None):
     chunks = []
     offset = 0
     for name, arr in tensors.items():
-        arr = np.ascontiguousarray(arr)
+        arr = np.asarray(arr)
+        if not arr.flags.c_contiguous:
+            arr = arr.copy(order="C")  # (np.ascontiguousarray would turn a 0-d scalar into shape [1])
         if arr.dtype.byteorder == ">":
             arr = arr.astype(arr.dtype.newbyteorder("<"))
         key = np.dtype(arr.dtype.str.replace("=", "<")) if arr.dtype.itemsize > 1 else arr.dtype

@@ -1,0 +1,139 @@
+// Backbone forward (runtime/backbone.h).
+#include "runtime/backbone.h"
+
+#include <chrono>
+
+#include "runtime/model_file.h"
+#include "runtime/ops/layernorm.h"
+#include "runtime/task_switch.h"
+
+namespace m3vit::rt {
+
+namespace {
+using clock_type = std::chrono::steady_clock;
+double ms_since(clock_type::time_point t0) {
+  return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+}
+}  // namespace
+
+Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec, WeightForm expert_form)
+    : cfg_(f.config()), n_(cfg_.num_tokens()), d_(cfg_.embed_dim) {
+  const ModelConfig& c = cfg_;
+  const int hw = c.num_patches(), pp = c.in_chans * c.patch * c.patch, mh = c.mlp_hidden();
+  patch_ = MatmulPlan(ctx, pp, d_, true, hw, hw, Epilogue::none, prec, WeightForm::packed);
+  qkv_ = MatmulPlan(ctx, d_, 3 * d_, c.qkv_bias, n_, n_, Epilogue::none, prec, WeightForm::packed);
+  proj_ = MatmulPlan(ctx, d_, d_, true, n_, n_, Epilogue::residual, prec, WeightForm::packed);
+  fc1_ = MatmulPlan(ctx, d_, mh, true, n_, n_, Epilogue::gelu, prec, WeightForm::packed);
+  fc2_ = MatmulPlan(ctx, mh, d_, true, n_, n_, Epilogue::residual, prec, WeightForm::packed);
+  attn_ = AttentionPlan(n_, c.num_heads, c.head_dim());
+  if (!c.moe_blocks.empty())
+    moe_ = MoeLayer(ctx, n_, d_, c.moe_hidden(), c.moe_experts, c.moe_top_k, prec, expert_form);
+
+  // Patch embedding: conv weight [d, 3, p, p] flattened = a Linear [d, 3·p·p] over patch vectors
+  // ordered (channel, row, column), which is how patchify() lays them out.
+  patch_w_ = patch_.pack(f.data("backbone.patch_embed.proj.weight"), f.data("backbone.patch_embed.proj.bias"));
+  const float* cls = f.data("backbone.cls_token");
+  const float* pos = f.data("backbone.pos_embed");
+  cls_.assign(cls, cls + d_);
+  pos_.assign(pos, pos + static_cast<size_t>(n_) * d_);
+  int moe_layer = 0;
+  for (int i = 0; i < c.depth; ++i) {
+    BlockWeights b;
+    auto vec = [&](const std::string& k) {
+      const float* p = f.data(block_key(i, k));
+      return std::vector<float>(p, p + d_);
+    };
+    b.n1w = vec("norm1.weight");
+    b.n1b = vec("norm1.bias");
+    b.n2w = vec("norm2.weight");
+    b.n2b = vec("norm2.bias");
+    b.qkv = qkv_.pack(f.data(block_key(i, "attn.qkv.weight")),
+                      c.qkv_bias ? f.data(block_key(i, "attn.qkv.bias")) : nullptr);
+    b.proj = proj_.pack(f.data(block_key(i, "attn.proj.weight")), f.data(block_key(i, "attn.proj.bias")));
+    f.release(block_key(i, "attn.qkv.weight"));
+    if (c.is_moe_block(i)) {
+      b.moe_layer = moe_layer++;
+    } else {
+      b.fc1 = fc1_.pack(f.data(block_key(i, "mlp.fc1.weight")), f.data(block_key(i, "mlp.fc1.bias")));
+      b.fc2 = fc2_.pack(f.data(block_key(i, "mlp.fc2.weight")), f.data(block_key(i, "mlp.fc2.bias")));
+      f.release(block_key(i, "mlp.fc1.weight"));
+      f.release(block_key(i, "mlp.fc2.weight"));
+    }
+    blocks_.push_back(std::move(b));
+  }
+  patches_.assign(static_cast<size_t>(hw) * pp, 0.f);
+  x_.assign(static_cast<size_t>(n_) * d_, 0.f);
+  xn_.assign(x_.size(), 0.f);
+  qkv_buf_.assign(static_cast<size_t>(n_) * 3 * d_, 0.f);
+  att_.assign(x_.size(), 0.f);
+  hid_.assign(static_cast<size_t>(n_) * mh, 0.f);
+}
+
+size_t Backbone::bytes() const {
+  size_t n = patch_w_.bytes() + (cls_.size() + pos_.size()) * 4;
+  for (const auto& b : blocks_) {
+    n += (b.n1w.size() * 4) * 4 + b.qkv.bytes() + b.proj.bytes();
+    if (b.fc1.weights) n += b.fc1.bytes() + b.fc2.bytes();
+  }
+  return n;
+}
+
+void Backbone::patchify(const float* image) {
+  // image [C, H, W] -> patches [gh·gw, C·p·p]; patch (gy, gx) is token 1 + gy·gw + gx (row-major grid).
+  const int C = cfg_.in_chans, p = cfg_.patch, gh = cfg_.grid_h(), gw = cfg_.grid_w(), W = cfg_.img_w, H = cfg_.img_h;
+  const int pp = C * p * p;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int gy = 0; gy < gh; ++gy)
+    for (int gx = 0; gx < gw; ++gx) {
+      float* dst = patches_.data() + static_cast<int64_t>(gy * gw + gx) * pp;
+      for (int ch = 0; ch < C; ++ch)
+        for (int ky = 0; ky < p; ++ky) {
+          const float* src = image + (static_cast<int64_t>(ch) * H + gy * p + ky) * W + gx * p;
+          std::copy(src, src + p, dst + (ch * p + ky) * p);
+        }
+    }
+}
+
+const float* Backbone::forward(const float* image, int task, const TaskSwitch& tasks, ExpertStream& experts,
+                               RunTimes& times, RunTrace* trace) {
+  const ModelConfig& c = cfg_;
+  auto t0 = clock_type::now();
+  patchify(image);
+  patch_.run(patches_.data(), c.num_patches(), patch_w_, x_.data() + d_);  // tokens 1..N-1
+  std::copy(cls_.begin(), cls_.end(), x_.begin());                          // token 0: cls
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < static_cast<int64_t>(x_.size()); ++i) x_[i] += pos_[i];
+  times.embed += ms_since(t0);
+
+  for (int i = 0; i < c.depth; ++i) {
+    const BlockWeights& b = blocks_[i];
+    t0 = clock_type::now();
+    // x += proj(attention(LN1(x)))
+    layer_norm(x_.data(), xn_.data(), n_, d_, b.n1w.data(), b.n1b.data(), c.ln_eps);
+    qkv_.run(xn_.data(), n_, b.qkv, qkv_buf_.data());  // [N, 3d]
+    attn_.run(qkv_buf_.data(), att_.data());           // [N, d]
+    proj_.run(att_.data(), n_, b.proj, x_.data());     // residual add fused
+    times.attention += ms_since(t0);
+
+    t0 = clock_type::now();
+    layer_norm(x_.data(), xn_.data(), n_, d_, b.n2w.data(), b.n2b.data(), c.ln_eps);
+    if (b.moe_layer < 0) {
+      fc1_.run(xn_.data(), n_, b.fc1, hid_.data());  // [N, 4d], GELU fused
+      fc2_.run(hid_.data(), n_, b.fc2, x_.data());   // residual add fused
+      times.mlp += ms_since(t0);
+    } else {
+      moe_.forward(xn_.data(), x_.data(), tasks.router(task, b.moe_layer), experts, b.moe_layer);
+      times.moe += ms_since(t0);
+      times.experts_computed += static_cast<int>(moe_.queues().active.size());
+      if (trace) {
+        trace->topk_idx.push_back(moe_.topk_idx());
+        trace->topk_w.push_back(moe_.topk_w());
+        trace->queue_len.push_back(moe_.queues().count);
+      }
+    }
+    if (trace) trace->block_out.push_back(x_);
+  }
+  return x_.data();
+}
+
+}  // namespace m3vit::rt

@@ -1,0 +1,113 @@
+// The runtime's public API (runtime/engine.h): load-time assembly and the per-image pass.
+#include "runtime/engine.h"
+
+#include <omp.h>
+
+#include <chrono>
+
+#include "common/errors.h"
+#include "common/platform.h"
+#include "model/flops.h"
+#include "runtime/backbone.h"
+#include "runtime/model_file.h"
+#include "runtime/pup_head.h"
+#include "runtime/task_switch.h"
+
+namespace m3vit::rt {
+
+namespace {
+void check_task(const ModelConfig& c, int task) {
+  if (task < 0 || task >= c.num_tasks())
+    throw ConfigError("task index " + std::to_string(task) + " out of range: the model has " +
+                      std::to_string(c.num_tasks()) + " tasks");
+}
+}  // namespace
+
+struct Engine::Impl {
+  EngineOptions opt;
+  ModelConfig cfg;
+  int threads = 1;
+  DnnlContext ctx;
+  std::unique_ptr<Backbone> backbone;
+  std::unique_ptr<ExpertStream> experts;
+  std::unique_ptr<PupHead> head;
+  std::unique_ptr<TaskSwitch> tasks;
+  std::vector<double> flops;  // per task
+  RunTimes times;
+};
+
+Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.opt = opt;
+  if (opt.threads < 0) throw ConfigError("threads must be >= 0 (0 = all hardware threads)");
+  m.threads = opt.threads > 0 ? opt.threads : default_threads();
+  omp_set_num_threads(m.threads);
+  if (opt.precision == Precision::bf16 && !cpu_has_bf16())
+    throw ConfigError("bf16 mode needs a CPU with AVX512-BF16 (this one has none); use fp32");
+  if (opt.experts == ExpertMode::resident && opt.memory_budget != 0)
+    throw ConfigError("--memory-budget applies to --experts stream only");
+  // Open and check everything first: a bad file fails here before any packing work.
+  ModelFile file(path);
+  m.cfg = file.config();
+  const WeightForm form = opt.experts == ExpertMode::stream ? WeightForm::plain : WeightForm::packed;
+  m.backbone = std::make_unique<Backbone>(m.ctx, file, opt.precision, form);
+  m.experts = std::make_unique<ExpertStream>(file, opt.experts, opt.memory_budget, m.backbone->moe().fc1_plan(),
+                                             m.backbone->moe().fc2_plan());
+  m.head = std::make_unique<PupHead>(m.ctx, m.cfg, opt.precision);
+  m.tasks = std::make_unique<TaskSwitch>(file, m.backbone->moe().router_plan(), *m.head);
+  const FlopsReport fr = count_flops(m.cfg);
+  for (int t = 0; t < m.cfg.num_tasks(); ++t) m.flops.push_back(2.0 * fr.single_task(t).macs);
+  // `file` unmaps here: every weight now lives in packed buffers (or, streamed experts, in the file).
+}
+
+Engine::~Engine() = default;
+
+const ModelConfig& Engine::config() const { return impl_->cfg; }
+const EngineOptions& Engine::options() const { return impl_->opt; }
+int Engine::task_index(const std::string& name) const { return impl_->cfg.task_index(name); }
+int Engine::out_channels(int task) const {
+  check_task(impl_->cfg, task);
+  return impl_->cfg.tasks[task].out_channels;
+}
+const RunTimes& Engine::last_times() const { return impl_->times; }
+double Engine::counted_flops(int task) const {
+  check_task(impl_->cfg, task);
+  return impl_->flops[task];
+}
+
+size_t Engine::weight_bytes() const {
+  return impl_->backbone->bytes() + impl_->tasks->bytes() + impl_->experts->buffer_bytes();
+}
+size_t Engine::expert_bytes() const { return impl_->experts->buffer_bytes(); }
+
+
+void Engine::run(int task, const float* image, float* out, RunTrace* trace) {
+  Impl& m = *impl_;
+  check_task(m.cfg, task);
+  omp_set_num_threads(m.threads);
+  const auto t0 = std::chrono::steady_clock::now();
+  check_finite(image, static_cast<int64_t>(m.cfg.in_chans) * m.cfg.img_h * m.cfg.img_w, "input image");
+  m.times = RunTimes{};
+  m.experts->reset_stats();
+  const float* tokens = m.backbone->forward(image, task, *m.tasks, *m.experts, m.times, trace);
+  const auto th = std::chrono::steady_clock::now();
+  m.head->forward(tokens, m.tasks->head(task), out);
+  const auto t1 = std::chrono::steady_clock::now();
+  m.times.head = std::chrono::duration<double, std::milli>(t1 - th).count();
+  m.times.total = std::chrono::duration<double, std::milli>(t1 - t0).count();
+  m.times.stream = m.experts->stats();
+}
+
+std::vector<float> Engine::run(int task, const std::vector<float>& image) {
+  const ModelConfig& c = impl_->cfg;
+  const size_t want = static_cast<size_t>(c.in_chans) * c.img_h * c.img_w;
+  if (image.size() != want)
+    throw ShapeError("input image has " + std::to_string(image.size()) + " values, expected [" +
+                     std::to_string(c.in_chans) + ", " + std::to_string(c.img_h) + ", " + std::to_string(c.img_w) +
+                     "] = " + std::to_string(want));
+  std::vector<float> out(static_cast<size_t>(out_channels(task)) * c.img_h * c.img_w);
+  run(task, image.data(), out.data());
+  return out;
+}
+
+}  // namespace m3vit::rt

@@ -1,0 +1,249 @@
+// Blocked multi-head attention with a running softmax (runtime/ops/attention.h).
+// Work items are (head, block of 64 queries), spread over OpenMP threads; each item walks the keys
+// in blocks of 256 and keeps its own running max m, sum l and output O.
+#include "runtime/ops/attention.h"
+
+// GCC 12's AVX-512 reduce/mask intrinsics start from _mm512_undefined_ps(), which -Wmaybe-uninitialized
+// reports inside the system header; the values are never read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "common/errors.h"
+
+namespace m3vit::rt {
+
+namespace {
+
+constexpr int kBQ = AttentionPlan::kBlockQ;
+constexpr int kBK = AttentionPlan::kBlockK;
+
+// ---------------------------------------------------------------- AVX-512 kernels
+#define M3VIT_AVX512 __attribute__((target("avx512f,fma")))
+
+// e^x for x <= 0 (scores minus their running max): 2^n · p(r), x = n·ln2 + r, |r| <= ln2/2, p the
+// degree-6 Taylor polynomial (relative error ~2e-7, about 2 ulp). x < -87 flushes to ~0.
+M3VIT_AVX512 inline __m512 exp512(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.f / 720);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// S[NR, 16·NV] = Q[NR, hd] · Kt[hd, 16·NV]; q row stride hd, kt row stride ldk, s row stride kBK.
+template <int NR, int NV>
+M3VIT_AVX512 void qk_tile(const float* q, int hd, const float* kt, int64_t ldk, float* s) {
+  __m512 acc[NR][NV];
+  for (int r = 0; r < NR; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int c = 0; c < hd; ++c) {
+    __m512 kv[NV];
+    for (int v = 0; v < NV; ++v) kv[v] = _mm512_loadu_ps(kt + c * ldk + 16 * v);
+    for (int r = 0; r < NR; ++r) {
+      const __m512 qb = _mm512_set1_ps(q[r * hd + c]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(qb, kv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < NR; ++r)
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(s + r * kBK + 16 * v, acc[r][v]);
+}
+
+template <int NR>
+M3VIT_AVX512 void qk_rows(const float* q, int hd, const float* kt, int64_t ldk, int nkp, float* s) {
+  int j = 0;
+  for (; j + 64 <= nkp; j += 64) qk_tile<NR, 4>(q, hd, kt + j, ldk, s + j);
+  for (; j < nkp; j += 16) qk_tile<NR, 1>(q, hd, kt + j, ldk, s + j);
+}
+
+// O[NR, 16·NH] += P[NR, nk] · V[nk, 16·NH]; p row stride kBK, o row stride 16·NH.
+template <int NR, int NH>
+M3VIT_AVX512 void pv_tile(const float* p, const float* v, int nk, float* o) {
+  constexpr int hd = 16 * NH;
+  __m512 acc[NR][NH];
+  for (int r = 0; r < NR; ++r)
+    for (int c = 0; c < NH; ++c) acc[r][c] = _mm512_loadu_ps(o + r * hd + 16 * c);
+  for (int j = 0; j < nk; ++j) {
+    __m512 vv[NH];
+    for (int c = 0; c < NH; ++c) vv[c] = _mm512_loadu_ps(v + j * hd + 16 * c);
+    for (int r = 0; r < NR; ++r) {
+      const __m512 pb = _mm512_set1_ps(p[r * kBK + j]);
+      for (int c = 0; c < NH; ++c) acc[r][c] = _mm512_fmadd_ps(pb, vv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < NR; ++r)
+    for (int c = 0; c < NH; ++c) _mm512_storeu_ps(o + r * hd + 16 * c, acc[r][c]);
+}
+
+template <int NH>
+M3VIT_AVX512 void pv_rows(const float* p, const float* v, int nq, int nk, float* o) {
+  constexpr int R = NH <= 2 ? 6 : 3;  // NR·NH accumulators + NH loads stay within 32 zmm
+  constexpr int hd = 16 * NH;
+  int r = 0;
+  for (; r + R <= nq; r += R) pv_tile<R, NH>(p + r * kBK, v, nk, o + r * hd);
+  for (; r < nq; ++r) pv_tile<1, NH>(p + r * kBK, v, nk, o + r * hd);
+}
+
+// Running-softmax update of one row over nk scores: returns e^(m_old − m_new), writes P in place.
+M3VIT_AVX512 float softmax_row_avx512(float* s, int nk, float& m, float& l) {
+  __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  int j = 0;
+  for (; j + 16 <= nk; j += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + j));
+  const __mmask16 tail = static_cast<__mmask16>((1u << (nk - j)) - 1u);
+  if (j < nk) vmax = _mm512_mask_max_ps(vmax, tail, vmax, _mm512_maskz_loadu_ps(tail, s + j));
+  const float m_new = std::max(m, _mm512_reduce_max_ps(vmax));
+  const float alpha = std::exp(m - m_new);  // 0 on the first block (m = -inf)
+  const __m512 mb = _mm512_set1_ps(m_new);
+  __m512 vsum = _mm512_setzero_ps();
+  for (j = 0; j + 16 <= nk; j += 16) {
+    const __m512 p = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + j), mb));
+    _mm512_storeu_ps(s + j, p);
+    vsum = _mm512_add_ps(vsum, p);
+  }
+  if (j < nk) {
+    const __m512 p = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + j), mb));
+    _mm512_mask_storeu_ps(s + j, tail, p);
+    vsum = _mm512_mask_add_ps(vsum, tail, vsum, p);
+  }
+  l = l * alpha + _mm512_reduce_add_ps(vsum);
+  m = m_new;
+  return alpha;
+}
+
+M3VIT_AVX512 void block_avx512(const float* q, const float* kt, const float* v, int n, int npad, int hd, int nq,
+                               float* s, float* o, float* m, float* l) {
+  for (int k0 = 0; k0 < n; k0 += kBK) {
+    const int nk = std::min(kBK, n - k0), nkp = (nk + 15) / 16 * 16;
+    int r = 0;
+    for (; r + 4 <= nq; r += 4) qk_rows<4>(q + r * hd, hd, kt + k0, npad, nkp, s + r * kBK);
+    for (; r < nq; ++r) qk_rows<1>(q + r * hd, hd, kt + k0, npad, nkp, s + r * kBK);
+    for (r = 0; r < nq; ++r) {
+      const float alpha = softmax_row_avx512(s + r * kBK, nk, m[r], l[r]);
+      float* orow = o + r * hd;
+      for (int c = 0; c < hd; ++c) orow[c] *= alpha;
+    }
+    const float* vb = v + static_cast<int64_t>(k0) * hd;
+    if (hd == 16) pv_rows<1>(s, vb, nq, nk, o);
+    else if (hd == 32) pv_rows<2>(s, vb, nq, nk, o);
+    else pv_rows<4>(s, vb, nq, nk, o);  // hd == 64 (checked by the caller)
+  }
+}
+
+// ---------------------------------------------------------------- portable kernels
+
+void block_portable(const float* q, const float* kt, const float* v, int n, int npad, int hd, int nq, float* s,
+                    float* o, float* m, float* l) {
+  for (int k0 = 0; k0 < n; k0 += kBK) {
+    const int nk = std::min(kBK, n - k0);
+    for (int r = 0; r < nq; ++r) {
+      float* sr = s + r * kBK;
+      for (int j = 0; j < nk; ++j) sr[j] = 0.f;
+      for (int c = 0; c < hd; ++c) {
+        const float qc = q[r * hd + c];
+        const float* kr = kt + static_cast<int64_t>(c) * npad + k0;
+        for (int j = 0; j < nk; ++j) sr[j] += qc * kr[j];
+      }
+      float mb = m[r];
+      for (int j = 0; j < nk; ++j) mb = std::max(mb, sr[j]);
+      const float alpha = std::exp(m[r] - mb);
+      float sum = 0.f;
+      for (int j = 0; j < nk; ++j) {
+        sr[j] = std::exp(sr[j] - mb);
+        sum += sr[j];
+      }
+      l[r] = l[r] * alpha + sum;
+      m[r] = mb;
+      float* orow = o + r * hd;
+      for (int c = 0; c < hd; ++c) orow[c] *= alpha;
+      for (int j = 0; j < nk; ++j) {
+        const float* vr = v + static_cast<int64_t>(k0 + j) * hd;
+        for (int c = 0; c < hd; ++c) orow[c] += sr[j] * vr[c];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+AttentionPlan::AttentionPlan(int tokens, int heads, int head_dim)
+    : n_(tokens), heads_(heads), hd_(head_dim), npad_((tokens + 15) / 16 * 16 + 64) {
+  if (tokens < 1 || heads < 1 || head_dim < 1) throw ConfigError("attention plan with an empty shape");
+  __builtin_cpu_init();
+  cpu_simd_ = __builtin_cpu_supports("avx512f") && (hd_ == 16 || hd_ == 32 || hd_ == 64);
+  q_.assign(static_cast<size_t>(heads) * n_ * hd_, 0.f);
+  kt_.assign(static_cast<size_t>(heads) * hd_ * npad_, 0.f);  // padding columns stay zero
+  v_.assign(static_cast<size_t>(heads) * n_ * hd_, 0.f);
+  scratch_.resize(std::max(1, omp_get_max_threads()));
+  for (auto& sc : scratch_) {
+    sc.s.assign(static_cast<size_t>(kBQ) * kBK, 0.f);
+    sc.o.assign(static_cast<size_t>(kBQ) * hd_, 0.f);
+    sc.m.assign(kBQ, 0.f);
+    sc.l.assign(kBQ, 0.f);
+  }
+}
+
+void AttentionPlan::repack(const float* qkv) {
+  const int d = heads_ * hd_;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd_));  // hd^-0.5 (attn.scale)
+#pragma omp parallel for schedule(static)
+  for (int h = 0; h < heads_; ++h) {
+    float* qh = q_.data() + static_cast<int64_t>(h) * n_ * hd_;
+    float* kth = kt_.data() + static_cast<int64_t>(h) * hd_ * npad_;
+    float* vh = v_.data() + static_cast<int64_t>(h) * n_ * hd_;
+    for (int t = 0; t < n_; ++t) {
+      const float* row = qkv + static_cast<int64_t>(t) * 3 * d + h * hd_;
+      for (int j = 0; j < hd_; ++j) {
+        qh[t * hd_ + j] = row[j] * scale;
+        kth[static_cast<int64_t>(j) * npad_ + t] = row[d + j];
+        vh[t * hd_ + j] = row[2 * d + j];
+      }
+    }
+  }
+}
+
+void AttentionPlan::block(int h, int q0, int nq, Scratch& sc, float* out, bool simd) const {
+  const float* q = q_.data() + (static_cast<int64_t>(h) * n_ + q0) * hd_;
+  const float* kt = kt_.data() + static_cast<int64_t>(h) * hd_ * npad_;
+  const float* v = v_.data() + static_cast<int64_t>(h) * n_ * hd_;
+  std::fill(sc.o.begin(), sc.o.end(), 0.f);
+  std::fill(sc.m.begin(), sc.m.end(), -std::numeric_limits<float>::infinity());
+  std::fill(sc.l.begin(), sc.l.end(), 0.f);
+  if (simd)
+    block_avx512(q, kt, v, n_, npad_, hd_, nq, sc.s.data(), sc.o.data(), sc.m.data(), sc.l.data());
+  else
+    block_portable(q, kt, v, n_, npad_, hd_, nq, sc.s.data(), sc.o.data(), sc.m.data(), sc.l.data());
+  const int d = heads_ * hd_;
+  for (int r = 0; r < nq; ++r) {
+    const float inv = 1.f / sc.l[r];
+    float* dst = out + static_cast<int64_t>(q0 + r) * d + h * hd_;
+    for (int c = 0; c < hd_; ++c) dst[c] = sc.o[r * hd_ + c] * inv;
+  }
+}
+
+void AttentionPlan::run(const float* qkv, float* out) {
+  repack(qkv);
+  const int qblocks = (n_ + kBQ - 1) / kBQ;
+  const int items = heads_ * qblocks;
+  const bool simd = cpu_simd_ && use_simd;
+  const int nt = std::min<int>(omp_get_max_threads(), static_cast<int>(scratch_.size()));
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+  for (int it = 0; it < items; ++it) {
+    const int h = it / qblocks, qb = it % qblocks;
+    const int q0 = qb * kBQ, nq = std::min(kBQ, n_ - q0);
+    block(h, q0, nq, scratch_[omp_get_thread_num()], out, simd);
+  }
+}
+
+}  // namespace m3vit::rt

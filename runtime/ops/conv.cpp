@@ -1,0 +1,66 @@
+// oneDNN convolution plans for the task head (runtime/ops/conv.h) and the BatchNorm folding.
+// The head's convs are `nn.Conv2d(k=3, padding=1)` + SyncBN + ReLU (vit_up_head.py:197-219, spec §3.1).
+#include "runtime/ops/conv.h"
+
+#include <cmath>
+
+#include "common/errors.h"
+
+namespace m3vit::rt {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+void fold_batchnorm(std::vector<float>& w, std::vector<float>& b, int out_ch, const float* gamma, const float* beta,
+                    const float* mean, const float* var, double eps) {
+  const size_t per_out = w.size() / static_cast<size_t>(out_ch);
+  for (int o = 0; o < out_ch; ++o) {
+    // Folded in double so the fold itself adds no rounding beyond the final fp32 store.
+    const double s = static_cast<double>(gamma[o]) / std::sqrt(static_cast<double>(var[o]) + eps);
+    for (size_t i = 0; i < per_out; ++i) w[o * per_out + i] = static_cast<float>(w[o * per_out + i] * s);
+    b[o] = static_cast<float>((static_cast<double>(b[o]) - mean[o]) * s + beta[o]);
+  }
+}
+
+ConvPlan::ConvPlan(DnnlContext& ctx, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom, bool relu,
+                   Precision prec)
+    : ctx_(&ctx), cin_(cin), cout_(cout), in_h_(in_h), w_(w), out_h_(in_h + pad_top + pad_bottom - 2), prec_(prec) {
+  if (out_h_ < 1 || w < 1 || cin < 1 || cout < 1) throw ConfigError("conv plan with an empty output");
+  memory::desc src_md({1, cin, in_h, w}, act_type(prec), tag::nhwc);
+  memory::desc dst_md({1, cout, out_h_, w}, dt::f32, tag::nhwc);
+  memory::desc w_md({cout, cin, 3, 3}, act_type(prec), tag::any);
+  memory::desc b_md({cout}, dt::f32, tag::a);
+  dnnl::post_ops po;
+  if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(po);
+  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md,
+                                    w_md, b_md, dst_md, {1, 1}, {pad_top, 1}, {pad_bottom, 1});
+  pd_ = dnnl::convolution_forward::primitive_desc(d, attr, ctx.eng);
+  prim_ = dnnl::convolution_forward(pd_);
+  src_m_ = memory(src_md, ctx.eng, nullptr);
+  dst_m_ = memory(dst_md, ctx.eng, nullptr);
+}
+
+PackedConv ConvPlan::pack(const float* w, const float* b) const {
+  PackedConv p;
+  memory user({{cout_, cin_, 3, 3}, dt::f32, tag::oihw}, ctx_->eng, const_cast<float*>(w));
+  p.weights = memory(pd_.weights_desc(), ctx_->eng);
+  dnnl::reorder(user, p.weights).execute(ctx_->strm, user, p.weights);
+  p.bias = memory({{cout_}, dt::f32, tag::a}, ctx_->eng);
+  std::copy(b, b + cout_, static_cast<float*>(p.bias.get_data_handle()));
+  ctx_->strm.wait();
+  return p;
+}
+
+void ConvPlan::run(const void* src, const PackedConv& w, float* dst) const {
+  // memory objects are shallow handles: copies share the descriptor, set_data_handle rebinds data.
+  memory s = src_m_, d = dst_m_;
+  s.set_data_handle(const_cast<void*>(src));
+  d.set_data_handle(dst);
+  prim_.execute(ctx_->strm, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w.weights}, {DNNL_ARG_BIAS, w.bias}, {DNNL_ARG_DST, d}});
+  ctx_->strm.wait();
+}
+
+}  // namespace m3vit::rt

@@ -1,0 +1,44 @@
+// The oneDNN objects every runtime op shares: one CPU engine and one in-order stream, plus the
+// precision switch (fp32 default, bf16 on AVX512-BF16) and the helpers that turn our plain row-major
+// buffers into oneDNN memory descriptors. Following oneDNN's examples (primitives/matmul.cpp,
+// cnn_inference_f32.cpp): primitives are created once at load, only execute() runs per image.
+#pragma once
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace m3vit::rt {
+
+// Arithmetic of the matmuls and convolutions. Attention, LayerNorm, softmax and resizing stay fp32.
+enum class Precision {
+  fp32,  // default; parity with libtorch within 1e-4 relative
+  bf16,  // weights and matmul/conv inputs in bfloat16, fp32 accumulation and outputs (AVX512-BF16)
+};
+const char* to_string(Precision p);
+Precision precision_from_string(const std::string& s);  // "fp32" | "bf16"; throws ConfigError
+
+struct DnnlContext {
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  dnnl::stream strm{eng};
+  // bf16 copies of matmul inputs in bf16 mode. Sized by the plans at load (reserve_bf16) and shared:
+  // the ops of one image run one after another, so one buffer serves all of them.
+  std::vector<uint16_t> bf16_scratch;
+  void reserve_bf16(size_t elems) {
+    if (bf16_scratch.size() < elems) bf16_scratch.resize(elems);
+  }
+};
+
+// True when the CPU runs oneDNN's bf16 kernels natively (AVX512-BF16 or AMX); without it oneDNN
+// emulates bf16 slowly, so the engine refuses bf16 mode with a clear error instead.
+bool cpu_has_bf16();
+
+// dnnl data type of a precision's matmul/conv inputs.
+inline dnnl::memory::data_type act_type(Precision p) {
+  return p == Precision::bf16 ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
+}
+inline size_t act_size(Precision p) { return p == Precision::bf16 ? 2 : 4; }
+
+}  // namespace m3vit::rt

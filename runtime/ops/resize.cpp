@@ -1,0 +1,98 @@
+// Bilinear resizing (runtime/ops/resize.h). The arithmetic follows ATen's upsample_bilinear2d on CPU
+// (compute_indices_weights_linear): indices and lambdas in fp32, one axis then the other.
+#include "runtime/ops/resize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "runtime/ops/bf16.h"
+
+namespace m3vit::rt {
+
+ResizeAxis resize_axis(int in, int out) {
+  ResizeAxis a;
+  a.i0.resize(out);
+  a.i1.resize(out);
+  a.l.resize(out);
+  // ATen: scale = (float)in / out when no scale factor is given; for ×2, 0.5 either way.
+  const float scale = static_cast<float>(in) / static_cast<float>(out);
+  for (int o = 0; o < out; ++o) {
+    float s = std::max(scale * (static_cast<float>(o) + 0.5f) - 0.5f, 0.f);
+    int i0 = std::min(static_cast<int>(s), in - 1);
+    a.i0[o] = i0;
+    a.i1[o] = i0 + (i0 < in - 1 ? 1 : 0);
+    a.l[o] = std::min(std::max(s - static_cast<float>(i0), 0.f), 1.f);
+  }
+  return a;
+}
+
+namespace {
+inline void store(float* p, float v) { *p = v; }
+inline void store(uint16_t* p, float v) { *p = f32_to_bf16(v); }
+}  // namespace
+
+template <typename T>
+void upsample2x_rows_nhwc(const float* in, int H, int W, int C, int y0, int y1, T* out) {
+  const int Ho = 2 * H, Wo = 2 * W;
+  const ResizeAxis ax = resize_axis(W, Wo), ay = resize_axis(H, Ho);
+#pragma omp parallel for schedule(static)
+  for (int y = y0; y < y1; ++y) {
+    T* orow = out + static_cast<int64_t>(y - y0) * Wo * C;
+    if (y < 0 || y >= Ho) {
+      std::memset(orow, 0, sizeof(T) * Wo * C);
+      continue;
+    }
+    const float ly = ay.l[y], hy = 1.f - ly;
+    const float* r0 = in + static_cast<int64_t>(ay.i0[y]) * W * C;
+    const float* r1 = in + static_cast<int64_t>(ay.i1[y]) * W * C;
+    for (int x = 0; x < Wo; ++x) {
+      const float lx = ax.l[x], hx = 1.f - lx;
+      const float* a = r0 + static_cast<int64_t>(ax.i0[x]) * C;
+      const float* b = r0 + static_cast<int64_t>(ax.i1[x]) * C;
+      const float* c = r1 + static_cast<int64_t>(ax.i0[x]) * C;
+      const float* d = r1 + static_cast<int64_t>(ax.i1[x]) * C;
+      T* o = orow + static_cast<int64_t>(x) * C;
+#pragma omp simd
+      for (int ch = 0; ch < C; ++ch) store(o + ch, hy * (hx * a[ch] + lx * b[ch]) + ly * (hx * c[ch] + lx * d[ch]));
+    }
+  }
+}
+
+template void upsample2x_rows_nhwc<float>(const float*, int, int, int, int, int, float*);
+template void upsample2x_rows_nhwc<uint16_t>(const float*, int, int, int, int, int, uint16_t*);
+
+void resize_nhwc_to_chw(const float* in, int H, int W, int C, float* out, int Ho, int Wo) {
+  const ResizeAxis ax = resize_axis(W, Wo), ay = resize_axis(H, Ho);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int ch = 0; ch < C; ++ch)
+    for (int y = 0; y < Ho; ++y) {
+      const float ly = ay.l[y], hy = 1.f - ly;
+      const float* r0 = in + static_cast<int64_t>(ay.i0[y]) * W * C + ch;
+      const float* r1 = in + static_cast<int64_t>(ay.i1[y]) * W * C + ch;
+      float* o = out + (static_cast<int64_t>(ch) * Ho + y) * Wo;
+      for (int x = 0; x < Wo; ++x) {
+        const float lx = ax.l[x], hx = 1.f - lx;
+        const int64_t j0 = static_cast<int64_t>(ax.i0[x]) * C, j1 = static_cast<int64_t>(ax.i1[x]) * C;
+        o[x] = hy * (hx * r0[j0] + lx * r0[j1]) + ly * (hx * r1[j0] + lx * r1[j1]);
+      }
+    }
+}
+
+void resize_chw(const float* in, int C, int H, int W, float* out, int Ho, int Wo) {
+  const ResizeAxis ax = resize_axis(W, Wo), ay = resize_axis(H, Ho);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int ch = 0; ch < C; ++ch)
+    for (int y = 0; y < Ho; ++y) {
+      const float ly = ay.l[y], hy = 1.f - ly;
+      const float* r0 = in + (static_cast<int64_t>(ch) * H + ay.i0[y]) * W;
+      const float* r1 = in + (static_cast<int64_t>(ch) * H + ay.i1[y]) * W;
+      float* o = out + (static_cast<int64_t>(ch) * Ho + y) * Wo;
+      for (int x = 0; x < Wo; ++x) {
+        const float lx = ax.l[x], hx = 1.f - lx;
+        o[x] = hy * (hx * r0[ax.i0[x]] + lx * r0[ax.i1[x]]) + ly * (hx * r1[ax.i0[x]] + lx * r1[ax.i1[x]]);
+      }
+    }
+}
+
+}  // namespace m3vit::rt

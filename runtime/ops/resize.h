@@ -1,0 +1,30 @@
+// Bilinear resizing with align_corners = false, as F.interpolate(mode='bilinear') computes it
+// (spec §3.1; ATen's area_pixel_compute_source_index): an output pixel o samples the input at
+// s = max((o + 0.5)·in/out − 0.5, 0), between floor(s) and min(floor(s) + 1, in − 1).
+// For the head's ×2 steps in/out = 0.5 exactly, so the weights are 0.25/0.75 (and 0/1 at the edges).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace m3vit::rt {
+
+// Sampling table of one axis: output o reads i0[o] with weight 1 − l[o] and i1[o] with weight l[o].
+struct ResizeAxis {
+  std::vector<int> i0, i1;
+  std::vector<float> l;
+};
+ResizeAxis resize_axis(int in, int out);
+
+// Rows [y0, y1) of the ×2-upsampled map of in [H, W, C] (nhwc, fp32), written to out as
+// [y1 − y0, 2W, C] in type T (float, or uint16_t = bf16 bits). Rows outside [0, 2H) are written as
+// zeros: they are the zero padding of the 3×3 conv that reads the band.
+template <typename T>
+void upsample2x_rows_nhwc(const float* in, int H, int W, int C, int y0, int y1, T* out);
+
+// in [H, W, C] (nhwc) -> out [C, Ho, Wo] (planar), bilinear.
+void resize_nhwc_to_chw(const float* in, int H, int W, int C, float* out, int Ho, int Wo);
+// in [C, H, W] -> out [C, Ho, Wo], bilinear.
+void resize_chw(const float* in, int C, int H, int W, float* out, int Ho, int Wo);
+
+}  // namespace m3vit::rt

@@ -1,0 +1,98 @@
+// Routing and per-expert token queues (runtime/token_queue.h).
+#include "runtime/token_queue.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/errors.h"
+
+namespace m3vit::rt {
+
+namespace {
+
+// The selection of ATen's CPU topk (aten/src/ATen/native/cpu/SortingKernel.cpp, topk_impl_loop,
+// torch 1.13), reproduced step for step so that tied probabilities pick the same experts as the
+// libtorch model: (value, index) pairs in a double queue; nth_element + sort of the first k1-1 when
+// k1·64 > E, partial_sort otherwise; NaN counts as largest. As the authors do, the router asks for
+// the top (k+1) (noisy_gate_vmoe.py:259-265; model/router.cpp) and keeps the first k; with ties the
+// k+1 changes which of the tied experts come first, so it is part of the behaviour.
+using elem_t = std::pair<double, int64_t>;
+bool topk_greater(const elem_t& x, const elem_t& y) {
+  return (std::isnan(x.first) && !std::isnan(y.first)) || (x.first > y.first);
+}
+
+void topk_like_torch(const float* p, int E, int k, int32_t* idx, float* w) {
+  const int k1 = std::min(k + 1, E);
+  constexpr int kStack = 256;
+  elem_t stack_buf[kStack];
+  std::vector<elem_t> heap_buf;
+  elem_t* q = stack_buf;
+  if (E > kStack) {
+    heap_buf.resize(E);
+    q = heap_buf.data();
+  }
+  for (int e = 0; e < E; ++e) q[e] = {static_cast<double>(p[e]), e};
+  if (static_cast<int64_t>(k1) * 64 <= E) {
+    std::partial_sort(q, q + k1, q + E, topk_greater);
+  } else {
+    std::nth_element(q, q + k1 - 1, q + E, topk_greater);
+    std::sort(q, q + k1 - 1, topk_greater);
+  }
+  for (int j = 0; j < k; ++j) {
+    idx[j] = static_cast<int32_t>(q[j].second);
+    w[j] = p[q[j].second];  // the probability itself: no renormalisation over the k (spec §1.5)
+  }
+}
+
+}  // namespace
+
+void route_tokens(float* logits, int n, int E, int k, int32_t* topk_idx, float* topk_w) {
+#pragma omp parallel for schedule(static)
+  for (int t = 0; t < n; ++t) {
+    float* p = logits + static_cast<int64_t>(t) * E;
+    // Softmax over all E experts (noisy_gate_vmoe.py:258), max-subtracted as torch.softmax does.
+    float mx = p[0];
+    for (int e = 1; e < E; ++e) mx = std::max(mx, p[e]);
+    float sum = 0.f;
+    for (int e = 0; e < E; ++e) {
+      p[e] = std::exp(p[e] - mx);
+      sum += p[e];
+    }
+    const float inv = 1.f / sum;
+    for (int e = 0; e < E; ++e) p[e] *= inv;
+    topk_like_torch(p, E, k, topk_idx + static_cast<int64_t>(t) * k, topk_w + static_cast<int64_t>(t) * k);
+  }
+}
+
+void TokenQueues::reserve(int max_tokens, int E, int k) {
+  num_experts = E;
+  count.assign(E, 0);
+  offset.assign(E + 1, 0);
+  token.assign(static_cast<size_t>(max_tokens) * k, 0);
+  weight.assign(static_cast<size_t>(max_tokens) * k, 0.f);
+  active.reserve(E);
+  cursor.assign(E, 0);
+}
+
+void TokenQueues::build(const int32_t* topk_idx, const float* topk_w, int n, int k) {
+  const int E = num_experts;
+  if (static_cast<size_t>(n) * k > token.size()) throw ShapeError("token queues sized for fewer tokens");
+  std::fill(count.begin(), count.end(), 0);
+  for (int64_t i = 0; i < static_cast<int64_t>(n) * k; ++i) ++count[topk_idx[i]];
+  offset[0] = 0;
+  for (int e = 0; e < E; ++e) offset[e + 1] = offset[e] + count[e];
+  // Place pairs in token order, so each queue lists its tokens ascending (a stable sort).
+  std::copy(offset.begin(), offset.end() - 1, cursor.begin());
+  for (int t = 0; t < n; ++t)
+    for (int j = 0; j < k; ++j) {
+      const int e = topk_idx[static_cast<int64_t>(t) * k + j];
+      const int pos = cursor[e]++;
+      token[pos] = t;
+      weight[pos] = topk_w[static_cast<int64_t>(t) * k + j];
+    }
+  active.clear();
+  for (int e = 0; e < E; ++e)
+    if (count[e] > 0) active.push_back(e);
+}
+
+}  // namespace m3vit::rt

@@ -1,0 +1,160 @@
+// Load-time checks of the runtime (runtime/model_file.h, runtime/engine.h): every defect of an export
+// or an option gives one typed error that names the thing at fault, before any image runs.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+
+#include "common/errors.h"
+#include "io/safetensors.h"
+#include "runtime/engine.h"
+#include "tests/runtime/runtime_test_util.h"
+
+namespace m3vit {
+namespace {
+
+using rt::Engine;
+using rt::EngineOptions;
+
+class ModelFileChecks : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = rt_test::scratch_dir("model-file");
+    cfg_ = rt_test::tiny_config(GateType::multi, 32, 32, 2);
+    good_ = dir_ + "/good.safetensors";
+    rt_test::write_random_export(cfg_, good_, 5);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Copies the good export through `edit`, which sees every tensor and may drop (return false) or
+  // change it; `meta` may change the metadata.
+  std::string rewrite(const std::string& name,
+                      const std::function<bool(const std::string&, std::vector<int64_t>&, std::vector<uint8_t>&)>& edit,
+                      const std::function<void(std::map<std::string, std::string>&)>& meta = nullptr) {
+    SafeTensorsFile in(good_);
+    SafeTensorsWriter w;
+    for (const auto& n : in.names()) {
+      const TensorView& v = in.get(n);
+      std::vector<int64_t> shape = v.shape;
+      std::vector<uint8_t> bytes(static_cast<const uint8_t*>(v.data), static_cast<const uint8_t*>(v.data) + v.nbytes);
+      if (edit(n, shape, bytes)) w.add(n, v.dtype, shape, bytes.data(), bytes.size());
+    }
+    std::map<std::string, std::string> md = in.metadata();
+    if (meta) meta(md);
+    for (const auto& [k, v] : md) w.set_metadata(k, v);
+    const std::string path = dir_ + "/" + name + ".safetensors";
+    w.write(path);
+    return path;
+  }
+
+  // Expects construction to throw E with every fragment in the message.
+  template <class E>
+  void expect_error(const std::string& path, std::vector<std::string> fragments, EngineOptions opt = {}) {
+    try {
+      Engine eng(path, opt);
+      ADD_FAILURE() << "no error loading " << path;
+    } catch (const E& e) {
+      for (const auto& f : fragments) EXPECT_NE(std::string(e.what()).find(f), std::string::npos) << e.what() << "\n  lacks: " << f;
+    }
+  }
+
+  std::string dir_, good_;
+  ModelConfig cfg_;
+};
+
+TEST_F(ModelFileChecks, GoodFileLoadsAndRuns) {
+  Engine eng(good_);
+  EXPECT_EQ(eng.config().num_tasks(), 2);
+  EXPECT_EQ(eng.task_index("depth"), 1);
+  const auto y = eng.run(0, rt_test::random_image(cfg_, 1));
+  EXPECT_EQ(y.size(), static_cast<size_t>(5) * 32 * 32);
+}
+
+TEST_F(ModelFileChecks, MissingFile) { expect_error<IoError>(dir_ + "/nope.safetensors", {"nope.safetensors"}); }
+
+TEST_F(ModelFileChecks, NotAnExport) {
+  const std::string p = rewrite("nofmt", [](auto&, auto&, auto&) { return true; },
+                                [](auto& m) { m.erase("format"); });
+  expect_error<FormatError>(p, {"nofmt.safetensors", "format", "m3vit-export-v1"});
+}
+
+TEST_F(ModelFileChecks, MissingTensorIsNamed) {
+  const std::string key = "backbone.blocks.3.mlp.experts.h4toh.bias";
+  const std::string p = rewrite("missing", [&](const std::string& n, auto&, auto&) { return n != key; });
+  expect_error<FormatError>(p, {"missing tensor", key, "[8, 32]"});
+}
+
+TEST_F(ModelFileChecks, MisShapedTensorNamesBothShapes) {
+  const std::string key = "decoders.depth.conv_2.weight";  // [16, 16, 3, 3]
+  const std::string p = rewrite("shape", [&](const std::string& n, std::vector<int64_t>& s, std::vector<uint8_t>&) {
+    if (n == key) s = {16, 16, 9};
+    return true;
+  });
+  expect_error<ShapeError>(p, {key, "[16, 16, 3, 3]", "[16, 16, 9]"});
+}
+
+TEST_F(ModelFileChecks, UnexpectedTensorIsRefused) {
+  // A third task's router in a 2-task model: a config/weights mismatch.
+  const std::string p = rewrite("extra", [&](const std::string& n, std::vector<int64_t>& s, std::vector<uint8_t>&) {
+    return true;
+  });
+  SafeTensorsFile in(p);
+  SafeTensorsWriter w;
+  for (const auto& n : in.names()) w.add(n, in.get(n).dtype, in.get(n).shape, in.get(n).data, in.get(n).nbytes);
+  std::vector<float> extra(32 * 8, 0.f);
+  w.add("backbone.blocks.1.mlp.gate.2.w_gate", DType::F32, {32, 8}, extra.data(), extra.size() * 4);
+  for (const auto& [k, v] : in.metadata()) w.set_metadata(k, v);
+  w.write(dir_ + "/extra2.safetensors");
+  expect_error<FormatError>(dir_ + "/extra2.safetensors", {"unexpected tensor", "mlp.gate.2.w_gate"});
+}
+
+TEST_F(ModelFileChecks, ConfigItCannotRunIsAConfigError) {
+  const std::string p = rewrite("badcfg", [](auto&, auto&, auto&) { return true; }, [](auto& m) {
+    ModelConfig c = config_from_json(m["m3vit_config"]);
+    c.num_heads = 3;  // 32 is not divisible by 3
+    m["m3vit_config"] = config_to_json(c);
+  });
+  expect_error<ConfigError>(p, {"badcfg.safetensors", "num_heads"});
+}
+
+TEST_F(ModelFileChecks, NanWeightIsNamedInBothExpertModes) {
+  const std::string dense = dir_ + "/nan_dense.safetensors", expert = dir_ + "/nan_expert.safetensors";
+  rt_test::write_random_export(cfg_, dense, 5, "backbone.blocks.2.attn.proj.weight", NAN);
+  rt_test::write_random_export(cfg_, expert, 5, "backbone.blocks.1.mlp.experts.htoh4.weight", INFINITY);
+  for (rt::ExpertMode mode : {rt::ExpertMode::resident, rt::ExpertMode::stream}) {
+    EngineOptions opt;
+    opt.experts = mode;
+    expect_error<NumericError>(dense, {"backbone.blocks.2.attn.proj.weight", "NaN"}, opt);
+    expect_error<NumericError>(expert, {"backbone.blocks.1.mlp.experts.htoh4.weight", "Inf"}, opt);
+  }
+}
+
+TEST_F(ModelFileChecks, BadOptionsAndInputs) {
+  EngineOptions opt;
+  opt.experts = rt::ExpertMode::stream;
+  opt.memory_budget = 1000;  // below two experts (2 × ~8.7 KB here)
+  expect_error<ConfigError>(good_, {"memory budget 1000", "two expert buffers"}, opt);
+  opt.experts = rt::ExpertMode::resident;
+  expect_error<ConfigError>(good_, {"--memory-budget"}, opt);
+  EXPECT_THROW(rt::parse_bytes("12X"), ConfigError);
+  EXPECT_EQ(rt::parse_bytes("1.5K"), 1536u);
+  EXPECT_EQ(rt::parse_bytes("64M"), 64u << 20);
+  EXPECT_THROW(rt::expert_mode_from_string("cache"), ConfigError);
+  EXPECT_THROW(rt::precision_from_string("fp16"), ConfigError);
+
+  Engine eng(good_);
+  EXPECT_THROW(eng.task_index("edge"), ConfigError);
+  std::vector<float> img = rt_test::random_image(cfg_, 2);
+  EXPECT_THROW(eng.run(2, img), ConfigError);
+  EXPECT_THROW(eng.run(0, std::vector<float>(10)), ShapeError);
+  img[100] = NAN;
+  try {
+    eng.run(0, img);
+    ADD_FAILURE() << "NaN input accepted";
+  } catch (const NumericError& e) {
+    EXPECT_NE(std::string(e.what()).find("input image: element 100 is NaN"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace m3vit

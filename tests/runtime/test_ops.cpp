@@ -1,0 +1,282 @@
+// Kernel tests: every runtime op against a naive double-precision reference written out here
+// (llama.cpp's test-backend-ops habit: each case with its own tolerance and the reason for it).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "common/errors.h"
+#include "runtime/ops/attention.h"
+#include "runtime/ops/bf16.h"
+#include "runtime/ops/conv.h"
+#include "runtime/ops/layernorm.h"
+#include "runtime/ops/matmul.h"
+#include "runtime/ops/resize.h"
+#include "tests/runtime/runtime_test_util.h"
+
+namespace m3vit::rt {
+namespace {
+
+using rt_test::check_close;
+
+std::vector<float> randv(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+double gelu_ref(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
+
+// y = x·Wᵀ + b (+ GELU) (+ y0), in double.
+std::vector<float> linear_ref(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b,
+                              int rows, int in, int out, Epilogue epi, const std::vector<float>* y0 = nullptr) {
+  std::vector<float> y(static_cast<size_t>(rows) * out);
+  for (int r = 0; r < rows; ++r)
+    for (int o = 0; o < out; ++o) {
+      double s = b[o];
+      for (int i = 0; i < in; ++i) s += static_cast<double>(x[r * in + i]) * w[o * in + i];
+      if (epi == Epilogue::gelu) s = gelu_ref(s);
+      if (epi == Epilogue::residual) s += (*y0)[r * out + o];
+      y[r * out + o] = static_cast<float>(s);
+    }
+  return y;
+}
+
+// fp32 matmul, K <= 1536: the accumulation error is a few ulp of the row's magnitude; oneDNN's GELU
+// is accurate to ~1e-7 relative. Bound 1e-5 of max|y|.
+TEST(MatmulPlan, FixedRowsWithEveryEpilogue) {
+  DnnlContext ctx;
+  const int rows = 37, in = 48, out = 24;
+  const auto x = randv(rows * in, 1), w = randv(out * in, 2, 0.3f), b = randv(out, 3);
+  const auto y0 = randv(rows * out, 4);
+  for (Epilogue epi : {Epilogue::none, Epilogue::gelu, Epilogue::residual}) {
+    MatmulPlan plan(ctx, in, out, true, rows, rows, epi, Precision::fp32, WeightForm::packed);
+    PackedWeights pw = plan.pack(w.data(), b.data());
+    std::vector<float> y = y0;  // the residual epilogue adds into what is there
+    plan.run(x.data(), rows, pw, y.data());
+    const auto want = linear_ref(x, w, b, rows, in, out, epi, &y0);
+    check_close("matmul epilogue " + std::to_string(static_cast<int>(epi)), y.data(), want.data(), y.size(), 1e-5);
+  }
+}
+
+TEST(MatmulPlan, RuntimeRowsPackedAndPlainAgree) {
+  DnnlContext ctx;
+  const int in = 64, out = 40, max_rows = 300;
+  const auto w = randv(out * in, 5, 0.2f), b = randv(out, 6);
+  MatmulPlan packed(ctx, in, out, true, 0, max_rows, Epilogue::gelu, Precision::fp32, WeightForm::packed);
+  MatmulPlan plain(ctx, in, out, true, 0, max_rows, Epilogue::gelu, Precision::fp32, WeightForm::plain);
+  PackedWeights pw = packed.pack(w.data(), b.data());
+  for (int rows : {1, 7, 64, 300}) {
+    const auto x = randv(static_cast<size_t>(rows) * in, 100 + rows);
+    std::vector<float> y1(static_cast<size_t>(rows) * out), y2(y1.size());
+    packed.run(x.data(), rows, pw, y1.data());
+    plain.run_plain(x.data(), rows, w.data(), b.data(), y2.data());
+    const auto want = linear_ref(x, w, b, rows, in, out, Epilogue::gelu);
+    check_close("runtime M packed rows=" + std::to_string(rows), y1.data(), want.data(), want.size(), 1e-5);
+    check_close("runtime M plain rows=" + std::to_string(rows), y2.data(), want.data(), want.size(), 1e-5);
+  }
+  std::vector<float> y(out * 301);
+  const auto x = randv(in * 301, 9);
+  EXPECT_THROW(packed.run(x.data(), 301, pw, y.data()), ShapeError);
+  EXPECT_THROW(packed.run(x.data(), 0, pw, y.data()), ShapeError);
+}
+
+// bf16 keeps 8 mantissa bits: inputs and weights each carry a relative rounding of up to 2^-9, so a
+// K-term dot product of random signs is off by ~2^-8·|y| in the worst rows. Bound 1e-2 of max|y|,
+// and the error must be clearly above fp32's (otherwise the bf16 path did not run).
+TEST(MatmulPlan, Bf16WithinItsRounding) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  DnnlContext ctx;
+  const int rows = 50, in = 384, out = 96;
+  const auto x = randv(rows * in, 11), w = randv(out * in, 12, 0.05f), b = randv(out, 13);
+  MatmulPlan plan(ctx, in, out, true, rows, rows, Epilogue::none, Precision::bf16, WeightForm::packed);
+  std::vector<float> y(static_cast<size_t>(rows) * out);
+  plan.run(x.data(), rows, plan.pack(w.data(), b.data()), y.data());
+  const auto want = linear_ref(x, w, b, rows, in, out, Epilogue::none);
+  const auto r = rt_test::compare("bf16 matmul", y.data(), want.data(), y.size());
+  EXPECT_LE(r.rel(), 1e-2);
+  EXPECT_GE(r.rel(), 1e-5);
+}
+
+TEST(Bf16, RoundsToNearestEven) {
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(f32_to_bf16(-2.0f), 0xc000);
+  float f;
+  uint32_t u = 0x3f808000u;  // 1 + 2^-8: exactly halfway, the even neighbour is 1.0
+  __builtin_memcpy(&f, &u, 4);
+  EXPECT_EQ(f32_to_bf16(f), 0x3f80);
+  u = 0x3f818000u;  // 1 + 3·2^-8: halfway, rounds up to the even 1 + 2^-6
+  __builtin_memcpy(&f, &u, 4);
+  EXPECT_EQ(f32_to_bf16(f), 0x3f82);
+  u = 0x3f808001u;  // just above halfway: up
+  __builtin_memcpy(&f, &u, 4);
+  EXPECT_EQ(f32_to_bf16(f), 0x3f81);
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::nanf("")))));
+  EXPECT_EQ(bf16_to_f32(0x4049), 3.140625f);
+}
+
+// 3×3 conv, stride 1, zero padding, + bias, ReLU: naive loops over nhwc in double.
+std::vector<float> conv_ref(const std::vector<float>& src, int H, int W, int cin, const std::vector<float>& w,
+                            const std::vector<float>& b, int cout, int pad_top, int pad_bottom, bool relu) {
+  const int OH = H + pad_top + pad_bottom - 2;
+  std::vector<float> y(static_cast<size_t>(OH) * W * cout);
+  for (int oy = 0; oy < OH; ++oy)
+    for (int ox = 0; ox < W; ++ox)
+      for (int o = 0; o < cout; ++o) {
+        double s = b[o];
+        for (int ky = 0; ky < 3; ++ky)
+          for (int kx = 0; kx < 3; ++kx) {
+            const int iy = oy + ky - pad_top, ix = ox + kx - 1;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+            for (int i = 0; i < cin; ++i)
+              s += static_cast<double>(src[(static_cast<size_t>(iy) * W + ix) * cin + i]) * w[((o * cin + i) * 3 + ky) * 3 + kx];
+          }
+        y[(static_cast<size_t>(oy) * W + ox) * cout + o] = static_cast<float>(relu ? std::max(s, 0.0) : s);
+      }
+  return y;
+}
+
+// fp32 conv with 9·cin <= 300 terms: bound 1e-5 of max|y|.
+TEST(ConvPlan, WholeMapAndBandsMatchNaive) {
+  DnnlContext ctx;
+  const int H = 12, W = 10, cin = 24, cout = 32;
+  const auto src = randv(static_cast<size_t>(H) * W * cin, 21), w = randv(cout * cin * 9, 22, 0.2f), b = randv(cout, 23);
+  ConvPlan whole(ctx, cin, cout, H, W, 1, 1, true, Precision::fp32);
+  std::vector<float> y(static_cast<size_t>(H) * W * cout);
+  whole.run(src.data(), whole.pack(w.data(), b.data()), y.data());
+  const auto want = conv_ref(src, H, W, cin, w, b, cout, 1, 1, true);
+  check_close("conv 3x3 whole map", y.data(), want.data(), y.size(), 1e-5);
+  // A band of 4 output rows from 6 input rows (its own halo), as the head runs conv_1..3.
+  ConvPlan band(ctx, cin, cout, 6, W, 0, 0, true, Precision::fp32);
+  std::vector<float> yb(static_cast<size_t>(4) * W * cout);
+  band.run(src.data() + static_cast<size_t>(3) * W * cin, band.pack(w.data(), b.data()), yb.data());
+  // Output rows 4..7 of the whole map read input rows 3..8: the band from input row 3.
+  check_close("conv 3x3 band rows 4..7", yb.data(), want.data() + static_cast<size_t>(4) * W * cout, yb.size(), 1e-5);
+}
+
+// conv(W', b') with BN folded == BN(conv(W, b)) in eval mode; double-folded weights rounded once to
+// fp32: bound 1e-5.
+TEST(ConvPlan, BatchNormFoldEqualsConvThenBatchNorm) {
+  DnnlContext ctx;
+  const int H = 5, W = 7, cin = 8, cout = 16;
+  const auto src = randv(static_cast<size_t>(H) * W * cin, 31), w = randv(cout * cin * 9, 32, 0.3f), b = randv(cout, 33);
+  const auto gamma = randv(cout, 34), beta = randv(cout, 35), mean = randv(cout, 36);
+  auto var = randv(cout, 37);
+  for (auto& v : var) v = 0.5f + std::fabs(v);
+  const double eps = 1e-5;
+  std::vector<float> wf = w, bf = b;
+  fold_batchnorm(wf, bf, cout, gamma.data(), beta.data(), mean.data(), var.data(), eps);
+  ConvPlan plan(ctx, cin, cout, H, W, 1, 1, false, Precision::fp32);
+  std::vector<float> y(static_cast<size_t>(H) * W * cout);
+  plan.run(src.data(), plan.pack(wf.data(), bf.data()), y.data());
+  auto want = conv_ref(src, H, W, cin, w, b, cout, 1, 1, false);
+  for (size_t i = 0; i < want.size(); ++i) {
+    const int o = static_cast<int>(i % cout);
+    want[i] = static_cast<float>((want[i] - mean[o]) / std::sqrt(var[o] + eps) * gamma[o] + beta[o]);
+  }
+  check_close("conv + folded BN", y.data(), want.data(), y.size(), 1e-5);
+}
+
+// softmax(q·kᵀ/√hd)·v per head, in double, from the fused qkv layout [N, 3, heads, hd].
+std::vector<float> attention_ref(const std::vector<float>& qkv, int N, int H, int hd) {
+  const int d = H * hd;
+  std::vector<float> out(static_cast<size_t>(N) * d);
+  std::vector<double> s(N);
+  for (int h = 0; h < H; ++h)
+    for (int i = 0; i < N; ++i) {
+      double mx = -1e300;
+      for (int j = 0; j < N; ++j) {
+        double a = 0;
+        for (int c = 0; c < hd; ++c) a += static_cast<double>(qkv[i * 3 * d + h * hd + c]) * qkv[j * 3 * d + d + h * hd + c];
+        s[j] = a / std::sqrt(static_cast<double>(hd));
+        mx = std::max(mx, s[j]);
+      }
+      double sum = 0;
+      for (int j = 0; j < N; ++j) sum += (s[j] = std::exp(s[j] - mx));
+      for (int c = 0; c < hd; ++c) {
+        double o = 0;
+        for (int j = 0; j < N; ++j) o += s[j] * qkv[j * 3 * d + 2 * d + h * hd + c];
+        out[i * d + h * hd + c] = static_cast<float>(o / sum);
+      }
+    }
+  return out;
+}
+
+// Scores of magnitude up to ~10 (peaked softmax), fp32 accumulation over hd and over N keys in
+// blocks with rescaling, a 2-ulp exp: bound 1e-5 of max|out|.
+TEST(AttentionPlan, BlockedRunningSoftmaxMatchesNaive) {
+  struct Case {
+    int n, heads, hd;
+  };
+  // 300 tokens cross the 256-key block and the 64-query block; hd 24 has no SIMD kernel.
+  for (Case c : {Case{1, 1, 16}, Case{17, 2, 16}, Case{300, 2, 32}, Case{70, 3, 64}, Case{65, 2, 24}}) {
+    const auto qkv = randv(static_cast<size_t>(c.n) * 3 * c.heads * c.hd, 40 + c.n, 1.5f);
+    const auto want = attention_ref(qkv, c.n, c.heads, c.hd);
+    for (bool simd : {true, false}) {
+      AttentionPlan plan(c.n, c.heads, c.hd);
+      plan.use_simd = simd;
+      std::vector<float> out(want.size());
+      plan.run(qkv.data(), out.data());
+      check_close("attention N=" + std::to_string(c.n) + " hd=" + std::to_string(c.hd) + (simd ? " simd" : " portable"),
+                  out.data(), want.data(), out.size(), 1e-5);
+    }
+  }
+}
+
+// Two fp32 passes over 384 values: bound 1e-5.
+TEST(LayerNorm, MatchesDoubleReference) {
+  const int rows = 9, dim = 384;
+  auto x = randv(static_cast<size_t>(rows) * dim, 51, 3.f);
+  for (int i = 0; i < dim; ++i) x[i] += 100.f;  // a row with a large mean
+  const auto g = randv(dim, 52), b = randv(dim, 53);
+  std::vector<float> y(x.size()), want(x.size());
+  layer_norm(x.data(), y.data(), rows, dim, g.data(), b.data(), 1e-6);
+  for (int r = 0; r < rows; ++r) {
+    double m = 0, v = 0;
+    for (int i = 0; i < dim; ++i) m += x[r * dim + i];
+    m /= dim;
+    for (int i = 0; i < dim; ++i) v += (x[r * dim + i] - m) * (x[r * dim + i] - m);
+    v /= dim;
+    for (int i = 0; i < dim; ++i) want[r * dim + i] = static_cast<float>((x[r * dim + i] - m) / std::sqrt(v + 1e-6) * g[i] + b[i]);
+  }
+  check_close("layer_norm", y.data(), want.data(), y.size(), 1e-5);
+}
+
+// Hand-computed bilinear (align_corners=false): ×2 of [0, 4] is [0, 1, 3, 4]
+// (sources −0.25→0, 0.25, 0.75, 1.25→clamped); 3 -> 2 samples at 0.25 and 1.75: [0,4,8] -> [1, 7].
+TEST(Resize, HandComputedValues) {
+  const std::vector<float> in = {0, 4, 8, 12};  // [2, 2, 1] nhwc = [[0, 4], [8, 12]]
+  std::vector<float> out(16);
+  resize_nhwc_to_chw(in.data(), 2, 2, 1, out.data(), 4, 4);
+  const float row[4] = {0, 1, 3, 4}, col[4] = {0, 2, 6, 8};  // along x: 0..4; along y: 0..8
+  for (int y = 0; y < 4; ++y)
+    for (int x = 0; x < 4; ++x) EXPECT_FLOAT_EQ(out[y * 4 + x], row[x] + col[y]) << y << "," << x;
+  const std::vector<float> line = {0, 4, 8};
+  std::vector<float> two(2);
+  resize_chw(line.data(), 1, 1, 3, two.data(), 1, 2);
+  EXPECT_FLOAT_EQ(two[0], 1.f);
+  EXPECT_FLOAT_EQ(two[1], 7.f);
+}
+
+// The banded ×2 upsampling writes exactly the rows of the whole ×2 map, zeros outside it.
+TEST(Resize, UpsampleBandRowsEqualTheWholeMap) {
+  const int H = 3, W = 4, C = 5;
+  const auto in = randv(static_cast<size_t>(H) * W * C, 61);
+  std::vector<float> whole(static_cast<size_t>(2 * H) * 2 * W * C), band(static_cast<size_t>(4) * 2 * W * C);
+  upsample2x_rows_nhwc(in.data(), H, W, C, 0, 2 * H, whole.data());
+  upsample2x_rows_nhwc(in.data(), H, W, C, -1, 3, band.data());  // rows -1 (zero), 0, 1, 2
+  const size_t row = static_cast<size_t>(2 * W) * C;
+  for (size_t i = 0; i < row; ++i) EXPECT_EQ(band[i], 0.f);
+  for (size_t i = 0; i < 3 * row; ++i) EXPECT_EQ(band[row + i], whole[i]);
+  // And the planar resize of the same map agrees with the nhwc ×2 (channel 2, a few pixels).
+  std::vector<float> chw(static_cast<size_t>(C) * 2 * H * 2 * W);
+  resize_nhwc_to_chw(in.data(), H, W, C, chw.data(), 2 * H, 2 * W);
+  for (int y = 0; y < 2 * H; ++y)
+    for (int x = 0; x < 2 * W; ++x) EXPECT_FLOAT_EQ(chw[(2 * 2 * H + y) * 2 * W + x], whole[(y * 2 * W + x) * C + 2]);
+}
+
+}  // namespace
+}  // namespace m3vit::rt

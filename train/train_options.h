@@ -1,0 +1,73 @@
+// Everything `m3vit train` needs beyond the model: the config file's `train:` section
+// (model/config_yaml.h TrainSection) plus the training-only keys that section may also carry, read
+// here from the same YAML node (docs/TRAINING.md lists them all):
+//   schedule_per: epoch|step    poly/cosine progress per epoch (the authors) or per optimizer step
+//   warmup_steps: N             linear warm-up steps (0, the authors have none)
+//   nesterov: bool              SGD (false)
+//   betas: [b1, b2], eps: x     Adam/AdamW (0.9, 0.999, 1e-8)
+//   grad_accum: N               micro-batches per optimizer step (1)
+//   task_loop: auto|all|one_by_one   all tasks per forward (multi-gate) or one task per backward
+//                               (the authors' one_by_one, forced by the task-conditioned gate); auto
+//                               picks one_by_one for gate task_cond, else all
+//   expert_lr_scale: x          experts' learning rate multiplier (1)
+//   checkpoint_every: N         optimizer steps between checkpoints (0: at every epoch end only)
+//   log_every: N                steps between JSON-lines records (1)
+//   threads: N                  torch intra-op threads (0: all cores)
+//   init: random|deit           initialisation; deit needs `pretrained: <file>` (timm/DeiT weights)
+//   split_experts: bool         deit only: initialise experts from the dense MLP (false, the authors)
+//   same_order_every_epoch: bool  the authors' sampler quirk Q14 (false)
+//   delta_m_references: {task: value}  single-task references of Δm (default: the authors' numbers)
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/config_yaml.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+
+namespace m3vit {
+
+struct TrainOptions {
+  // --- what the run computes (stored in checkpoints; a resume must agree) ---
+  int batch_size = 8;
+  int grad_accum = 1;
+  int64_t epochs = 100;
+  int64_t max_steps = 0;           // > 0: the run is this many optimizer steps long
+  double lr = 0.002;
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  std::map<std::string, double> loss_weights;  // task -> w_t (missing: 1)
+  double edge_pos_weight = 0.95;
+  std::string task_loop = "all";   // all | one_by_one (resolved from auto)
+  uint64_t seed = 0;
+  bool same_order_every_epoch = false;
+  bool augment = true;
+  std::string init = "random";     // random | deit
+  std::string pretrained;          // DeiT weights for init: deit
+  bool split_experts = false;
+
+  // --- how it is run (free to change between a run and its resume) ---
+  int val_batch_size = 8;
+  int eval_every = 1;              // epochs between validations (0: at the end only)
+  int64_t checkpoint_every = 0;    // steps (0: at epoch ends)
+  int log_every = 1;
+  int threads = 0;                 // 0: all cores
+  int workers = 2;
+  std::string out_dir = "out/train";
+  std::map<std::string, double> delta_m_references;  // empty: the data set's defaults
+  bool progress = true;            // draw the progress bar
+
+  // The part that decides the trajectory, as JSON (compared on resume).
+  std::string trajectory_json() const;
+};
+
+// Reads f.train and the extra keys of f.doc["train"]; validates. Throws ConfigError naming the key.
+TrainOptions train_options_from(const ConfigFile& f);
+
+// Differences between two trajectory_json() strings, "key: a -> b" per line (empty when equal).
+std::string trajectory_differences(const std::string& saved, const std::string& now);
+
+}  // namespace m3vit

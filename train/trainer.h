@@ -1,0 +1,60 @@
+// The training loop of M³ViT (spec §6; authors' train_fastmoe.py:395-471 and
+// train/train_utils.py:197-278): per optimizer step, forward every task (multi-gate: one backbone pass
+// per task with its routers) or one task at a time (task-conditioned, the authors' one_by_one),
+// weighted task losses + TAM deep supervision + aux_weight · Σ router cv² losses, backward, one
+// optimizer step with the scheduled learning rate. Validation every `eval_every` epochs and at the
+// end; the best model by Δm is kept.
+//
+// Files in out_dir:
+//   checkpoint.safetensors   the last training checkpoint (train/train_checkpoint.h), written every
+//                            `checkpoint_every` steps, at epoch ends, at the end and on SIGINT/SIGTERM
+//   best_model.safetensors   model export (model/checkpoint.h) of the best validation Δm
+//   model.safetensors        model export at the end of the run
+//   train_log.jsonl          one JSON object per line: {"type":"train", step, epoch, lr, loss, aux,
+//                            losses{...}, img_per_s, ...} and {"type":"eval", step, metrics, delta_m}
+//   eval.json                the last validation
+// Exact resume: the data order and augmentation are functions of (seed, epoch, index), the checkpoint
+// holds weights, optimizer state, torch's RNG and the position, so a run killed at any point and
+// resumed from its last checkpoint ends with the same weights, bit for bit, as one never stopped
+// (with the same thread count).
+#pragma once
+
+#include "common/pch/torch_pch.h"
+
+#include <string>
+
+#include "model/config_yaml.h"
+#include "train/evaluate.h"
+#include "train/train_checkpoint.h"
+#include "train/train_options.h"
+
+namespace m3vit {
+
+struct TrainRunOptions {
+  bool resume = false;     // continue from out_dir/checkpoint.safetensors (start fresh if there is none)
+  bool overwrite = false;  // start fresh even if out_dir holds a checkpoint
+};
+
+struct TrainOutcome {
+  TrainPosition position;
+  int signal = 0;          // SIGINT/SIGTERM that stopped the run (0: it ran to the end)
+  bool evaluated = false;  // `last_eval` holds a validation
+  EvalResult last_eval;
+  double train_seconds = 0;
+  double images_per_second = 0;
+};
+
+// File names inside out_dir.
+std::string checkpoint_path(const std::string& out_dir);
+std::string best_model_path(const std::string& out_dir);
+std::string final_model_path(const std::string& out_dir);
+std::string train_log_path(const std::string& out_dir);
+
+// Runs (or resumes) a training run. Throws ConfigError on inconsistent options or a checkpoint made
+// with other settings, NumericError when the loss becomes NaN/Inf (naming the step and the task).
+TrainOutcome run_training(const ConfigFile& f, const TrainOptions& o, const TrainRunOptions& r);
+
+// Builds the model of `f` with torch::manual_seed(seed) and the configured initialisation.
+MultiTaskModel build_model(const ConfigFile& f, const TrainOptions& o);
+
+}  // namespace m3vit
