@@ -1,12 +1,266 @@
-// `m3vit hw`: FPGA latency/memory/energy model. (Placeholder until its implementation lands.)
+// `m3vit hw`: the layer-sequential FPGA accelerator model (hw/hw_model.h; docs/HW_MODEL.md).
+//
+//   m3vit hw --config C [overrides] --hw zcu104|zcu102|FILE.yaml
+//            [--trace FILE | --weights W | --images DIR | --synthetic N | --synthetic-trace uniform|skewed]
+//            [--task T] [--strategy all|all_on_chip|cache|reordered] [--cache-slots N]
+//            [--sweep] [--svg-dir DIR] [--switch-task T2] [--fixed-point [--saturate]]
+//            [--json OUT.json] [--report OUT.md --img-dir DIR] [--dump-hw FILE.yaml]
+//
+// Routing comes from a trace file (m3vit trace), from running the model here (--weights/--images/
+// --synthetic, the same code as m3vit trace), or from a synthetic trace (uniform by default).
+// Prints on-chip memory, DRAM traffic, latency per layer and in total, and energy for the MoE
+// strategies; --json writes the same as JSON. --fixed-point measures the fixed-point encoder
+// against the fp32 reference on the same weights and images.
 #include <CLI/CLI.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
 #include "cli/commands.h"
+#include "cli/config_options.h"
+#include "cli/model_trace.h"
 #include "common/errors.h"
+#include "common/fileutil.h"
+#include "hw/fx_check.h"
+#include "hw/hw_model.h"
+#include "hw/report.h"
+#include "hw/sweep.h"
 
 namespace m3vit::cli {
-void register_hw(CLI::App& app) {
-  auto* sub = app.add_subcommand("hw", "FPGA latency/memory/energy model");
-  sub->callback([] { throw Error("'hw' is not implemented yet"); });
+
+namespace {
+
+struct HwArgs {
+  ConfigArgs config;
+  std::string hw = "zcu104", trace, weights, task, strategy = "all", json, report, img_dir, svg_dir, switch_task,
+              dump_hw, synthetic_trace;
+  ImageSource images;
+  int cache_slots = -1, trace_images = 2, fx_images = 2, threads = 0;
+  double skew = 1.0, correlation = 0.0;
+  uint64_t seed = 0, trace_seed = 1;
+  bool sweep = false, fixed_point = false, saturate = false;
+};
+
+void check_out_dir(const std::string& path, const char* flag) {
+  if (path.empty()) return;
+  const auto dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty() && !std::filesystem::is_directory(dir))
+    throw IoError(std::string(flag) + " " + path + ": folder " + dir.string() + " does not exist");
 }
+
+bool runs_model(const HwArgs& a) { return !a.weights.empty() || a.images.given(); }
+
+// The routing of task `task` as the arguments ask for it.
+hw::ExpertTrace get_trace(const HwArgs& a, const ModelConfig& cfg, int task, uint64_t synthetic_seed) {
+  if (!a.trace.empty()) {
+    hw::ExpertTrace t = hw::read_trace(a.trace);
+    hw::check_trace_matches(t, cfg);
+    return t;
+  }
+  if (runs_model(a) && a.synthetic_trace.empty()) {
+    ImageSource src = a.images;
+    if (!src.given()) src.synthetic = a.trace_images;  // --weights alone: synthetic scenes
+    return trace_model(cfg, a.weights, a.seed, task, load_images8(src, cfg), src.describe(), a.threads);
+  }
+  hw::SyntheticTraceSpec s;
+  s.kind = a.synthetic_trace.empty() ? "uniform" : a.synthetic_trace;
+  s.skew = a.skew;
+  s.correlation = a.correlation;
+  s.images = a.trace_images;
+  s.seed = synthetic_seed;
+  s.task = cfg.tasks.at(task).name;
+  return hw::synthetic_trace(cfg, s);
+}
+
+void run_hw(const HwArgs& a) {
+  const ConfigFile f = load_config_args(a.config);
+  const ModelConfig& cfg = f.model;
+  const hw::AccelConfig acc = hw::load_accel_config(a.hw);
+  const int task = a.task.empty() ? 0 : cfg.task_index(a.task);
+  if (!a.trace.empty() && (runs_model(a) || !a.synthetic_trace.empty()))
+    throw ConfigError("--trace cannot be combined with --weights/--images/--synthetic/--synthetic-trace");
+  if (!a.images.dir.empty() && a.images.synthetic > 0) throw ConfigError("give one of --images and --synthetic");
+  if (a.trace_images < 1) throw ConfigError("--trace-images must be >= 1");
+  check_out_dir(a.json, "--json");
+  check_out_dir(a.report, "--report");
+  check_out_dir(a.dump_hw, "--dump-hw");
+  if (!a.report.empty() && a.img_dir.empty()) throw ConfigError("--report needs --img-dir (where the SVG plots go)");
+  if (!a.img_dir.empty() && !std::filesystem::is_directory(a.img_dir))
+    throw IoError("--img-dir " + a.img_dir + ": no such folder");
+  if (!a.svg_dir.empty() && !std::filesystem::is_directory(a.svg_dir))
+    throw IoError("--svg-dir " + a.svg_dir + ": no such folder");
+  std::vector<hw::MoeStrategy> strategies;
+  if (a.strategy == "all") strategies = hw::all_strategies();
+  else strategies = {hw::strategy_from_string(a.strategy)};
+
+  if (!a.dump_hw.empty()) {
+    write_file_atomic(a.dump_hw, hw::accel_config_to_yaml(acc));
+    std::printf("wrote %s\n", a.dump_hw.c_str());
+  }
+
+  nlohmann::ordered_json out;
+  out["config"] = cfg.name;
+  out["accelerator"] = nlohmann::json::parse(hw::accel_config_to_json(acc));
+  const bool moe = !cfg.moe_blocks.empty();
+  std::unique_ptr<hw::ExpertTrace> trace;
+  if (moe) {
+    trace = std::make_unique<hw::ExpertTrace>(get_trace(a, cfg, task, a.trace_seed));
+    std::printf("routing: %s, task %s, %d image(s)\n", trace->source.c_str(), trace->task.c_str(), trace->images);
+    out["trace"] = {{"source", trace->source}, {"task", trace->task}, {"images", trace->images}};
+  }
+
+  // The strategies: a summary line each, the per-layer table of the last one.
+  auto& results = out["results"] = nlohmann::json::array();
+  std::printf("%-12s %12s %6s %12s %12s %10s\n", "strategy", "memory MiB", "fits", "DRAM MB", "latency ms", "energy J");
+  std::vector<hw::HwResult> rs;
+  for (hw::MoeStrategy s : strategies) {
+    hw::HwResult r = hw::evaluate(cfg, acc, s, trace.get(), a.cache_slots);
+    std::printf("%-12s %12.3f %6s %12.1f %12.3f %10.4f\n", hw::to_string(s), r.memory.total() / 1048576.0,
+                r.fits() ? "yes" : "no", r.dram_bytes / 1e6, r.latency_ms, r.energy_j);
+    results.push_back(nlohmann::json::parse(hw::result_to_json(r, acc)));
+    rs.push_back(r);
+    if (!moe) break;  // the strategies only differ in the MoE layers
+  }
+  std::printf("\n%s", hw::format_table(rs.back(), acc).c_str());
+
+  if (!a.switch_task.empty()) {
+    if (!moe) throw ConfigError("--switch-task: config '" + cfg.name + "' has no MoE layers");
+    const int from = cfg.task_index(a.switch_task);
+    if (!a.trace.empty()) throw ConfigError("--switch-task needs the model or synthetic traces, not --trace");
+    hw::ExpertTrace tf = get_trace(a, cfg, from, a.trace_seed + 1000);
+    auto& sw = out["task_switch"] = nlohmann::json::array();
+    std::printf("\nswitching from task %s to %s between frames:\n", a.switch_task.c_str(), trace->task.c_str());
+    for (hw::MoeStrategy s : strategies) {
+      hw::SwitchCost c = hw::task_switch_cost(cfg, acc, s, tf, *trace, a.cache_slots);
+      std::printf("  %-12s first frame after the switch %.3f ms, steady %.3f ms, cost %.3f ms\n", hw::to_string(s),
+                  acc.ms(c.switched_cycles), acc.ms(c.steady_cycles), acc.ms(c.cycles()));
+      sw.push_back({{"strategy", hw::to_string(s)}, {"switched_ms", acc.ms(c.switched_cycles)},
+                    {"steady_ms", acc.ms(c.steady_cycles)}, {"cost_ms", acc.ms(c.cycles())}});
+    }
+  }
+
+  if (a.sweep) {
+    if (!moe) throw ConfigError("--sweep: config '" + cfg.name + "' has no MoE layers");
+    hw::SyntheticTraceSpec s;
+    s.kind = a.synthetic_trace.empty() ? "uniform" : a.synthetic_trace;
+    s.skew = a.skew;
+    s.correlation = a.correlation;
+    s.seed = a.trace_seed;
+    auto pe = hw::sweep_experts(cfg, acc, {4, 8, 16, 32, 64, 128, 256}, s);
+    auto pk = hw::sweep_top_k(cfg, acc, {1, 2, 4, 8}, s);
+    std::printf("\nsweep over E (top-%d):\n%s\nsweep over top-k (E = %d):\n%s", cfg.moe_top_k,
+                hw::sweep_table(pe, true).c_str(), cfg.moe_experts, hw::sweep_table(pk, false).c_str());
+    auto to_json = [](const std::vector<hw::SweepPoint>& pts) {
+      auto arr = nlohmann::json::array();
+      for (const auto& p : pts) {
+        nlohmann::ordered_json j;
+        j["experts"] = p.experts;
+        j["top_k"] = p.top_k;
+        for (hw::MoeStrategy st : hw::all_strategies()) {
+          int i = static_cast<int>(st);
+          j[hw::to_string(st)] = {{"memory_mib", p.memory_mib[i]}, {"latency_ms", p.latency_ms[i]},
+                                  {"energy_j", p.energy_j[i]}, {"dram_mb", p.dram_mb[i]}};
+        }
+        j["cache_miss_rate"] = p.cache_miss_rate;
+        arr.push_back(j);
+      }
+      return arr;
+    };
+    out["sweep_experts"] = to_json(pe);
+    out["sweep_top_k"] = to_json(pk);
+    if (!a.svg_dir.empty()) {
+      write_file_atomic(a.svg_dir + "/memory_vs_experts.svg",
+                        hw::sweep_memory_svg(pe, acc, "On-chip memory, " + cfg.name + ", " + acc.name));
+      write_file_atomic(a.svg_dir + "/latency_vs_experts.svg",
+                        hw::sweep_latency_svg(pe, "Latency, " + cfg.name + ", " + acc.name));
+      std::printf("wrote %s/memory_vs_experts.svg and latency_vs_experts.svg\n", a.svg_dir.c_str());
+    }
+  }
+
+  std::vector<hw::FxCheckResult> fx;
+  std::string fx_note;
+  if (a.fixed_point || !a.report.empty()) {
+    hw::EncoderWeights w = model_encoder_weights(cfg, a.weights, a.seed);
+    ImageSource src = a.images;
+    if (!src.given()) src.synthetic = a.fx_images;
+    std::vector<std::vector<uint8_t>> imgs = load_images8(src, cfg);
+    if (static_cast<int>(imgs.size()) > a.fx_images) imgs.resize(a.fx_images);
+    fx_note = "Model " + cfg.name + " with " +
+              (a.weights.empty() ? "random weights (the authors' initialisation, seed " + std::to_string(a.seed) + ")"
+                                 : "weights " + a.weights) +
+              ", task " + cfg.tasks.at(task).name + ", on " + std::to_string(imgs.size()) + " of " + src.describe() +
+              ". The per-task metric change needs trained weights and the task heads on the fixed-point output; "
+              "see HW_MODEL.md.";
+    hw::FxCheckOptions o;
+    o.task = task;
+    for (bool sat : (a.report.empty() ? std::vector<bool>{a.saturate} : std::vector<bool>{false, true})) {
+      o.saturate = sat;
+      fx.push_back(hw::fx_check(w, imgs, o));
+      std::printf("\n%s", hw::fx_check_text(fx.back()).c_str());
+    }
+    auto& fj = out["fixed_point"] = nlohmann::json::array();
+    for (const auto& r : fx) fj.push_back(nlohmann::json::parse(hw::fx_check_json(r)));
+  }
+
+  if (!a.report.empty()) {
+    hw::ReportInputs in;
+    in.img_dir = a.img_dir;
+    namespace fs = std::filesystem;
+    in.img_link = fs::relative(fs::absolute(a.img_dir), fs::absolute(a.report).parent_path()).string();
+    in.command = "m3vit hw --config " + a.config.path + " --hw " + a.hw + " --report " + a.report + " --img-dir " + a.img_dir;
+    if (moe && (runs_model(a) || !a.trace.empty())) {
+      in.model_trace = trace.get();
+      in.model_trace_note = "Routing: " + trace->source + ", task " + trace->task + ".";
+    }
+    in.fx = fx;
+    in.fx_note = fx_note;
+    write_file_atomic(a.report, hw::hardware_report(in));
+    std::printf("\nwrote %s (plots in %s)\n", a.report.c_str(), a.img_dir.c_str());
+  }
+
+  if (!a.json.empty()) {
+    write_file_atomic(a.json, out.dump(1) + "\n");
+    std::printf("wrote %s\n", a.json.c_str());
+  }
+}
+
+}  // namespace
+
+void register_hw(CLI::App& app) {
+  auto* sub = app.add_subcommand("hw", "FPGA accelerator model: memory, DRAM traffic, latency and energy per MoE strategy");
+  auto a = std::make_shared<HwArgs>();
+  add_config_options(sub, a->config);
+  sub->add_option("--hw", a->hw, "accelerator: zcu104, zcu102 or a YAML file (configs/hw/*.yaml)");
+  sub->add_option("--trace", a->trace, "routing trace from m3vit trace");
+  sub->add_option("--weights", a->weights, "run this checkpoint to get the routing (and for --fixed-point)");
+  sub->add_option("--images", a->images.dir, "folder of PNG/JPEG images to run the model on");
+  sub->add_flag("--resize", a->images.resize, "scale folder images to the model's size");
+  sub->add_option("--synthetic", a->images.synthetic, "run the model on N synthetic scenes");
+  sub->add_option("--image-seed", a->images.seed, "seed of the synthetic scenes");
+  sub->add_option("--seed", a->seed, "seed of the random weights when --weights is not given");
+  sub->add_option("--task", a->task, "task whose routers are used (default: the first)");
+  sub->add_option("--synthetic-trace", a->synthetic_trace, "synthetic routing: uniform or skewed");
+  sub->add_option("--skew", a->skew, "popularity skew s of a skewed synthetic trace");
+  sub->add_option("--correlation", a->correlation, "correlation of neighbouring tokens' router logits, [0, 1)");
+  sub->add_option("--trace-images", a->trace_images, "images of a synthetic trace (or scenes with --weights only)");
+  sub->add_option("--trace-seed", a->trace_seed, "seed of the synthetic trace");
+  sub->add_option("--strategy", a->strategy, "all, all_on_chip, cache or reordered");
+  sub->add_option("--cache-slots", a->cache_slots, "expert slots of the cache (default: the reordered design's budget)");
+  sub->add_flag("--sweep", a->sweep, "sweep E = 4..256 and top-k = 1..8 with synthetic routing");
+  sub->add_option("--svg-dir", a->svg_dir, "write the sweep's SVG plots here");
+  sub->add_option("--switch-task", a->switch_task, "cost of switching from this task to --task between frames");
+  sub->add_flag("--fixed-point", a->fixed_point, "measure the fixed-point encoder against fp32");
+  sub->add_flag("--saturate", a->saturate, "fixed point: saturate instead of wrapping on overflow");
+  sub->add_option("--fx-images", a->fx_images, "images for the fixed-point check");
+  sub->add_option("--threads", a->threads, "libtorch threads when the model runs");
+  sub->add_option("--json", a->json, "write the results as JSON");
+  sub->add_option("--report", a->report, "write the full hardware report (markdown), as make hw-report does");
+  sub->add_option("--img-dir", a->img_dir, "folder for the report's SVG plots");
+  sub->add_option("--dump-hw", a->dump_hw, "write the accelerator parameters as YAML");
+  sub->callback([a] { run_hw(*a); });
+}
+
 }  // namespace m3vit::cli

@@ -72,35 +72,64 @@ std::vector<double> laplacian4(const std::vector<double>& map, int h, int w) {
 
 void thin_binary(std::vector<uint8_t>& bin, int h, int w) {
   if (bin.size() != static_cast<size_t>(h) * w) throw ShapeError("thin_binary: buffer does not match the size");
-  for (auto& v : bin) v = v ? 1 : 0;
-  // Neighbourhood code with a zero border (scipy.ndimage.correlate, mode='constant').
-  auto code = [&](int y, int x) {
-    auto px = [&](int yy, int xx) -> int {
-      return (yy >= 0 && yy < h && xx >= 0 && xx < w) ? bin[static_cast<size_t>(yy) * w + xx] : 0;
-    };
-    return px(y, x + 1) | px(y - 1, x + 1) << 1 | px(y - 1, x) << 2 | px(y - 1, x - 1) << 3 | px(y, x - 1) << 4 |
-           px(y + 1, x - 1) << 5 | px(y + 1, x) << 6 | px(y + 1, x + 1) << 7;
+  // Work on a copy padded with a zero frame (scipy.ndimage.correlate, mode='constant'), so that the
+  // neighbourhood code needs no bounds checks.
+  const int W2 = w + 2;
+  std::vector<uint8_t> img(static_cast<size_t>(h + 2) * W2, 0);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) img[static_cast<size_t>(y + 1) * W2 + x + 1] = bin[static_cast<size_t>(y) * w + x] ? 1 : 0;
+  const ptrdiff_t nb[8] = {1, -W2 + 1, -W2, -W2 - 1, -1, W2 - 1, W2, W2 + 1};  // E NE N NW W SW S SE
+  auto code = [&](size_t i) {
+    int c = 0;
+    for (int b = 0; b < 8; ++b) c |= img[i + nb[b]] << b;
+    return c;
   };
-  std::vector<size_t> fg, del;
-  for (size_t i = 0; i < bin.size(); ++i)
-    if (bin[i]) fg.push_back(i);
+  const auto& lut0 = thin_lut(0);
+  const auto& lut1 = thin_lut(1);
+  // Only pixels whose neighbourhood can make them deletable need a look: a pixel that neither table
+  // deletes stays so until a neighbour is deleted, which puts it back on the active list. Decisions of a
+  // subiteration still use the image as it was before it, exactly as the whole-image formulation, at a
+  // cost proportional to the changes rather than the area times the iterations.
+  std::vector<uint8_t> active_flag(img.size(), 0);
+  std::vector<size_t> active, del;
+  for (size_t i = 0; i < img.size(); ++i)
+    if (img[i]) {
+      const int c = code(i);
+      if (lut0[c] || lut1[c]) active.push_back(i), active_flag[i] = 1;
+    }
   bool changed = true;
   while (changed) {  // until an iteration (both subiterations) removes nothing
     changed = false;
     for (int sub = 0; sub < 2; ++sub) {
-      const auto& lut = thin_lut(sub);
+      const auto& lut = sub == 0 ? lut0 : lut1;
       del.clear();
-      for (size_t i : fg) {  // decisions on the image as it was before this subiteration
-        const int y = static_cast<int>(i / w), x = static_cast<int>(i % w);
-        if (lut[code(y, x)]) del.push_back(i);
+      for (size_t i : active)
+        if (lut[code(i)]) del.push_back(i);
+      if (del.empty()) continue;
+      changed = true;
+      for (size_t i : del) img[i] = 0;
+      for (size_t i : del)
+        for (ptrdiff_t o : nb) {
+          const size_t j = i + o;
+          if (img[j] && !active_flag[j]) active.push_back(j), active_flag[j] = 1;
+        }
+      // Retire deleted pixels and those neither table can delete in their current neighbourhood.
+      size_t keep = 0;
+      for (size_t i : active) {
+        if (img[i]) {
+          const int c = code(i);
+          if (lut0[c] || lut1[c]) {
+            active[keep++] = i;
+            continue;
+          }
+        }
+        active_flag[i] = 0;
       }
-      for (size_t i : del) bin[i] = 0;
-      if (!del.empty()) {
-        changed = true;
-        fg.erase(std::remove_if(fg.begin(), fg.end(), [&](size_t i) { return bin[i] == 0; }), fg.end());
-      }
+      active.resize(keep);
     }
   }
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) bin[static_cast<size_t>(y) * w + x] = img[static_cast<size_t>(y + 1) * W2 + x + 1];
 }
 
 std::vector<float> label_boundaries(const std::vector<double>& labels, int h, int w) {

@@ -57,7 +57,7 @@ struct Sample {
   std::string id;                        // file stem of the sample ("2008_000002", "syn_train_000007")
   int orig_h = 0, orig_w = 0;            // original resolution (authors' meta['im_size'])
   ImageF image;                          // [3,H,W]: RGB 0..255 raw, ImageNet-normalised after the transform
-  bool normalized = false;               // true once the transform's Normalize step ran
+  bool normalized = false;               // true once transform_sample ran (image then /255, ImageNet-normalised)
   std::map<std::string, ImageF> labels;  // task name -> label map (see the table above)
 
   bool has(const std::string& task) const { return labels.count(task) != 0; }

@@ -9,41 +9,64 @@
 
 namespace m3vit {
 
-BoundaryMatch match_boundaries(const std::vector<uint8_t>& pred, const std::vector<uint8_t>& gt, int h, int w,
-                               double max_dist) {
+BoundaryTargets make_boundary_targets(const std::vector<uint8_t>& gt, int h, int w, double max_dist) {
   const size_t n = static_cast<size_t>(h) * w;
-  if (pred.size() != n || gt.size() != n) throw ShapeError("match_boundaries: maps do not match the image size");
+  if (gt.size() != n) throw ShapeError("match_boundaries: ground-truth map does not match the image size");
   if (!(max_dist >= 0)) throw ConfigError("match_boundaries: the distance tolerance must be >= 0");
-  BoundaryMatch out;
-  std::vector<int> gt_index(n, -1);
-  std::vector<int> us;  // predicted pixel positions
-  for (size_t k = 0; k < n; ++k) {
-    if (gt[k]) gt_index[k] = static_cast<int>(out.ground_truth++);
-    if (pred[k]) us.push_back(static_cast<int>(k));
-  }
-  out.predicted = static_cast<int64_t>(us.size());
-  if (us.empty() || out.ground_truth == 0) return out;
-
-  // Offsets within the tolerance, nearest first (so the greedy start prefers short pairs).
+  BoundaryTargets t;
+  t.h = h;
+  t.w = w;
+  t.max_dist = max_dist;
+  t.index.assign(n, -1);
+  t.in_reach.assign(n, 0);
   const int r = static_cast<int>(std::floor(max_dist));
-  struct Off {
-    int dy, dx, d2;
-  };
-  std::vector<Off> offs;
   for (int dy = -r; dy <= r; ++dy)
     for (int dx = -r; dx <= r; ++dx)
-      if (dy * dy + dx * dx <= max_dist * max_dist) offs.push_back({dy, dx, dy * dy + dx * dx});
-  std::stable_sort(offs.begin(), offs.end(), [](const Off& a, const Off& b) { return a.d2 < b.d2; });
+      if (dy * dy + dx * dx <= max_dist * max_dist) t.offsets.push_back({dy, dx});
+  std::stable_sort(t.offsets.begin(), t.offsets.end(), [](const BoundaryTargets::Offset& a, const BoundaryTargets::Offset& b) {
+    return a.dy * a.dy + a.dx * a.dx < b.dy * b.dy + b.dx * b.dx;
+  });
+  for (size_t k = 0; k < n; ++k) {
+    if (!gt[k]) continue;
+    t.index[k] = static_cast<int>(t.count++);
+    const int y = static_cast<int>(k / w), x = static_cast<int>(k % w);
+    for (const auto& o : t.offsets) {  // the disc is symmetric: mark every pixel that reaches k
+      const int yy = y + o.dy, xx = x + o.dx;
+      if (yy >= 0 && yy < h && xx >= 0 && xx < w) t.in_reach[static_cast<size_t>(yy) * w + xx] = 1;
+    }
+  }
+  return t;
+}
 
-  // Bipartite graph in CSR form: predicted pixel u -> ground-truth pixels v in reach.
-  const int nu = static_cast<int>(us.size()), nv = static_cast<int>(out.ground_truth);
+BoundaryMatch match_boundaries(const std::vector<uint8_t>& pred, const std::vector<uint8_t>& gt, int h, int w,
+                               double max_dist) {
+  return match_boundaries(pred, make_boundary_targets(gt, h, w, max_dist));
+}
+
+BoundaryMatch match_boundaries(const std::vector<uint8_t>& pred, const BoundaryTargets& t) {
+  const int h = t.h, w = t.w;
+  const size_t n = static_cast<size_t>(h) * w;
+  if (pred.size() != n) throw ShapeError("match_boundaries: prediction map does not match the image size");
+  BoundaryMatch out;
+  out.ground_truth = t.count;
+  std::vector<int> us;  // predicted pixels that can reach some ground-truth pixel
+  for (size_t k = 0; k < n; ++k)
+    if (pred[k]) {
+      ++out.predicted;
+      if (t.in_reach[k]) us.push_back(static_cast<int>(k));
+    }
+  if (us.empty() || t.count == 0) return out;
+
+  // Bipartite graph in CSR form: predicted pixel u -> ground-truth pixels v in reach, nearest first
+  // (so that the greedy start prefers short pairs).
+  const int nu = static_cast<int>(us.size()), nv = static_cast<int>(t.count);
   std::vector<int> start(nu + 1, 0), adj;
   for (int u = 0; u < nu; ++u) {
     const int y = us[u] / w, x = us[u] % w;
-    for (const Off& o : offs) {
+    for (const auto& o : t.offsets) {
       const int yy = y + o.dy, xx = x + o.dx;
       if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
-      const int v = gt_index[static_cast<size_t>(yy) * w + xx];
+      const int v = t.index[static_cast<size_t>(yy) * w + xx];
       if (v >= 0) adj.push_back(v);
     }
     start[u + 1] = static_cast<int>(adj.size());

@@ -19,7 +19,23 @@ struct BoundaryMatch {
   int64_t ground_truth = 0;  // ground-truth boundary pixels
 };
 
-// pred, gt: [h, w] binary maps (non-zero = boundary), row-major.
+// The ground-truth side of the matching, built once per image and reused for every threshold.
+struct BoundaryTargets {
+  int h = 0, w = 0;
+  double max_dist = 0;
+  int64_t count = 0;              // ground-truth boundary pixels
+  std::vector<int> index;         // [h*w]: ground-truth pixel number, or -1
+  std::vector<uint8_t> in_reach;  // [h*w]: 1 where some ground-truth pixel lies within max_dist
+  struct Offset {
+    int dy, dx;
+  };
+  std::vector<Offset> offsets;    // all offsets within max_dist, nearest first
+};
+BoundaryTargets make_boundary_targets(const std::vector<uint8_t>& gt, int h, int w, double max_dist);
+
+// pred: [h, w] binary map (non-zero = boundary), row-major.
+BoundaryMatch match_boundaries(const std::vector<uint8_t>& pred, const BoundaryTargets& targets);
+// Convenience form building the targets on the fly.
 BoundaryMatch match_boundaries(const std::vector<uint8_t>& pred, const std::vector<uint8_t>& gt, int h, int w,
                                double max_dist);
 

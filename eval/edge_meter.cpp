@@ -35,13 +35,16 @@ std::vector<EdgeMeter::Counts> EdgeMeter::image_counts(const ImageF& pred, const
   const double max_dist = opts_.max_dist_ratio * std::sqrt(double(h) * h + double(w) * w);
   std::vector<uint8_t> g(gt.data.size());
   for (size_t k = 0; k < g.size(); ++k) g[k] = gt.data[k] >= 0.5f && gt.data[k] != kIgnoreLabel;
+  const BoundaryTargets targets = make_boundary_targets(g, h, w, max_dist);
   std::vector<Counts> out(opts_.thresholds);
-  std::vector<uint8_t> b(g.size());
+  // Thresholds are independent: spread them over the cores (each iteration owns its buffers).
+#pragma omp parallel for schedule(dynamic)
   for (int t = 0; t < opts_.thresholds; ++t) {
     const double tau = (t + 1.0) / (opts_.thresholds + 1.0);
+    std::vector<uint8_t> b(g.size());
     for (size_t k = 0; k < b.size(); ++k) b[k] = pred.data[k] / 255.0 >= tau;
     if (opts_.thin_prediction) thin_binary(b, h, w);
-    const BoundaryMatch m = match_boundaries(b, g, h, w, max_dist);
+    const BoundaryMatch m = match_boundaries(b, targets);
     out[t] = {m.matched, m.predicted, m.ground_truth};
   }
   return out;

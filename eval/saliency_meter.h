@@ -3,8 +3,8 @@
 // as pred/255 > tau; per image IoU (1 when prediction and ground truth are both empty), precision
 // tp/(tp+fp+1e-12), recall tp/(tp+fn+1e-12). Per tau: mean IoU, mean P, mean R over images and
 // F = 2 P R / (P + R + 1e-12). Reported: mIoU = max_tau mean IoU (used in Δm), maxF = max_tau F.
-// The comparison pred/255 > tau is made in float32, as numpy 1.x and torch do for a float32 map
-// against a float64 scalar (so 51/255 > 0.2 is false).
+// The stored prediction is a uint8 value v, so v/255 and tau differ by at least 0.25/255 unless they
+// are equal (v = 51, 102, 153, 204); equal values are not salient (strict >), in float32 as in float64.
 #pragma once
 
 #include <cstdint>

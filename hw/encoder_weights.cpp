@@ -95,20 +95,30 @@ EncoderWeights load_encoder_weights(const std::string& path) {
   SafeTensorsFile f(path);
   auto it = f.metadata().find("m3vit_config");
   if (it == f.metadata().end()) throw FormatError(path + ": no '__metadata__.m3vit_config' (not a model export?)");
-  EncoderWeights w;
+  ModelConfig cfg;
   try {
-    w.cfg = config_from_json(it->second);
+    cfg = config_from_json(it->second);
   } catch (const Error& e) {
     throw FormatError(path + ": metadata m3vit_config: " + e.what());
   }
+  return encoder_weights_from(cfg, [&](const std::string& name, const std::vector<int64_t>& shape) {
+    const TensorView& t = f.get(name, DType::F32, shape);
+    const float* p = t.f32();
+    return std::vector<float>(p, p + t.numel());
+  });
+}
+
+EncoderWeights encoder_weights_from(const ModelConfig& cfg, const TensorSource& source) {
+  EncoderWeights w;
+  w.cfg = cfg;
   const ModelConfig& c = w.cfg;
   const int64_t d = c.embed_dim, N = c.num_tokens(), hid = c.mlp_hidden(), mh = c.moe_hidden(), E = c.moe_experts;
   auto get = [&](const std::string& name, std::vector<int64_t> shape) {
-    const TensorView& t = f.get(name, DType::F32, shape);
-    const float* p = t.f32();
-    std::vector<float> v(p, p + t.numel());
+    std::vector<float> v = source(name, shape);
+    if (static_cast<int64_t>(v.size()) != shape_numel(shape))
+      throw ShapeError("tensor '" + name + "': " + std::to_string(v.size()) + " values, expected " + shape_str(shape));
     for (size_t i = 0; i < v.size(); ++i)
-      if (!std::isfinite(v[i])) throw NumericError(path + ": tensor '" + name + "' has a non-finite value at " + std::to_string(i));
+      if (!std::isfinite(v[i])) throw NumericError("tensor '" + name + "' has a non-finite value at " + std::to_string(i));
     return v;
   };
   w.patch_w = get("backbone.patch_embed.proj.weight", {d, c.in_chans, c.patch, c.patch});

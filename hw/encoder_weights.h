@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,11 @@ EncoderWeights random_encoder_weights(const ModelConfig& cfg, uint64_t seed);
 // Reads the encoder tensors of a model export; the config comes from its metadata. Errors name the
 // file and the tensor (missing, wrong dtype or shape, non-finite values).
 EncoderWeights load_encoder_weights(const std::string& path);
+
+// The same from any source of named tensors (the libtorch model's parameters in the CLI): `get`
+// returns the fp32 values of the authors' key `name` with the expected `shape`, or throws.
+using TensorSource = std::function<std::vector<float>(const std::string& name, const std::vector<int64_t>& shape)>;
+EncoderWeights encoder_weights_from(const ModelConfig& cfg, const TensorSource& get);
 
 // Router input bias per expert for a task: zero for multi/shared gates; for task_cond the task
 // embedding's contribution e_t · W_gate[d:, :] (constant over tokens), [E], for a MoE block.

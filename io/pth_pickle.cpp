@@ -57,6 +57,25 @@ constexpr uint8_t MARK = '(', STOP = '.', POP = '0', POP_MARK = '1', DUP = '2', 
 
 }  // namespace
 
+Value::~Value() {
+  std::vector<ValuePtr> pending;
+  auto adopt = [&pending](Value& v) {
+    for (auto& c : v.items) pending.push_back(std::move(c));
+    for (auto& kv : v.dict) {
+      pending.push_back(std::move(kv.first));
+      pending.push_back(std::move(kv.second));
+    }
+    v.items.clear();
+    v.dict.clear();
+  };
+  adopt(*this);
+  while (!pending.empty()) {
+    ValuePtr v = std::move(pending.back());
+    pending.pop_back();
+    if (v && v.use_count() == 1) adopt(*v);  // last owner: empty it here, so its destructor does not recurse
+  }
+}
+
 Unpickler::Unpickler(const uint8_t* data, size_t size, std::string where, PersistentLoad persistent_load)
     : data_(data), size_(size), where_(std::move(where)), persistent_load_(std::move(persistent_load)) {}
 

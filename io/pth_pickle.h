@@ -47,6 +47,12 @@ struct Value {
   std::vector<std::pair<ValuePtr, ValuePtr>> dict;   // Dict, in insertion order
   std::shared_ptr<StorageRef> storage;               // Storage
   std::shared_ptr<TensorRef> tensor;                 // Tensor
+
+  Value() = default;
+  Value(const Value&) = delete;
+  Value& operator=(const Value&) = delete;
+  // Iterative: a crafted pickle nesting a million lists must not overflow the stack on destruction.
+  ~Value();
 };
 
 // Resolves a persistent id (BINPERSID) to a value; the container decides what ids mean.

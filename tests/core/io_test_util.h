@@ -46,6 +46,50 @@ inline PyResult run_python(const std::string& dir, const std::string& name, cons
   return r;
 }
 
+inline std::vector<uint8_t> read_bytes(const std::string& path);
+
+// Fixture files made by a Python script, cached under the build tree by a hash of the script and
+// its input files. ctest runs every test case in its own process; without the cache each would pay
+// the ~2 s torch import again. The script gets the directory as argv[1] (inputs copied into it) and
+// must print PY_OK. Concurrent processes race benignly: each builds in its own temp dir, the first
+// rename wins. Returns the directory, or "" with *log set when the script failed.
+inline std::string cached_python_fixture(const std::string& tag, const std::string& code,
+                                         const std::vector<std::string>& inputs, std::string* log) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the script and the inputs' bytes
+  auto mix = [&h](const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
+  };
+  mix(code.data(), code.size());
+  for (const auto& in : inputs) {
+    auto b = read_bytes(in);
+    mix(b.data(), b.size());
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  const std::string final_dir = std::string(M3VIT_BINARY_DIR) + "/tmp-fixture-" + tag + "-" + hex;
+  if (std::filesystem::exists(final_dir + "/PY_OK")) {
+    if (log) {
+      std::ifstream in(final_dir + "/PY_OK");
+      log->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    return final_dir;
+  }
+  const std::string work = make_scratch_dir(tag + "-gen");
+  for (const auto& in : inputs)
+    std::filesystem::copy_file(in, work + "/" + std::filesystem::path(in).filename().string());
+  PyResult r = run_python(work, "make_" + tag, code, work);
+  if (r.status != 0 || r.output.find("PY_OK") == std::string::npos) {
+    if (log) *log = r.output;
+    return "";
+  }
+  std::ofstream(work + "/PY_OK") << r.output;
+  std::error_code ec;
+  std::filesystem::rename(work, final_dir, ec);
+  if (ec) std::filesystem::remove_all(work);  // another process got there first
+  if (log) *log = r.output;
+  return final_dir;
+}
+
 inline std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());

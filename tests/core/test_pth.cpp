@@ -135,17 +135,16 @@ print('PY_OK')
 class PthTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = test_io::make_scratch_dir("pth");
-    auto r = test_io::run_python(dir_, "make_pth", kMakeFiles, dir_);
-    python_output_ = r.output;
-    python_ok_ = r.status == 0 && r.output.find("PY_OK") != std::string::npos;
+    fixtures_ = test_io::cached_python_fixture("pth", kMakeFiles, {}, &python_output_);
+    scratch_ = test_io::make_scratch_dir("pth");
   }
   static void TearDownTestSuite() {
-    if (!any_failure_) std::filesystem::remove_all(dir_);
+    if (!any_failure_) std::filesystem::remove_all(scratch_);
   }
-  void SetUp() override { ASSERT_TRUE(python_ok_) << python_output_; }
+  void SetUp() override { ASSERT_FALSE(fixtures_.empty()) << python_output_; }
   void TearDown() override { any_failure_ |= HasFailure(); }
-  static std::string path(const std::string& name) { return dir_ + "/" + name; }
+  static std::string path(const std::string& name) { return fixtures_ + "/" + name; }  // made by Python
+  static std::string scratch(const std::string& name) { return scratch_ + "/" + name; }
 
   // Every tensor Python flattened, and nothing else, with dtype, shape and bytes equal.
   static void expect_matches(const std::map<std::string, OwnedTensor>& got, const std::string& tag) {
@@ -202,8 +201,8 @@ class PthTest : public ::testing::Test {
     }
   }
 
-  static inline std::string dir_, python_output_;
-  static inline bool python_ok_ = false, any_failure_ = false;
+  static inline std::string fixtures_, scratch_, python_output_;
+  static inline bool any_failure_ = false;
 };
 
 TEST_F(PthTest, OrderedDictStateDict) {
@@ -263,7 +262,7 @@ TEST_F(PthTest, CorruptFilesAreNamedErrors) {
   expect_format_error("short_storage.pth", "storage '0'");
   expect_format_error("text.pth", "not a PyTorch file");
   EXPECT_THROW(read_pth_tensors(path("absent.pth")), IoError);
-  EXPECT_THROW(read_pth_tensors(dir_), IoError);  // a directory
+  EXPECT_THROW(read_pth_tensors(fixtures_), IoError);  // a directory
 
   // A flipped bit inside tensor data is caught by the zip CRC.
   expect_format_error("flipped.pth", "CRC");
@@ -273,7 +272,7 @@ TEST_F(PthTest, CorruptFilesAreNamedErrors) {
 TEST_F(PthTest, TruncationAndCorruptionSweepOnlyThrowsTypedErrors) {
   for (const char* name : {"one.pth", "legacy.pth", "sd.pth"}) {
     const auto bytes = test_io::read_bytes(path(name));
-    const std::string probe = path("probe.pth");
+    const std::string probe = scratch("probe.pth");
     const size_t step = bytes.size() > 4000 ? 7 : 1;
     for (size_t len = 0; len < bytes.size(); len += step) {
       test_io::write_bytes(probe, std::vector<uint8_t>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(len)));
@@ -290,9 +289,9 @@ TEST_F(PthTest, TruncationAndCorruptionSweepOnlyThrowsTypedErrors) {
   for (size_t pos = 0; pos < bytes.size(); ++pos) {
     auto b = bytes;
     b[pos] ^= 0xA5;
-    test_io::write_bytes(path("probe.pth"), b);
+    test_io::write_bytes(scratch("probe.pth"), b);
     try {
-      read_pth_tensors(path("probe.pth"));
+      read_pth_tensors(scratch("probe.pth"));
       ++accepted;  // e.g. padding inside zip extra fields, file timestamps
     } catch (const Error&) {
       ++rejected;
@@ -303,9 +302,9 @@ TEST_F(PthTest, TruncationAndCorruptionSweepOnlyThrowsTypedErrors) {
   for (size_t pos = 0; pos < legacy.size(); pos += 3) {
     auto b = legacy;
     b[pos] ^= 0xFF;
-    test_io::write_bytes(path("probe.pth"), b);
+    test_io::write_bytes(scratch("probe.pth"), b);
     try {
-      read_pth_tensors(path("probe.pth"));
+      read_pth_tensors(scratch("probe.pth"));
       ++accepted;  // flips inside tensor data or strings cannot be detected in the legacy format
     } catch (const Error&) {
       ++rejected;

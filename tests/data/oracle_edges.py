@@ -1,6 +1,7 @@
 """Oracle for data/edge_maps: edge = thin(|Laplacian(L)| > 0) written with scipy.ndimage.
 
-Usage: oracle_edges.py <labels.npy> <out.npy>
+Usage: oracle_edges.py <labels.npy> <out.npy> [thin]
+With "thin", the input is taken as a binary map (non-zero = foreground) and only thinned.
 The Laplacian is a correlation with the four-neighbour kernel in scipy's 'mirror' mode (reflection
 about the edge pixel, OpenCV's BORDER_REFLECT_101). The thinning follows Guo & Hall's two
 subiterations as scikit-image describes them (conditions G1, G2, G3 / G3'), evaluated here with
@@ -45,6 +46,9 @@ def thin(mask):
 
 def main():
     labels = np.load(sys.argv[1]).astype(np.float64)
+    if len(sys.argv) > 3 and sys.argv[3] == "thin":
+        np.save(sys.argv[2], thin(labels != 0).astype(np.float32))
+        return
     kernel = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float64)
     lap = ndimage.correlate(labels, kernel, mode="mirror")
     np.save(sys.argv[2], thin(np.abs(lap) > 0).astype(np.float32))

@@ -2,6 +2,8 @@
 // examples, hand-computed Laplacians, and a scipy.ndimage oracle on random label maps.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "data/edge_maps.h"
 #include "data/rng.h"
 #include "io/npy.h"
@@ -126,4 +128,30 @@ TEST(EdgeMaps, MatchesScipyOracleOnRandomLabelMaps) {
     EXPECT_EQ(diff, 0) << "trial " << trial;
     EXPECT_GT(count, 20);
   }
+}
+
+TEST(EdgeMaps, ThinningOfLargeBlobsMatchesScipyOracle) {
+  // Thick blobs (a thresholded smooth random field) need many iterations: this exercises the border
+  // bookkeeping of thin_binary against the whole-image formulation of the oracle.
+  const int h = 50, w = 70;
+  Rng rng(7);
+  std::vector<double> field(h * w, 0);
+  for (int b = 0; b < 12; ++b) {
+    const double cy = rng.uniform(0, h), cx = rng.uniform(0, w), r = rng.uniform(4, 16);
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) field[y * w + x] += std::exp(-((y - cy) * (y - cy) + (x - cx) * (x - cx)) / (r * r));
+  }
+  std::vector<double> bin(h * w);
+  std::vector<uint8_t> mine(h * w);
+  for (int k = 0; k < h * w; ++k) bin[k] = mine[k] = field[k] > 0.5;
+  const std::string dir = m3vit_test::scratch_dir("thin");
+  write_npy(dir + "/in.npy", DType::F64, {h, w}, bin.data());
+  ASSERT_EQ(m3vit_test::run_oracle("tests/data/oracle_edges.py", dir + "/in.npy " + dir + "/out.npy thin"), 0);
+  const OwnedTensor want = read_npy(dir + "/out.npy");
+  const float* wp = reinterpret_cast<const float*>(want.bytes.data());
+  thin_binary(mine, h, w);
+  int diff = 0, count = 0;
+  for (int k = 0; k < h * w; ++k) diff += mine[k] != wp[k], count += mine[k];
+  EXPECT_EQ(diff, 0);
+  EXPECT_GT(count, 30);
 }

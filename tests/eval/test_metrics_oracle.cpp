@@ -90,7 +90,7 @@ TEST(MetricsOracle, SaliencyMaxIoUAndMaxF) {
     for (size_t k = 0; k < g.size(); ++k) {
       const double base = g.data[k] ? rng.uniform(90, 255) : rng.uniform(0, 170);
       p.data[k] = std::floor(static_cast<float>(base));
-      if (rng.chance(0.05)) p.data[k] = 51;  // exactly 0.2 * 255: the float32 comparison matters
+      if (rng.chance(0.05)) p.data[k] = 51;  // exactly 0.2 * 255: not above the first threshold
     }
     if (i == 5) {  // empty ground truth and a faint prediction: IoU 1 at high thresholds
       std::fill(g.data.begin(), g.data.end(), 0.f);

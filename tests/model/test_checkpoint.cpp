@@ -192,19 +192,20 @@ class CheckpointTest : public ::testing::Test {
     randomise_buffers(**model_a_);
     (*model_a_)->eval();
     export_model(**model_a_, path("model_a.safetensors"));
-    auto r = test_io::run_python(dir_, "make_fixtures", kMakeFixtures, dir_);
-    python_output_ = r.output;
-    python_ok_ = r.status == 0 && r.output.find("PY_OK") != std::string::npos;
-    if (python_ok_)
-      for (auto& [k, t] : read_pth_tensors(path("expect.pth"))) expect_[k] = from_view(t);
+    // Keyed by the script and model A's bytes, so a change to the model's init rebuilds the fixtures.
+    fixtures_ = test_io::cached_python_fixture("checkpoint", kMakeFixtures, {path("model_a.safetensors")},
+                                               &python_output_);
+    if (!fixtures_.empty())
+      for (auto& [k, t] : read_pth_tensors(fixture("expect.pth"))) expect_[k] = from_view(t);
   }
   static void TearDownTestSuite() {
     delete model_a_;
     if (!any_failure_) std::filesystem::remove_all(dir_);
   }
-  void SetUp() override { ASSERT_TRUE(python_ok_) << python_output_; }
+  void SetUp() override { ASSERT_FALSE(fixtures_.empty()) << python_output_; }
   void TearDown() override { any_failure_ |= HasFailure(); }
-  static std::string path(const std::string& n) { return dir_ + "/" + n; }
+  static std::string path(const std::string& n) { return dir_ + "/" + n; }           // this process's scratch
+  static std::string fixture(const std::string& n) { return fixtures_ + "/" + n; }  // made by Python
   static MultiTaskModelImpl& a() { return **model_a_; }
 
   // Model B starts from other weights, loads `file`, and must then equal model A, every router
@@ -225,8 +226,8 @@ class CheckpointTest : public ::testing::Test {
     EXPECT_TRUE(torch::equal(b.forward_task(x, 0), a().forward_task(x, 0)));
   }
 
-  static inline std::string dir_, python_output_;
-  static inline bool python_ok_ = false, any_failure_ = false;
+  static inline std::string dir_, fixtures_, python_output_;
+  static inline bool any_failure_ = false;
   static inline MultiTaskModel* model_a_ = nullptr;
   static inline std::map<std::string, torch::Tensor> expect_;
 };
@@ -311,7 +312,7 @@ TEST_F(CheckpointTest, ExportErrorsAreNamed) {
 TEST_F(CheckpointTest, AuthorsPthWithPrefixesAuxKeysAndOneRouter) {
   torch::manual_seed(99);
   MultiTaskModel b(tiny_config());
-  LoadReport r = load_checkpoint(*b, path("authors.pth"), /*strict=*/true);
+  LoadReport r = load_checkpoint(*b, fixture("authors.pth"), /*strict=*/true);
   expect_equals_a_with_copied_routers(*b);
   EXPECT_TRUE(r.missing.empty());
   EXPECT_TRUE(r.unexpected.empty()) << r.unexpected.front();
@@ -325,13 +326,13 @@ TEST_F(CheckpointTest, AuthorsPthWithPrefixesAuxKeysAndOneRouter) {
 TEST_F(CheckpointTest, AuthorsShardDirectoryConcatenatesExpertsInRankOrder) {
   torch::manual_seed(98);
   MultiTaskModel b(tiny_config());
-  LoadReport r = load_checkpoint(*b, path("shards"), /*strict=*/true);
+  LoadReport r = load_checkpoint(*b, fixture("shards"), /*strict=*/true);
   expect_equals_a_with_copied_routers(*b);
   EXPECT_TRUE(r.unexpected.empty());
   // A missing rank is named.
   std::filesystem::create_directories(path("shards_gap"));
-  std::filesystem::copy_file(path("shards/0.pth"), path("shards_gap/0.pth"));
-  std::filesystem::copy_file(path("shards/1.pth"), path("shards_gap/2.pth"));
+  std::filesystem::copy_file(fixture("shards/0.pth"), path("shards_gap/0.pth"));
+  std::filesystem::copy_file(fixture("shards/1.pth"), path("shards_gap/2.pth"));
   try {
     load_checkpoint(*b, path("shards_gap"), true);
     FAIL();
@@ -343,7 +344,7 @@ TEST_F(CheckpointTest, AuthorsShardDirectoryConcatenatesExpertsInRankOrder) {
 TEST_F(CheckpointTest, AuthorsKeysAsSafetensors) {
   torch::manual_seed(97);
   MultiTaskModel b(tiny_config());
-  LoadReport r = load_checkpoint(*b, path("authors.safetensors"), /*strict=*/true);
+  LoadReport r = load_checkpoint(*b, fixture("authors.safetensors"), /*strict=*/true);
   expect_equals_a_with_copied_routers(*b);
   EXPECT_TRUE(has_entry(r.ignored, "w_gate_aux"));
 }
@@ -401,9 +402,9 @@ TEST_F(CheckpointTest, DeitWeightsNestedUnderModel) {
   torch::manual_seed(95);
   MultiTaskModel m(tiny_config());
   auto before = state_of(*m);
-  LoadReport r = load_deit(*m, path("deit.pth"), /*split_experts=*/false);
+  LoadReport r = load_deit(*m, fixture("deit.pth"), /*split_experts=*/false);
   std::map<std::string, torch::Tensor> deit;
-  for (auto& [k, t] : read_pth_tensors(path("deit.pth"))) deit[k] = from_view(t);
+  for (auto& [k, t] : read_pth_tensors(fixture("deit.pth"))) deit[k] = from_view(t);
   auto now = state_of(*m);
   EXPECT_TRUE(torch::equal(now.at("backbone.cls_token"), deit.at("model.cls_token")));
   EXPECT_LE((now.at("backbone.pos_embed") - expect_.at("pos")).abs().max().item<float>(), 1e-6f);
@@ -417,10 +418,12 @@ TEST_F(CheckpointTest, DeitWeightsNestedUnderModel) {
       EXPECT_TRUE(torch::equal(now.at("backbone." + k), deit.at("model." + k))) << k;
     }
   // The MoE block's experts and every router and head keep their initialisation (spec §6.1 step 2-3).
-  for (const auto& [k, t] : before)
+  for (const auto& [k, t] : before) {
     if (k.find("mlp.experts") != std::string::npos || k.find("mlp.gate") != std::string::npos ||
-        k.rfind("decoders.", 0) == 0)
+        k.rfind("decoders.", 0) == 0) {
       EXPECT_TRUE(torch::equal(now.at(k), t)) << k;
+    }
+  }
   EXPECT_TRUE(has_entry(r.ignored, "model.head.weight"));
   EXPECT_TRUE(has_entry(r.ignored, "model.norm.bias"));
   EXPECT_TRUE(has_entry(r.ignored, "model.blocks.1.mlp.fc1.weight (dense MLP of a MoE block"));
@@ -432,9 +435,9 @@ TEST_F(CheckpointTest, DeitWeightsNestedUnderModel) {
 
 TEST_F(CheckpointTest, DeitFlatWithLinearPatchEmbedAndDistToken) {
   MultiTaskModel m(tiny_config());
-  LoadReport r = load_deit(*m, path("deit_flat.pth"), false);
+  LoadReport r = load_deit(*m, fixture("deit_flat.pth"), false);
   std::map<std::string, torch::Tensor> deit;
-  for (auto& [k, t] : read_pth_tensors(path("deit.pth"))) deit[k] = from_view(t);
+  for (auto& [k, t] : read_pth_tensors(fixture("deit.pth"))) deit[k] = from_view(t);
   EXPECT_TRUE(torch::equal(m->backbone->patch_embed->proj->weight, deit.at("model.patch_embed.proj.weight")));
   EXPECT_LE((m->backbone->pos_embed - expect_.at("pos_flat")).abs().max().item<float>(), 1e-6f);
   EXPECT_TRUE(has_entry(r.ignored, "dist_token"));
@@ -448,7 +451,7 @@ TEST_F(CheckpointTest, DeitFlatWithLinearPatchEmbedAndDistToken) {
 TEST_F(CheckpointTest, DeitSplitExpertsReproducesTheDenseMlp) {
   for (int E : {4, 8}) {
     MultiTaskModel m(tiny_config(GateType::multi, E, /*top_k=*/E));
-    LoadReport r = load_deit(*m, path("deit.pth"), /*split_experts=*/true);
+    LoadReport r = load_deit(*m, fixture("deit.pth"), /*split_experts=*/true);
     EXPECT_TRUE(has_entry(r.remapped, "split into " + std::to_string(E) + " experts of 32 units"));
     EXPECT_FALSE(has_entry(r.missing, "mlp.experts"));
     auto block = m->backbone->blocks->ptr<BlockImpl>(1);

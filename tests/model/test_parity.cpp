@@ -3,7 +3,8 @@
 // Model parity: the C++ MultiTaskModel against the independent PyTorch oracle (tests/oracle/), per
 // named tensor (style.md §4). Each case builds a tiny model from a fixed seed, perturbs every bias,
 // norm scale and BatchNorm running statistic so that no tensor is trivially 0 or 1, exports all
-// parameters and buffers with the config (docs/ARCHITECTURE.md "Model export"), runs
+// parameters and buffers with the config through export_model (docs/ARCHITECTURE.md "Model
+// export"; so the oracle also proves the export complete and correctly named), runs
 // `/usr/bin/python3 tests/oracle/run_oracle.py` in eval and train mode, and compares:
 //   - forward_all and forward_task outputs per task, every block output, the head input;
 //   - per MoE layer: router logits, probabilities, kept top-k weights, and the top-k expert indices
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
+#include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/multitask_model.h"
 
@@ -37,6 +39,10 @@ constexpr double kTolOut = 1e-4;
 constexpr double kTolProb = 1e-5;
 // The aux loss is a sum of cv² terms with hard counts; relative to its size.
 constexpr double kTolAuxRel = 1e-4;
+// Gradients, relative to each tensor's largest oracle gradient (see check_gradients).
+constexpr double kTolGradRel = 1e-4;
+// ... and an absolute floor: fp32 leaves ~1e-6 where the exact gradient is 0.
+constexpr double kTolGradAbs = 1e-5;
 
 const char* kPython = "/usr/bin/python3";
 
@@ -152,21 +158,43 @@ void perturb(MultiTaskModel& m) {
   }
 }
 
-void export_model(MultiTaskModel& m, const std::string& path) {
-  SafeTensorsWriter w;
-  for (auto& p : m->named_parameters()) add_tensor(w, p.key(), p.value());
-  for (auto& b : m->named_buffers()) add_tensor(w, b.key(), b.value());
-  w.set_metadata("format", "m3vit-export-v1");
-  w.set_metadata("m3vit_config", config_to_json(m->config()));
-  w.write(path);
-}
-
 void run_oracle(const std::string& dir, const std::string& mode) {
   const std::string cmd = std::string(kPython) + " " + M3VIT_SOURCE_DIR + "/tests/oracle/run_oracle.py --weights " +
                           dir + "/weights.safetensors --input " + dir + "/input.safetensors --out " + dir + "/oracle_" +
-                          mode + ".safetensors --mode " + mode + " --task-trace";
+                          mode + ".safetensors --mode " + mode + " --task-trace" + (mode == "train" ? " --grad" : "");
   const int rc = std::system(cmd.c_str());
   ASSERT_EQ(rc, 0) << "oracle failed: " << cmd;
+}
+
+// Backward pass: every parameter's gradient of the oracle's scalar (run_oracle.py grad_step).
+void check_gradients(MultiTaskModel& model, const torch::Tensor& images, const SafeTensorsFile& tr) {
+  torch::AutoGradMode grad_on(true);  // the caller holds a NoGradGuard
+  model->train();
+  model->zero_grad();
+  model->take_aux_loss();
+  auto outs = model->forward_all(images);
+  torch::Tensor loss = model->take_aux_loss();
+  for (auto& kv : outs) loss = loss + kv.second.pow(2).mean();
+  loss.backward();
+  check_tensor("grad_loss", loss.detach().reshape({1}), read_tensor(tr, "grad_loss"), kTolOut);
+  double worst = 0.0;
+  int n = 0;
+  for (auto& p : model->named_parameters()) {
+    const std::string name = "grad." + p.key();
+    const torch::Tensor want = read_tensor(tr, name);
+    const torch::Tensor got = p.value().grad().defined() ? p.value().grad() : torch::zeros_like(p.value());
+    // Gradients span orders of magnitude across tensors: the tolerance is relative to each tensor's
+    // largest oracle gradient, with an absolute floor for the ones that are exactly 0 in exact
+    // arithmetic (a conv bias before a train-mode BatchNorm, which removes the mean).
+    const double scale = want.abs().max().item<double>();
+    const double tol = std::max(kTolGradRel * scale, kTolGradAbs);
+    const double err = (got.to(torch::kDouble) - want.to(torch::kDouble)).abs().max().item<double>();
+    worst = std::max(worst, err / tol * kTolGradRel);
+    ++n;
+    if (got.sizes() != want.sizes() || !(err <= tol)) check_tensor(name, got, want, tol);  // prints and fails
+  }
+  std::printf("  %d parameter gradients, worst max|err| / max(max|ref|, %.0e) = %.3e (tol %.0e)\n", n,
+              kTolGradAbs / kTolGradRel, worst, kTolGradRel);
 }
 
 // The whole comparison for one config.
@@ -177,7 +205,7 @@ void check_parity(ModelConfig cfg, const std::string& tag, uint64_t seed, int ba
   MultiTaskModel model(cfg);
   perturb(model);
   const torch::Tensor images = torch::randn({batch, cfg.in_chans, cfg.img_h, cfg.img_w});
-  export_model(model, dir + "/weights.safetensors");
+  export_model(*model, dir + "/weights.safetensors");  // the runtime's format, read by the oracle as is
   {
     SafeTensorsWriter w;
     add_tensor(w, "images", images);
@@ -245,7 +273,11 @@ void check_parity(ModelConfig cfg, const std::string& tag, uint64_t seed, int ba
     const std::string& name = cfg.tasks[t].name;
     check_tensor("train task." + name, model->forward_task(images, t), read_tensor(tr, "task." + name), kTolOut);
   }
-  if (!::testing::Test::HasFailure()) std::filesystem::remove_all(dir);  // kept for inspection on failure
+
+  // --- one step of gradients (train mode) of L = Σ_outputs mean(out²) + aux ---
+  std::printf("[%s] gradients\n", tag.c_str());
+  check_gradients(model, images, tr);
+  if (!::testing::Test::HasFailure() && !std::getenv("M3VIT_KEEP_SCRATCH")) std::filesystem::remove_all(dir);  // kept for inspection on failure
 }
 
 ModelConfig tiny_base() {

@@ -295,7 +295,6 @@ def route(x_gate, w_gate, k, training, noise_std):
     logits = x_gate @ w_gate
     probs = softmax(logits, dim=-1)
     idx, w = topk_desc(probs, k)
-    w = w / w.sum(1, keepdim=True)
     G = torch.zeros_like(probs).scatter(1, idx, w)
     r = {"logits": logits, "probs": probs, "idx": idx, "w": w, "G": G}
     if training:

@@ -3,7 +3,7 @@
 
 Usage (Debian's interpreter, which has torch):
   /usr/bin/python3 tests/oracle/run_oracle.py --weights W.safetensors --input X.safetensors \
-      --out O.safetensors [--mode eval|train] [--task-trace] [--dtype float64|float32]
+      --out O.safetensors [--mode eval|train] [--task-trace] [--grad] [--dtype float64|float32]
 
 W: a model export (docs/ARCHITECTURE.md "Model export"): the authors' state-dict keys, and
    __metadata__["m3vit_config"] = config_to_json(cfg). Bound strictly: every key, exact shapes.
@@ -19,6 +19,10 @@ O (all F32 unless noted):
   trace.{task}.topk_idx{j}        I64 [B·N, k], descending probability
   trace.{task}.topk_w{j}          [B·N, k], kept probabilities, not renormalised
   trace.{task}.head_in            [B, d, h, w] after the head's LayerNorm
+  with --grad, one step of gradients of the scalar
+      L = Σ_{name in forward_all} mean(out_name²) + aux   (aux as above, 0 in eval)
+  grad_loss [1]                   L
+  grad.{param}                    dL/dparam for every parameter (BN running statistics excluded)
 Exit status 2 with one line on stderr for bad input (missing file, key or shape).
 """
 
@@ -58,6 +62,30 @@ def load_images(path, cfg, dtype):
     return torch.from_numpy(x.astype(np.float64)).to(dtype)
 
 
+def is_buffer(name):
+    return name.endswith(("running_mean", "running_var", "num_batches_tracked"))
+
+
+def grad_step(images, P, cfg, training):
+    """Gradients of Σ mean(out²) + aux through forward_all: a fixed scalar of every output, so the
+    backward pass of every layer (the dense MoE's, the router's softmax and top-k gather, the aux
+    loss's importance term, BN on batch statistics) is compared with the C++ autograd."""
+    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in P.items()
+              if not is_buffer(k) and v.is_floating_point()}
+    Q = dict(P)
+    Q.update(leaves)
+    with torch.enable_grad():
+        outs, aux = ref.forward_all(images, Q, cfg, training)
+        loss = aux
+        for y in outs.values():
+            loss = loss + (y * y).mean()
+        grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
+    res = {"grad_loss": f32(loss.detach().reshape(1))}
+    for (k, v), g in zip(leaves.items(), grads):
+        res[f"grad.{k}"] = f32(g if g is not None else torch.zeros_like(v))
+    return res
+
+
 def f32(t):
     return t.detach().to(torch.float32).contiguous().numpy()
 
@@ -88,6 +116,8 @@ def run(args):
                 out[p + f"topk_idx{j}"] = trace["idx"][j].to(torch.int64).contiguous().numpy()
                 out[p + f"topk_w{j}"] = f32(trace["w"][j])
             out[p + "head_in"] = f32(trace["head_in"])
+    if args.grad:
+        out.update(grad_step(images, P, cfg, training))
     st.save(args.out, out, {"mode": args.mode, "dtype": args.dtype})
 
 
@@ -98,6 +128,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--mode", choices=("eval", "train"), default="eval")
     ap.add_argument("--task-trace", action="store_true")
+    ap.add_argument("--grad", action="store_true", help="also write one step of parameter gradients")
     ap.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     args = ap.parse_args()
     try:

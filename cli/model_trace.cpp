@@ -1,0 +1,167 @@
+// Images, model traces and encoder weights for the hardware commands (cli/model_trace.h).
+#include "common/pch/torch_pch.h"
+
+#include "cli/model_trace.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "cli/model_weights.h"
+#include "common/errors.h"
+#include "common/image_io.h"
+#include "common/progress.h"
+#include "data/image_ops.h"
+#include "data/synthetic.h"
+#include "model/multitask_model.h"
+
+namespace m3vit::cli {
+
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// [3, H, W] 0..255 floats -> bytes, rounded and clamped.
+std::vector<uint8_t> to_bytes(const ImageF& im) {
+  std::vector<uint8_t> out(im.data.size());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<uint8_t>(std::clamp(std::lround(im.data[i]), 0L, 255L));
+  return out;
+}
+
+}  // namespace
+
+std::string ImageSource::describe() const {
+  if (!dir.empty()) return "images from " + dir + (resize ? " (resized)" : "");
+  return std::to_string(synthetic) + " synthetic scenes (seed " + std::to_string(seed) + ")";
+}
+
+std::vector<std::vector<uint8_t>> load_images8(const ImageSource& src, const ModelConfig& cfg) {
+  if (cfg.in_chans != 3) throw ConfigError("the hardware commands take RGB models; this one has " + std::to_string(cfg.in_chans) + " channels");
+  std::vector<std::vector<uint8_t>> out;
+  if (!src.dir.empty()) {
+    namespace fs = std::filesystem;
+    if (!fs::is_directory(src.dir)) throw IoError("--images " + src.dir + ": no such folder");
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(src.dir)) {
+      std::string ext = lower(e.path().extension().string());
+      if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg")) files.push_back(e.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    if (files.empty()) throw IoError("--images " + src.dir + ": no PNG or JPEG files");
+    if (src.limit > 0 && static_cast<int>(files.size()) > src.limit) files.resize(src.limit);
+    for (const auto& path : files) {
+      Image8 img = read_image(path, 3);
+      ImageF f(3, img.height, img.width);
+      for (int y = 0; y < img.height; ++y)
+        for (int x = 0; x < img.width; ++x)
+          for (int c = 0; c < 3; ++c) f.at(c, y, x) = img.pixels[(static_cast<size_t>(y) * img.width + x) * 3 + c];
+      if (img.height != cfg.img_h || img.width != cfg.img_w) {
+        if (!src.resize)
+          throw ShapeError("image " + path + " is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
+                           " but model " + cfg.name + " takes " + std::to_string(cfg.img_w) + "x" +
+                           std::to_string(cfg.img_h) + " (pass --resize to scale it)");
+        f = resize(f, cfg.img_h, cfg.img_w, Interp::linear);
+      }
+      out.push_back(to_bytes(f));
+    }
+    return out;
+  }
+  if (src.synthetic <= 0) throw ConfigError("no images: give --images DIR or --synthetic N");
+  SyntheticOptions o;
+  o.seed = src.seed;
+  o.split = "val";
+  o.size = src.synthetic;
+  o.height = cfg.img_h;
+  o.width = cfg.img_w;
+  SyntheticDataset ds(o);
+  for (int i = 0; i < src.synthetic; ++i) out.push_back(to_bytes(ds.get(i).image));
+  return out;
+}
+
+namespace {
+
+MultiTaskModel build_model(const ModelConfig& cfg, const std::string& weights, uint64_t seed, std::string* source) {
+  torch::manual_seed(seed);
+  MultiTaskModel model(cfg);
+  *source = "random weights (seed " + std::to_string(seed) + ")";
+  if (!weights.empty()) {
+    if (!std::filesystem::exists(weights)) throw IoError("weights " + weights + ": no such file");
+    *source = load_model_weights(*model, weights);
+  }
+  model->eval();
+  return model;
+}
+
+}  // namespace
+
+hw::ExpertTrace trace_model(const ModelConfig& cfg, const std::string& weights, uint64_t seed, int task,
+                            const std::vector<std::vector<uint8_t>>& images, const std::string& images_note,
+                            int threads) {
+  if (cfg.moe_blocks.empty()) throw ConfigError("config '" + cfg.name + "' has no MoE layers: nothing to trace");
+  if (images.empty()) throw ConfigError("no images to trace");
+  if (threads > 0) at::set_num_threads(threads);
+  std::string source;
+  MultiTaskModel model = build_model(cfg, weights, seed, &source);
+  hw::ExpertTrace t;
+  t.cfg = cfg;
+  t.task = cfg.tasks.at(task).name;
+  t.source = "model " + cfg.name + " (" + source + "), " + images_note;
+  t.images = static_cast<int>(images.size());
+  t.layers = static_cast<int>(cfg.moe_blocks.size());
+  t.tokens = cfg.num_tokens();
+  t.k = cfg.moe_top_k;
+  t.idx.resize(static_cast<size_t>(t.images) * t.layers * t.tokens * t.k);
+  t.w.resize(t.idx.size());
+  const float mean[3] = {hw::kImageMean[0], hw::kImageMean[1], hw::kImageMean[2]};
+  const float stdv[3] = {hw::kImageStd[0], hw::kImageStd[1], hw::kImageStd[2]};
+  torch::NoGradGuard no_grad;
+  ProgressBar bar("trace", t.images, "img");
+  for (int i = 0; i < t.images; ++i) {
+    const auto& im = images[i];
+    torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(im.data()), {1, 3, cfg.img_h, cfg.img_w}, torch::kUInt8)
+                          .to(torch::kFloat32)
+                          .div(255.0);
+    x = (x - torch::tensor({mean[0], mean[1], mean[2]}).view({1, 3, 1, 1})) /
+        torch::tensor({stdv[0], stdv[1], stdv[2]}).view({1, 3, 1, 1});
+    ForwardTrace tr;
+    model->forward_features(x.contiguous(), task, &tr);
+    if (static_cast<int>(tr.topk_idx.size()) != t.layers)
+      throw ShapeError("model returned routing for " + std::to_string(tr.topk_idx.size()) + " MoE layers, expected " +
+                       std::to_string(t.layers));
+    for (int l = 0; l < t.layers; ++l) {
+      torch::Tensor idx = tr.topk_idx[l].to(torch::kInt32).contiguous();
+      torch::Tensor w = tr.topk_w[l].to(torch::kFloat32).contiguous();
+      if (idx.numel() != static_cast<int64_t>(t.tokens) * t.k)
+        throw ShapeError("routing of MoE layer " + std::to_string(l) + " has " + std::to_string(idx.numel()) +
+                         " entries, expected tokens x k = " + std::to_string(t.tokens * t.k));
+      std::copy_n(idx.data_ptr<int32_t>(), idx.numel(), t.idx.begin() + t.offset(i, l, 0));
+      std::copy_n(w.data_ptr<float>(), w.numel(), t.w.begin() + t.offset(i, l, 0));
+    }
+    bar.update(i + 1);
+  }
+  bar.finish();
+  t.validate("model trace");
+  return t;
+}
+
+hw::EncoderWeights model_encoder_weights(const ModelConfig& cfg, const std::string& weights, uint64_t seed) {
+  std::string source;
+  MultiTaskModel model = build_model(cfg, weights, seed, &source);
+  std::map<std::string, torch::Tensor> params;
+  for (const auto& p : model->named_parameters()) params[p.key()] = p.value();
+  for (const auto& b : model->named_buffers()) params[b.key()] = b.value();
+  return hw::encoder_weights_from(cfg, [&](const std::string& name, const std::vector<int64_t>& shape) {
+    auto it = params.find(name);
+    if (it == params.end()) throw FormatError("model has no tensor '" + name + "'");
+    torch::Tensor t = it->second.detach().to(torch::kFloat32).contiguous();
+    if (t.sizes().vec() != shape)
+      throw ShapeError("model tensor '" + name + "' has shape " + shape_str(t.sizes().vec()) + ", expected " +
+                       shape_str(shape));
+    return std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+  });
+}
+
+}  // namespace m3vit::cli
