@@ -103,7 +103,7 @@ void run_hw(const HwArgs& a) {
 
   nlohmann::ordered_json out;
   out["config"] = cfg.name;
-  out["accelerator"] = nlohmann::json::parse(hw::accel_config_to_json(acc));
+  out["accelerator"] = nlohmann::ordered_json::parse(hw::accel_config_to_json(acc));
   const bool moe = !cfg.moe_blocks.empty();
   std::unique_ptr<hw::ExpertTrace> trace;
   if (moe) {
@@ -113,14 +113,14 @@ void run_hw(const HwArgs& a) {
   }
 
   // The strategies: a summary line each, the per-layer table of the last one.
-  auto& results = out["results"] = nlohmann::json::array();
+  auto& results = out["results"] = nlohmann::ordered_json::array();
   std::printf("%-12s %12s %6s %12s %12s %10s\n", "strategy", "memory MiB", "fits", "DRAM MB", "latency ms", "energy J");
   std::vector<hw::HwResult> rs;
   for (hw::MoeStrategy s : strategies) {
     hw::HwResult r = hw::evaluate(cfg, acc, s, trace.get(), a.cache_slots);
     std::printf("%-12s %12.3f %6s %12.1f %12.3f %10.4f\n", hw::to_string(s), r.memory.total() / 1048576.0,
                 r.fits() ? "yes" : "no", r.dram_bytes / 1e6, r.latency_ms, r.energy_j);
-    results.push_back(nlohmann::json::parse(hw::result_to_json(r, acc)));
+    results.push_back(nlohmann::ordered_json::parse(hw::result_to_json(r, acc)));
     rs.push_back(r);
     if (!moe) break;  // the strategies only differ in the MoE layers
   }
@@ -131,7 +131,7 @@ void run_hw(const HwArgs& a) {
     const int from = cfg.task_index(a.switch_task);
     if (!a.trace.empty()) throw ConfigError("--switch-task needs the model or synthetic traces, not --trace");
     hw::ExpertTrace tf = get_trace(a, cfg, from, a.trace_seed + 1000);
-    auto& sw = out["task_switch"] = nlohmann::json::array();
+    auto& sw = out["task_switch"] = nlohmann::ordered_json::array();
     std::printf("\nswitching from task %s to %s between frames:\n", a.switch_task.c_str(), trace->task.c_str());
     for (hw::MoeStrategy s : strategies) {
       hw::SwitchCost c = hw::task_switch_cost(cfg, acc, s, tf, *trace, a.cache_slots);
@@ -154,7 +154,7 @@ void run_hw(const HwArgs& a) {
     std::printf("\nsweep over E (top-%d):\n%s\nsweep over top-k (E = %d):\n%s", cfg.moe_top_k,
                 hw::sweep_table(pe, true).c_str(), cfg.moe_experts, hw::sweep_table(pk, false).c_str());
     auto to_json = [](const std::vector<hw::SweepPoint>& pts) {
-      auto arr = nlohmann::json::array();
+      auto arr = nlohmann::ordered_json::array();
       for (const auto& p : pts) {
         nlohmann::ordered_json j;
         j["experts"] = p.experts;
@@ -201,8 +201,8 @@ void run_hw(const HwArgs& a) {
       fx.push_back(hw::fx_check(w, imgs, o));
       std::printf("\n%s", hw::fx_check_text(fx.back()).c_str());
     }
-    auto& fj = out["fixed_point"] = nlohmann::json::array();
-    for (const auto& r : fx) fj.push_back(nlohmann::json::parse(hw::fx_check_json(r)));
+    auto& fj = out["fixed_point"] = nlohmann::ordered_json::array();
+    for (const auto& r : fx) fj.push_back(nlohmann::ordered_json::parse(hw::fx_check_json(r)));
   }
 
   if (!a.report.empty()) {

@@ -128,7 +128,7 @@ std::string fx_check_json(const FxCheckResult& r) {
   j["relative_mse"] = r.rel_mse();
   j["routing_agreement"] = r.routing_agreement;
   j["conversion_overflows"] = r.conversion_overflows;
-  auto& layers = j["overflows_per_layer"] = nlohmann::json::array();
+  auto& layers = j["overflows_per_layer"] = nlohmann::ordered_json::array();
   for (size_t l = 0; l < r.overflows.size(); ++l) {
     nlohmann::ordered_json lj;
     lj["layer"] = l == 0 ? std::string("patch_embed") : "block " + std::to_string(l - 1);

@@ -295,7 +295,7 @@ std::string format_table(const HwResult& r, const AccelConfig& a) {
 std::string result_to_json(const HwResult& r, const AccelConfig& a) {
   nlohmann::ordered_json j;
   j["model"] = r.model;
-  j["accelerator"] = nlohmann::json::parse(accel_config_to_json(a));
+  j["accelerator"] = nlohmann::ordered_json::parse(accel_config_to_json(a));
   j["strategy"] = to_string(r.strategy);
   if (r.strategy == MoeStrategy::cache) {
     j["cache_slots"] = r.cache_slots;
@@ -321,7 +321,7 @@ std::string result_to_json(const HwResult& r, const AccelConfig& a) {
   j["memory_mib"] = m.total() / (1024.0 * 1024.0);
   j["capacity_bytes"] = r.capacity_bytes;
   j["fits"] = r.fits();
-  auto& layers = j["layers"] = nlohmann::json::array();
+  auto& layers = j["layers"] = nlohmann::ordered_json::array();
   for (const auto& L : r.layers) {
     nlohmann::ordered_json lj;
     lj["name"] = L.name;
@@ -331,7 +331,7 @@ std::string result_to_json(const HwResult& r, const AccelConfig& a) {
     lj["ms"] = a.ms(L.cycles);
     lj["dram_bytes"] = L.dram_bytes;
     if (L.moe) lj["mean_active_experts"] = L.mean_active_experts;
-    auto& units = lj["units"] = nlohmann::json::array();
+    auto& units = lj["units"] = nlohmann::ordered_json::array();
     for (const auto& u : L.units)
       units.push_back({{"unit", u.unit}, {"name", u.name}, {"compute", u.compute}, {"load", u.load},
                        {"stall", u.stall}, {"dram_bytes", u.dram_bytes}, {"macs", u.macs}});

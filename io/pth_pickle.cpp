@@ -79,6 +79,19 @@ Value::~Value() {
 Unpickler::Unpickler(const uint8_t* data, size_t size, std::string where, PersistentLoad persistent_load)
     : data_(data), size_(size), where_(std::move(where)), persistent_load_(std::move(persistent_load)) {}
 
+Unpickler::~Unpickler() {
+  for (auto& v : containers_) {
+    v->items.clear();
+    v->dict.clear();
+  }
+}
+
+void Unpickler::push(ValuePtr v) {
+  if (v->kind == Kind::Tuple || v->kind == Kind::List || v->kind == Kind::Dict || v->kind == Kind::Object)
+    containers_.push_back(v);
+  stack_.push_back(std::move(v));
+}
+
 void Unpickler::fail(const std::string& why) const {
   char op[8];
   std::snprintf(op, sizeof op, "0x%02x", op_pos_ < size_ ? data_[op_pos_] : 0);
@@ -184,37 +197,37 @@ ValuePtr Unpickler::load() {
       case MARK: marks_.push_back(stack_.size()); break;
       case POP: pop(); break;
       case POP_MARK: pop_mark(); break;
-      case DUP: stack_.push_back(top()); break;
+      case DUP: stack_.push_back(top()); break;  // an existing value
 
-      case NONE: stack_.push_back(make(Kind::None)); break;
+      case NONE: push(make(Kind::None)); break;
       case NEWTRUE:
       case NEWFALSE: {
         auto v = make(Kind::Bool);
         v->i = op == NEWTRUE;
-        stack_.push_back(v);
+        push(v);
         break;
       }
       case BININT: {
         const uint8_t* p = take(4);
-        stack_.push_back(make_int(static_cast<int32_t>(p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24))));
+        push(make_int(static_cast<int32_t>(p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24))));
         break;
       }
-      case BININT1: stack_.push_back(make_int(*take(1))); break;
+      case BININT1: push(make_int(*take(1))); break;
       case BININT2: {
         const uint8_t* p = take(2);
-        stack_.push_back(make_int(p[0] | (p[1] << 8)));
+        push(make_int(p[0] | (p[1] << 8)));
         break;
       }
       case LONG1: {
         const size_t n = *take(1);
-        stack_.push_back(make_long(take(n), n));
+        push(make_long(take(n), n));
         break;
       }
       case LONG4: {
         const uint8_t* p = take(4);
         const int32_t n = static_cast<int32_t>(p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24));
         if (n < 0) fail("negative LONG4 length");
-        stack_.push_back(make_long(take(static_cast<size_t>(n)), static_cast<size_t>(n)));
+        push(make_long(take(static_cast<size_t>(n)), static_cast<size_t>(n)));
         break;
       }
       case INT:
@@ -224,7 +237,7 @@ ValuePtr Unpickler::load() {
         if (op == INT && (s == "00" || s == "01")) {  // protocol 0 booleans
           auto v = make(Kind::Bool);
           v->i = s == "01";
-          stack_.push_back(v);
+          push(v);
           break;
         }
         char* end = nullptr;
@@ -233,7 +246,7 @@ ValuePtr Unpickler::load() {
         if (s.empty() || *end != '\0') fail("bad integer literal '" + s + "'");
         auto v = make_int(x);
         v->big = errno == ERANGE;
-        stack_.push_back(v);
+        push(v);
         break;
       }
       case BINFLOAT: {
@@ -242,14 +255,14 @@ ValuePtr Unpickler::load() {
         for (int k = 0; k < 8; ++k) u = (u << 8) | p[k];  // big-endian
         auto v = make(Kind::Float);
         std::memcpy(&v->f, &u, 8);
-        stack_.push_back(v);
+        push(v);
         break;
       }
       case FLOAT: {
         std::string s = line();
         auto v = make(Kind::Float);
         v->f = std::strtod(s.c_str(), nullptr);
-        stack_.push_back(v);
+        push(v);
         break;
       }
 
@@ -275,11 +288,11 @@ ValuePtr Unpickler::load() {
         const bool is_bytes = op == BINBYTES || op == SHORT_BINBYTES || op == BINBYTES8;
         auto v = make(is_bytes ? Kind::Bytes : Kind::Str);
         v->s.assign(reinterpret_cast<const char*>(take(static_cast<size_t>(n))), static_cast<size_t>(n));
-        stack_.push_back(v);
+        push(v);
         break;
       }
 
-      case EMPTY_TUPLE: stack_.push_back(make(Kind::Tuple)); break;
+      case EMPTY_TUPLE: push(make(Kind::Tuple)); break;
       case TUPLE1:
       case TUPLE2:
       case TUPLE3: {
@@ -287,42 +300,42 @@ ValuePtr Unpickler::load() {
         auto v = make(Kind::Tuple);
         v->items.resize(n);
         for (size_t k = n; k-- > 0;) v->items[k] = pop();
-        stack_.push_back(v);
+        push(v);
         break;
       }
       case TUPLE: {
         auto v = make(Kind::Tuple);
         v->items = pop_mark();
-        stack_.push_back(v);
+        push(v);
         break;
       }
-      case EMPTY_LIST: stack_.push_back(make(Kind::List)); break;
+      case EMPTY_LIST: push(make(Kind::List)); break;
       case LIST: {
         auto v = make(Kind::List);
         v->items = pop_mark();
-        stack_.push_back(v);
+        push(v);
         break;
       }
-      case EMPTY_DICT: stack_.push_back(make(Kind::Dict)); break;
+      case EMPTY_DICT: push(make(Kind::Dict)); break;
       case DICT: {
         auto items = pop_mark();
         if (items.size() % 2) fail("DICT with an odd number of items");
         auto v = make(Kind::Dict);
         for (size_t k = 0; k < items.size(); k += 2) v->dict.emplace_back(items[k], items[k + 1]);
-        stack_.push_back(v);
+        push(v);
         break;
       }
       case EMPTY_SET: {
         auto v = make(Kind::Object);
         v->s = "builtins.set";
-        stack_.push_back(v);
+        push(v);
         break;
       }
       case FROZENSET: {
         pop_mark();
         auto v = make(Kind::Object);
         v->s = "builtins.frozenset";
-        stack_.push_back(v);
+        push(v);
         break;
       }
       case APPEND:
@@ -361,7 +374,7 @@ ValuePtr Unpickler::load() {
         std::string name = line();
         auto v = make(Kind::Global);
         v->s = module + "." + name;
-        stack_.push_back(v);
+        push(v);
         break;
       }
       case STACK_GLOBAL: {
@@ -370,26 +383,26 @@ ValuePtr Unpickler::load() {
         if (name->kind != Kind::Str || module->kind != Kind::Str) fail("STACK_GLOBAL needs two strings");
         auto v = make(Kind::Global);
         v->s = module->s + "." + name->s;
-        stack_.push_back(v);
+        push(v);
         break;
       }
       case REDUCE: {
         ValuePtr args = pop();
         ValuePtr fn = pop();
-        stack_.push_back(call(fn, args));
+        push(call(fn, args));
         break;
       }
       case NEWOBJ: {
         ValuePtr args = pop();
         ValuePtr cls = pop();
-        stack_.push_back(call(cls, args));
+        push(call(cls, args));
         break;
       }
       case NEWOBJ_EX: {
         pop();  // kwargs
         ValuePtr args = pop();
         ValuePtr cls = pop();
-        stack_.push_back(call(cls, args));
+        push(call(cls, args));
         break;
       }
       case BUILD:
@@ -408,7 +421,7 @@ ValuePtr Unpickler::load() {
           pid->s = line();
         }
         if (!persistent_load_) fail("persistent id without a container");
-        stack_.push_back(persistent_load_(pid));
+        push(persistent_load_(pid));
         break;
       }
 
@@ -442,7 +455,7 @@ ValuePtr Unpickler::load() {
         }
         auto it = memo_.find(idx);
         if (it == memo_.end()) fail("memo slot " + std::to_string(idx) + " was never stored");
-        stack_.push_back(it->second);
+        stack_.push_back(it->second);  // an existing value
         break;
       }
       default: fail("unsupported pickle opcode");

@@ -58,10 +58,16 @@ struct Value {
 // Resolves a persistent id (BINPERSID) to a value; the container decides what ids mean.
 using PersistentLoad = std::function<ValuePtr(const ValuePtr& pid)>;
 
+// Values returned by load() stay valid while their Unpickler lives: its destructor empties every
+// container it built, which frees the reference cycles a corrupt pickle can create (a dict memoised
+// and then inserted into itself) that shared ownership alone would leak.
 class Unpickler {
  public:
   // `where` prefixes every error ("file.pth: archive/data.pkl").
   Unpickler(const uint8_t* data, size_t size, std::string where, PersistentLoad persistent_load);
+  ~Unpickler();
+  Unpickler(const Unpickler&) = delete;
+  Unpickler& operator=(const Unpickler&) = delete;
   // Runs to STOP; throws FormatError naming `where`, the opcode and its byte position.
   ValuePtr load();
   size_t consumed() const { return pos_; }  // bytes up to and including STOP
@@ -74,6 +80,7 @@ class Unpickler {
   ValuePtr& top();
   std::vector<ValuePtr> pop_mark();
   ValuePtr call(const ValuePtr& callable, const ValuePtr& args);
+  void push(ValuePtr v);  // onto the stack, remembering containers for the destructor
 
   const uint8_t* data_;
   size_t size_;
@@ -84,6 +91,7 @@ class Unpickler {
   std::vector<ValuePtr> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint32_t, ValuePtr> memo_;
+  std::vector<ValuePtr> containers_;  // every Tuple / List / Dict / Object built here
 };
 
 }  // namespace m3vit::pickle

@@ -296,10 +296,11 @@ std::map<std::string, OwnedTensor> read_legacy(const MappedFile& f) {
   auto no_persid = [&](const pickle::ValuePtr&) -> pickle::ValuePtr {
     throw FormatError(path + ": unexpected persistent id in a header pickle");
   };
+  std::vector<std::unique_ptr<pickle::Unpickler>> unpicklers;  // keep the values alive until flattened
   auto next_pickle = [&](const std::string& what, const pickle::PersistentLoad& pl) {
-    pickle::Unpickler up(f.data() + pos, f.size() - pos, path + ": " + what, pl);
-    pickle::ValuePtr v = up.load();
-    pos += up.consumed();
+    unpicklers.push_back(std::make_unique<pickle::Unpickler>(f.data() + pos, f.size() - pos, path + ": " + what, pl));
+    pickle::ValuePtr v = unpicklers.back()->load();
+    pos += unpicklers.back()->consumed();
     return v;
   };
   pickle::ValuePtr magic = next_pickle("magic number", no_persid);

@@ -30,7 +30,7 @@ bool contains(const std::string& s, const std::string& p) { return s.find(p) != 
 
 std::string shape_of(const torch::Tensor& t) { return shape_str(t.sizes().vec()); }
 
-// Expert tensors are the ones FastMoE shards across ranks (utils/moe_utils.py:38-43, 68-72).
+// Expert tensors are the ones FastMoE shards across ranks (utils/moe_utils.py:32-38 filter_state, 95-101).
 bool is_expert_key(const std::string& k) { return contains(k, "mlp.experts.htoh4") || contains(k, "mlp.experts.h4toh"); }
 
 torch::ScalarType scalar_type(DType dt) {
@@ -78,7 +78,7 @@ std::map<std::string, torch::Tensor> read_file_tensors(const std::string& path) 
   return out;
 }
 
-// An authors' checkpoint directory: {rank}.pth shards (utils/moe_utils.py:68-93 writes them;
+// An authors' checkpoint directory: {rank}.pth shards (utils/moe_utils.py:68-79 writes them;
 // train_fastmoe.py:323-345 and common_config.py:214-231 merge them). Rank 0 holds every tensor,
 // rank r > 0 only its expert tensors, which are appended along dim 0 (the expert axis) in rank order.
 std::map<std::string, torch::Tensor> read_shard_dir(const std::string& dir) {
@@ -186,18 +186,18 @@ std::map<std::string, torch::Tensor> checkpoint_filter(const std::map<std::strin
       continue;
     }
     std::string k = raw.substr(root.size());
-    // 2. DistributedDataParallel's prefix (cvt_state_dict strips it, common_config.py:33-41).
+    // 2. DistributedDataParallel's prefix (cvt_state_dict strips it, common_config.py:31-42).
     if (starts_with(k, "module.")) {
       k = k.substr(7);
       ++n_module;
     }
-    // 3. Decoupled-activation gate weights `w_gate_aux` (common_config.py:35-37; quirk Q8, unused).
+    // 3. Decoupled-activation gate weights `w_gate_aux` (common_config.py:36-38; quirk Q8, unused).
     if (contains(k, "_aux")) {
       report.ignored.push_back(raw + " (auxiliary gate weight)");
       continue;
     }
     // 4. A backbone-only checkpoint: the ImageNet classifier, its final norm and DeiT's distillation
-    //    token have no place in the dense-prediction model (helpers.py:264-272; common_config.py:33).
+    //    token have no place in the dense-prediction model (helpers.py:267-278; common_config.py:35).
     if (!starts_with(k, "backbone.") && !starts_with(k, "decoders.") && !starts_with(k, "tam_model")) {
       if (starts_with(k, "head") || starts_with(k, "norm") || starts_with(k, "fc_norm") || k == "dist_token") {
         report.ignored.push_back(raw + " (ImageNet classifier, final norm or distillation token)");

@@ -41,7 +41,7 @@ struct FilterOptions {
 //   1. keep the state dict: keys under "state_dict." (authors' training checkpoints) or "model."
 //      (DeiT) when present; other entries (optimizer, epoch, ...) are ignored;
 //   2. strip "module." (DistributedDataParallel);
-//   3. skip keys containing "_aux" (decoupled-activation gate weights, common_config.py:35-37);
+//   3. skip keys containing "_aux" (decoupled-activation gate weights, common_config.py:36-38);
 //   4. backbone-only checkpoints (timm/DeiT, the authors' ImageNet MoE ViT): ignore the classifier
 //      and final norm ("head*", "norm*", "fc_norm*", "dist_token") and prefix the rest with "backbone.";
 //   5. multi-gate: copy a single "...mlp.gate.w_gate" [d, E] into every task's
@@ -76,8 +76,9 @@ MultiTaskModel load_exported(const std::string& path);
 
 // Loads our export, an authors' .pth / safetensors file, or an authors' shard directory
 // ({rank}.pth: rank 0 holds everything, rank r > 0 only its experts, concatenated along dim 0 in
-// rank order; spec §2.8, utils/moe_utils.py:68-93). strict: every model tensor must be provided
-// (checked before anything is copied). Mis-shaped tensors always throw.
+// rank order; spec §2.8, written by utils/moe_utils.py:68-79, merged as in common_config.py:214-231).
+// strict: every model tensor must be provided (checked before anything is copied). Mis-shaped
+// tensors always throw.
 LoadReport load_checkpoint(MultiTaskModelImpl& m, const std::string& path, bool strict);
 
 // timm/DeiT ImageNet weights (spec §6.1 step 2): cls_token, pos_embed (resized), patch_embed.proj,

@@ -122,6 +122,7 @@ const float* Backbone::forward(const float* image, int task, const TaskSwitch& t
       fc2_.run(hid_.data(), n_, b.fc2, x_.data());   // residual add fused
       times.mlp += ms_since(t0);
     } else {
+      if (trace) trace->moe_in.push_back(xn_);
       moe_.forward(xn_.data(), x_.data(), tasks.router(task, b.moe_layer), experts, b.moe_layer);
       times.moe += ms_since(t0);
       times.experts_computed += static_cast<int>(moe_.queues().active.size());

@@ -35,6 +35,7 @@ struct RunTrace {
   std::vector<std::vector<int32_t>> topk_idx;   // per MoE layer: [N, k], descending probability
   std::vector<std::vector<float>> topk_w;       // per MoE layer: [N, k]
   std::vector<std::vector<int32_t>> queue_len;  // per MoE layer: [E] tokens per expert
+  std::vector<std::vector<float>> moe_in;       // per MoE layer: [N, d] LN2 output, the router input
 };
 
 // Wall-clock split of the last run, in milliseconds.

@@ -1,8 +1,7 @@
 // Adapter between the evaluation driver (train/evaluate.cpp) and the metric meters of eval/: one
-// meter per task, fed with the post-processed prediction at original resolution and the raw ground
-// truth (data/sample.h conventions), and the metric each task contributes to Δm (spec §7.2-7.3):
-//   semseg, human_parts: mIoU (higher is better); sal: max-over-thresholds mean IoU (higher);
-//   normals: mean angular error in degrees (lower); depth: RMSE (lower); edge: odsF (higher).
+// meter per task, fed with the stored prediction at original resolution (eval/prediction.h) and the
+// raw ground truth (data/sample.h conventions). The metric of each task that enters Δm is
+// eval/delta_m.h's delta_m_metric (spec §7.2-7.3).
 #pragma once
 
 #include <map>
@@ -18,11 +17,12 @@ namespace m3vit {
 
 class EvalScorer {
  public:
+  // dataset: "pascal", "nyud" or "synthetic" (picks the edge matching tolerance).
   EvalScorer(const std::string& dataset, const ModelConfig& cfg, const std::vector<std::string>& tasks);
   ~EvalScorer();
-  // pred: [1,H,W] class ids / 0..255 uint8 values / depth; [3,H,W] normals 0..255. gt: raw label.
-  void add(const std::string& task, const ImageF& pred, const ImageF& gt);
-  // Fills r.metrics and r.headline.
+  // pred: stored prediction (class ids / 0..255 values / depth in metres); gt: the raw label.
+  void add(const std::string& task, const ImageF& pred, const ImageF& gt, const std::string& what);
+  // Fills r.metrics (task -> metric -> value) and r.headline (task -> its Δm metric).
   void finish(EvalResult& r) const;
 
  private:
@@ -30,11 +30,7 @@ class EvalScorer {
   std::unique_ptr<Impl> impl_;
 };
 
-// The authors' single-task references (evaluate_utils.py:354-385): PASCAL semseg 0.662,
-// human_parts 0.599, sal 0.663, normals 13.9; NYUD semseg 0.439, depth 0.585, normals 19.763.
-// Values are in the units of headline metrics (fractions for IoU). Empty for other data sets.
-std::map<std::string, double> default_references(const std::string& dataset);
-bool lower_is_better(const std::string& task);
-std::string headline_metric(const std::string& task);
+// The authors' references for pascal / nyud restricted to `tasks`; empty for other data sets.
+std::map<std::string, double> default_references(const std::string& dataset, const std::vector<std::string>& tasks);
 
 }  // namespace m3vit

@@ -17,72 +17,52 @@
 #include "data/image_ops.h"
 #include "data/loader.h"
 #include "data/transforms.h"
-#include "io/npy.h"
+#include "eval/delta_m.h"
+#include "eval/prediction.h"
 #include "train/data_setup.h"
 #include "train/eval_scoring.h"
+#include "train/train_checkpoint.h"
+#include "model/checkpoint.h"
+#include "common/fileutil.h"
 
 namespace m3vit {
 
 namespace {
 
-// utils/utils.py:60-78 on one image's output [C, H, W] -> the map the authors write, at input size:
-//   semseg/human_parts: argmax (class id); normals: (n/|n| + 1)·255/2; sal/edge: 255·sigmoid;
-//   depth: raw. Returned as float [c, H, W] so that the resize can follow.
-ImageF postprocess(const std::string& task, const torch::Tensor& out) {
-  torch::Tensor m;
-  if (task == "semseg" || task == "human_parts") {
-    m = out.argmax(0, /*keepdim=*/true).to(torch::kFloat32);
-  } else if (task == "normals") {
-    m = (out / (out.norm(2, {0}, true) + 1e-12) + 1) * (255.0 / 2.0);  // F.normalize then (n+1)*255/2
-  } else if (task == "sal" || task == "edge") {
-    m = 255 * torch::sigmoid(out);
-  } else if (task == "depth") {
-    m = out;
-  } else {
-    throw ConfigError("cannot evaluate unknown task '" + task + "'");
-  }
-  m = m.contiguous().to(torch::kFloat32);
-  ImageF im(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), static_cast<int>(m.size(2)));
-  std::memcpy(im.data.data(), m.data_ptr<float>(), im.size() * sizeof(float));
+// One image's head output [C, h, w] as a torch-free map.
+ImageF to_image(const torch::Tensor& out) {
+  auto c = out.detach().to(torch::kFloat32).contiguous();
+  ImageF im(static_cast<int>(c.size(0)), static_cast<int>(c.size(1)), static_cast<int>(c.size(2)));
+  std::memcpy(im.data.data(), c.data_ptr<float>(), im.size() * sizeof(float));
   return im;
 }
 
-// Resize to the original size (nearest for label maps, bilinear otherwise) and the uint8 cast of
-// the PNG the authors write (truncation; values are already in 0..255). Depth stays float (.mat).
-ImageF to_original_resolution(const std::string& task, const ImageF& m, int orig_h, int orig_w) {
-  const bool labels = task == "semseg" || task == "human_parts";
-  ImageF r = resize(m, orig_h, orig_w, labels ? Interp::nearest : Interp::linear);
-  if (task != "depth")
-    for (float& v : r.data) v = std::floor(std::clamp(v, 0.f, 255.f));
-  return r;
-}
-
-void write_prediction(const std::string& dir, const std::string& task, const std::string& id, const ImageF& m) {
-  namespace fs = std::filesystem;
-  const std::string tdir = dir + "/" + task;
-  std::error_code ec;
-  fs::create_directories(tdir, ec);
-  if (ec) throw IoError("cannot create " + tdir + ": " + ec.message());
-  if (task == "depth") {
-    write_npy(tdir + "/" + id + ".npy", DType::F32, {m.h, m.w}, m.data.data());
-    return;
-  }
-  Image8 img;
-  img.width = m.w, img.height = m.h, img.channels = m.c == 3 ? 3 : 1;
-  img.pixels.resize(static_cast<size_t>(m.w) * m.h * img.channels);
-  const size_t np = m.plane_size();
-  for (size_t k = 0; k < np; ++k)
-    for (int c = 0; c < img.channels; ++c) img.pixels[k * img.channels + c] = static_cast<uint8_t>(m.data[c * np + k]);
-  write_png(tdir + "/" + id + ".png", img);
-}
-
-bool all_ignored(const float* label, size_t n) {
-  for (size_t i = 0; i < n; ++i)
-    if (label[i] != kIgnoreLabel) return false;
-  return true;
+// The transformed label of sample i of a batch, for the all-ignore check.
+ImageF batch_label(const Batch& b, const std::string& task, int i) {
+  const int C = b.channels.at(task);
+  ImageF m(C, b.height, b.width);
+  const auto& v = b.labels.at(task);
+  std::memcpy(m.data.data(), v.data() + static_cast<size_t>(i) * m.size(), m.size() * sizeof(float));
+  return m;
 }
 
 }  // namespace
+
+MultiTaskModel load_model_for_eval(const ModelConfig& cfg, const std::string& weights) {
+  if (!file_exists(weights)) throw IoError("weights " + weights + ": no such file or directory");
+  MultiTaskModel model(cfg);
+  if (is_train_checkpoint(weights)) {
+    const LoadedCheckpoint meta = read_train_checkpoint_metadata(weights);
+    if (meta.config_json != config_to_json(cfg))
+      throw ConfigError(weights + " was trained with another model config (" + meta.config_json.substr(0, 80) +
+                        "...) than the one given");
+    load_train_checkpoint(weights, *model, nullptr);
+  } else {
+    load_checkpoint(*model, weights, /*strict=*/true);
+  }
+  model->eval();
+  return model;
+}
 
 EvalResult evaluate_model(MultiTaskModelImpl& model, const Dataset& val, const EvalOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -129,12 +109,14 @@ EvalResult evaluate_model(MultiTaskModelImpl& model, const Dataset& val, const E
       const Sample gt = val.get(b.indices[i]);  // original-resolution ground truth, no transform
       for (const auto& t : tasks) {
         // evaluate_utils.py:303-305: an image whose resized label is all ignore is not scored.
-        const auto& lab = b.labels.at(t);
-        const size_t n = lab.size() / b.size;
-        if (all_ignored(lab.data() + i * n, n)) continue;
-        ImageF pred = to_original_resolution(t, postprocess(t, outs.at(t)[i]), b.orig_h[i], b.orig_w[i]);
-        if (!opt.png_dir.empty()) write_prediction(opt.png_dir, t, b.ids[i], pred);
-        scorer.add(t, pred, gt.label(t));
+        if (all_ignored(batch_label(b, t, i))) continue;
+        ImageF pred = stored_prediction(t, to_image(outs.at(t)[i]), b.orig_h[i], b.orig_w[i]);
+        if (!opt.png_dir.empty()) {
+          const std::string dir = opt.png_dir + "/" + t;
+          std::filesystem::create_directories(dir);
+          save_stored_prediction(dir + "/" + b.ids[i] + (t == "depth" ? ".mat" : ".png"), t, pred);
+        }
+        scorer.add(t, pred, gt.label(t), b.ids[i] + " (" + t + ")");
       }
       ++res.images;
     }
@@ -142,7 +124,7 @@ EvalResult evaluate_model(MultiTaskModelImpl& model, const Dataset& val, const E
   }
   if (opt.progress) bar.finish();
   scorer.finish(res);
-  std::map<std::string, double> refs = opt.references.empty() ? default_references(val.kind()) : opt.references;
+  std::map<std::string, double> refs = opt.references.empty() ? default_references(val.kind(), tasks) : opt.references;
   for (const auto& t : tasks)
     if (refs.count(t) && res.headline.count(t)) res.references[t] = refs[t];
   res.delta_m = delta_m_of(res, res.references);
@@ -151,18 +133,12 @@ EvalResult evaluate_model(MultiTaskModelImpl& model, const Dataset& val, const E
 }
 
 double delta_m_of(const EvalResult& r, const std::map<std::string, double>& references) {
-  // Δm = 100/T' · Σ_t s_t (M_t − S_t)/S_t, s = −1 for errors (depth RMSE, normals mean angle)
-  // (evaluate_utils.py:45-70).
-  double sum = 0;
-  int n = 0;
-  for (const auto& [task, ref] : references) {
-    auto it = r.headline.find(task);
-    if (it == r.headline.end()) continue;
-    const double sign = lower_is_better(task) ? -1.0 : 1.0;
-    sum += sign * (it->second - ref) / ref;
-    ++n;
-  }
-  return n ? 100.0 * sum / n : std::numeric_limits<double>::quiet_NaN();
+  // Δm over the referenced tasks that were scored, in percent (eval/delta_m.h returns a fraction).
+  std::map<std::string, double> refs;
+  for (const auto& [t, v] : references)
+    if (r.headline.count(t)) refs[t] = v;
+  if (refs.empty()) return std::numeric_limits<double>::quiet_NaN();
+  return 100.0 * delta_m(r.headline, refs);
 }
 
 std::string eval_table(const EvalResult& r) {
@@ -175,7 +151,7 @@ std::string eval_table(const EvalResult& r) {
     if (it == r.metrics.end()) continue;
     for (const auto& [name, v] : it->second) {
       std::snprintf(line, sizeof line, "%-12s %-22s %12.4f%s\n", t.c_str(), name.c_str(), v,
-                    r.headline.count(t) && headline_metric(t) == name ? "  *" : "");
+                    r.headline.count(t) && delta_m_metric(t) == name ? "  *" : "");
       s += line;
     }
   }

@@ -40,6 +40,11 @@ struct EvalResult {
   double seconds = 0;
 };
 
+// A model built from `cfg` with weights from a training checkpoint (m3vit-train-v1, whose model config
+// must equal `cfg`) or anything model/checkpoint.h reads (our export, the authors' .pth or shard
+// directory), strictly: every tensor must be present. Returned in eval mode.
+MultiTaskModel load_model_for_eval(const ModelConfig& cfg, const std::string& weights);
+
 // Scores `model` on `val`. The model is switched to eval mode (and left there).
 EvalResult evaluate_model(MultiTaskModelImpl& model, const Dataset& val, const EvalOptions& opt);
 

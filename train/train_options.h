@@ -59,6 +59,8 @@ struct TrainOptions {
   std::string out_dir = "out/train";
   std::map<std::string, double> delta_m_references;  // empty: the data set's defaults
   bool progress = true;            // draw the progress bar
+  double time_budget_s = 0;        // > 0: after a few timed steps, shorten the run to end training
+                                   // within this many seconds (the demo); not resumable exactly
 
   // The part that decides the trajectory, as JSON (compared on resume).
   std::string trajectory_json() const;

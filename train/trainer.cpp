@@ -168,8 +168,8 @@ TrainOutcome run_training(const ConfigFile& f, const TrainOptions& o, const Trai
   const int64_t bpe = loader.batches_per_epoch();
   if (bpe <= 0) throw ConfigError("the training split is empty");
   const int64_t steps_per_epoch = (bpe + o.grad_accum - 1) / o.grad_accum;
-  const int64_t total_steps = o.max_steps > 0 ? o.max_steps : o.epochs * steps_per_epoch;
-  const int64_t epochs = o.max_steps > 0 ? (total_steps + steps_per_epoch - 1) / steps_per_epoch : o.epochs;
+  int64_t total_steps = o.max_steps > 0 ? o.max_steps : o.epochs * steps_per_epoch;
+  int64_t epochs = o.max_steps > 0 ? (total_steps + steps_per_epoch - 1) / steps_per_epoch : o.epochs;
 
   TrainPosition pos;
   if (r.resume && have_ckpt) {
@@ -230,7 +230,26 @@ TrainOutcome run_training(const ConfigFile& f, const TrainOptions& o, const Trai
   int64_t images_this_run = 0;
   bool evaluated_at_end = false;
 
+  // Time budget (the demo): steps kCalibFirst..kCalibLast of this run are timed, then the run is cut
+  // to the steps that fit; the schedule follows the new length from there on.
+  constexpr int64_t kCalibFirst = 2, kCalibLast = 12;
+  Clock::time_point calib_t0 = t0;
+  const bool budgeted = o.time_budget_s > 0;
+
   while (pos.step < total_steps) {
+    if (budgeted && pos.step - start_step == kCalibFirst) calib_t0 = Clock::now();
+    if (budgeted && pos.step - start_step == kCalibLast) {
+      const double per_step = seconds_since(calib_t0) / static_cast<double>(kCalibLast - kCalibFirst);
+      const double left = o.time_budget_s - seconds_since(t0);
+      const int64_t fit = pos.step + std::max<int64_t>(1, static_cast<int64_t>(left / per_step));
+      if (fit < total_steps) {
+        total_steps = fit;
+        epochs = (total_steps + steps_per_epoch - 1) / steps_per_epoch;
+        std::fprintf(stderr, "%s%.2f s/step: %lld steps fit the %.0f s budget\n", o.progress ? "\n" : "", per_step,
+                     (long long)total_steps, o.time_budget_s);
+        bar = ProgressBar("train", std::max<int64_t>(total_steps - start_step, 1), "step");
+      }
+    }
     const double lr = scheduled_lr(o.schedule, o.lr, pos.epoch, epochs, pos.step, total_steps);
     opt.zero_grad();
     const int64_t micro = std::min<int64_t>(o.grad_accum, bpe - pos.batch_in_epoch);

@@ -1,4 +1,4 @@
-// Helpers for the file-format tests: a fresh scratch directory under the build tree, and running a
+// Utilities for the file-format tests: a fresh scratch directory under the build tree, and running a
 // Python snippet with the oracle interpreter (/usr/bin/python3: numpy, torch 1.13).
 #pragma once
 

@@ -117,7 +117,7 @@ for k, t in sd.items():
     authors['module.' + k] = t.long() if k.endswith('num_batches_tracked') else t
 optimizer = {'state': {0: {'momentum_buffer': torch.ones(3)}}, 'param_groups': [{'lr': 0.1, 'params': [0]}]}
 torch.save({'state_dict': authors, 'epoch': 7, 'optimizer': optimizer}, d + '/authors.pth')
-# Two ranks (utils/moe_utils.py:38-66): rank 0 everything with its experts [0, E/2), rank 1 only experts [E/2, E).
+# Two ranks (utils/moe_utils.py:32-38, 68-79): rank 0 everything with its experts [0, E/2), rank 1 only experts [E/2, E).
 os.makedirs(d + '/shards', exist_ok=True)
 r0, r1 = collections.OrderedDict(), collections.OrderedDict()
 for k, t in authors.items():

@@ -291,7 +291,8 @@ def route(x_gate, w_gate, k, training, noise_std):
     (noisy_gate_vmoe.py:258-268). Returns dict with logits, probs, idx, w, the dense gate matrix G
     [n, E] and, in training, the aux loss cv²(importance) + cv²(load)."""
     if training and noise_std > 0:
-        raise NotImplementedError("the oracle is deterministic: training-time router noise (noise_std > 0) is not modelled")
+        raise NotImplementedError("the oracle is deterministic: training-time router noise "
+                                  "(noise_std > 0) is not modelled")
     logits = x_gate @ w_gate
     probs = softmax(logits, dim=-1)
     idx, w = topk_desc(probs, k)
@@ -370,7 +371,8 @@ def backbone(images, P, cfg, task, training, trace=None):
     aux = torch.zeros((), dtype=x.dtype)
     for i in range(cfg.depth):
         p = f"backbone.blocks.{i}."
-        x = x + attention(layer_norm(x, P[p + "norm1.weight"], P[p + "norm1.bias"], cfg.ln_eps), P, p + "attn.", cfg.heads)
+        h = layer_norm(x, P[p + "norm1.weight"], P[p + "norm1.bias"], cfg.ln_eps)
+        x = x + attention(h, P, p + "attn.", cfg.heads)
         y = layer_norm(x, P[p + "norm2.weight"], P[p + "norm2.bias"], cfg.ln_eps)  # [B, N, d]
         if i in cfg.moe_blocks:
             flat = y.reshape(-1, d)  # [B·N, d], cls token routed like any patch token

@@ -34,6 +34,7 @@ import sys
 import numpy as np
 import torch
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import m3vit_ref as ref  # noqa: E402
 import safetensors_np as st  # noqa: E402
@@ -58,7 +59,8 @@ def load_images(path, cfg, dtype):
         raise KeyError(f"{path}: no tensor 'images'")
     x = tensors["images"]
     if x.ndim != 4 or list(x.shape[1:]) != [cfg.in_chans, cfg.img_h, cfg.img_w]:
-        raise ValueError(f"{path}: 'images' expected [B, {cfg.in_chans}, {cfg.img_h}, {cfg.img_w}], got {list(x.shape)}")
+        raise ValueError(f"{path}: 'images' expected [B, {cfg.in_chans}, {cfg.img_h}, {cfg.img_w}], "
+                         f"got {list(x.shape)}")
     return torch.from_numpy(x.astype(np.float64)).to(dtype)
 
 

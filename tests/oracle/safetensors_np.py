@@ -80,7 +80,8 @@ def load(path):
         npdt = _DTYPES[dt]
         numel = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if not (0 <= begin <= end <= len(data)):
-            raise SafeTensorsError(f"{path}: tensor '{name}' data [{begin}, {end}) outside the data ({len(data)} bytes)")
+            raise SafeTensorsError(
+                f"{path}: tensor '{name}' data [{begin}, {end}) outside the data ({len(data)} bytes)")
         if end - begin != numel * npdt.itemsize:
             raise SafeTensorsError(
                 f"{path}: tensor '{name}' {dt} {shape} needs {numel * npdt.itemsize} bytes, has {end - begin}")

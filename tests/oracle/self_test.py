@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, HERE)
 import m3vit_ref as ref  # noqa: E402
 import safetensors_np as st  # noqa: E402
@@ -122,7 +123,8 @@ class ElementwiseTest(unittest.TestCase):
     def test_layer_norm(self):
         x = torch.randn(3, 5, 24, dtype=D64)
         w, b = torch.randn(24, dtype=D64), torch.randn(24, dtype=D64)
-        torch.testing.assert_close(ref.layer_norm(x, w, b, 1e-6), F.layer_norm(x, (24,), w, b, 1e-6), rtol=0, atol=1e-12)
+        torch.testing.assert_close(ref.layer_norm(x, w, b, 1e-6), F.layer_norm(x, (24,), w, b, 1e-6),
+                                   rtol=0, atol=1e-12)
 
     def test_batch_norm_train_and_eval(self):
         x = torch.randn(2, 6, 3, 5, dtype=D64)

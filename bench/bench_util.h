@@ -1,0 +1,84 @@
+// Shared pieces of the benchmarks (header only; each bench/*.cpp is one executable): the peak table
+// every efficiency figure refers to, wall-clock timing, resident-set readings and Markdown output.
+// Benchmarks print Markdown sections on stdout; scripts/bench.sh collects them into
+// docs/BENCHMARKS.md and adds the machine description.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace m3vit::bench {
+
+// ---- Peak table (platform-notes.md, "CPU"): the one source of every "% of peak" in the reports.
+// Zen 5, two 512-bit FMA pipes per core at ~3.45 GHz: 2 pipes × 16 lanes × 2 FLOP × 3.45 GHz
+// = 221 GFLOP/s fp32 per core (an FMA microbenchmark measured 221 on 1 thread, 433 on 2).
+// AVX512-BF16 (vdpbf16ps) does two bf16 products per fp32 lane: 442 GFLOP/s per core.
+constexpr double kPeakFp32PerCore = 221.0;
+constexpr double kPeakBf16PerCore = 442.0;
+inline double peak_gflops(bool bf16, int threads) { return (bf16 ? kPeakBf16PerCore : kPeakFp32PerCore) * threads; }
+
+using clock_type = std::chrono::steady_clock;
+inline double ms_since(clock_type::time_point t0) {
+  return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+}
+inline double time_ms(const std::function<void()>& f) {
+  const auto t0 = clock_type::now();
+  f();
+  return ms_since(t0);
+}
+
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+inline double minimum(const std::vector<double>& v) { return v.empty() ? 0 : *std::min_element(v.begin(), v.end()); }
+
+// A field of /proc/self/status in kB ("VmHWM" = peak resident set, "VmRSS" = current).
+inline long proc_status_kb(const char* field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const std::string key = std::string(field) + ":";
+  while (std::getline(in, line))
+    if (line.rfind(key, 0) == 0) return std::atol(line.c_str() + key.size());
+  return -1;
+}
+
+inline std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// Markdown table row: "| a | b | c |".
+inline std::string row(const std::vector<std::string>& cells) {
+  std::string s = "|";
+  for (const auto& c : cells) s += " " + c + " |";
+  return s;
+}
+inline std::string rule(size_t n) {
+  std::string s = "|";
+  for (size_t i = 0; i < n; ++i) s += "---|";
+  return s;
+}
+
+// `--name value` from argv, or the default.
+inline std::string arg(int argc, char** argv, const std::string& name, const std::string& def) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (argv[i] == name) return argv[i + 1];
+  return def;
+}
+inline bool flag(int argc, char** argv, const std::string& name) {
+  for (int i = 1; i < argc; ++i)
+    if (argv[i] == name) return true;
+  return false;
+}
+
+}  // namespace m3vit::bench

@@ -1,0 +1,212 @@
+// The training loop on the smallest model (tests/train/configs/tiny_train.yaml): bitwise determinism, exact
+// resume from a mid-epoch checkpoint, the graceful stop on SIGTERM, the checkpoint file's checks,
+// and that the loss goes down. The SIGKILL variant through the command line is
+// tests/cli/test_train_resume.sh.
+#include "common/pch/torch_pch.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+#include "common/errors.h"
+#include "common/fileutil.h"
+#include "io/safetensors.h"
+#include "tests/train/train_test_util.h"
+#include "train/optimizer.h"
+#include "train/tensor_io.h"
+#include "train/train_checkpoint.h"
+#include "train/trainer.h"
+
+namespace m3vit {
+namespace {
+
+ConfigFile tiny_config() { return load_config_file(std::string(M3VIT_SOURCE_DIR) + "/tests/train/configs/tiny_train.yaml"); }
+
+TrainOptions tiny_options(const ConfigFile& f, const std::string& out_dir, int64_t steps) {
+  TrainOptions o = train_options_from(f);
+  o.out_dir = out_dir;
+  o.max_steps = steps;
+  o.threads = 2;
+  o.workers = 1;
+  o.progress = false;
+  o.eval_every = 0;
+  return o;
+}
+
+// Model tensors of the final export of a run.
+std::map<std::string, torch::Tensor> final_weights(const std::string& out_dir) {
+  return load_tensors(final_model_path(out_dir));
+}
+
+void expect_identical(const std::map<std::string, torch::Tensor>& a, const std::map<std::string, torch::Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, t] : a) {
+    ASSERT_TRUE(b.count(name)) << name;
+    EXPECT_TRUE(torch::equal(t, b.at(name))) << name << " differs, max abs "
+                                             << (t.to(torch::kDouble) - b.at(name).to(torch::kDouble)).abs().max().item<double>();
+  }
+}
+
+std::vector<nlohmann::json> read_log(const std::string& out_dir) {
+  std::vector<nlohmann::json> v;
+  std::ifstream in(train_log_path(out_dir));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) v.push_back(nlohmann::json::parse(line));
+  return v;
+}
+
+TEST(Trainer, TwoRunsAreBitwiseIdentical) {
+  const ConfigFile f = tiny_config();
+  const std::string d = test::scratch_dir("determinism");
+  auto o1 = tiny_options(f, d + "/a", 5), o2 = tiny_options(f, d + "/b", 5);
+  run_training(f, o1, {});
+  run_training(f, o2, {});
+  expect_identical(final_weights(o1.out_dir), final_weights(o2.out_dir));
+  // The weights moved, and a different seed gives different weights.
+  auto o3 = tiny_options(f, d + "/c", 5);
+  o3.seed = 1;
+  run_training(f, o3, {});
+  auto w1 = final_weights(o1.out_dir), w3 = final_weights(o3.out_dir);
+  EXPECT_FALSE(torch::equal(w1.begin()->second, w3.begin()->second));
+}
+
+TEST(Trainer, ResumeFromMidEpochCheckpointIsExact) {
+  ConfigFile f = tiny_config();
+  // 16 training images, batch 4: 4 batches per epoch; 7 steps cross an epoch boundary.
+  const std::string d = test::scratch_dir("resume");
+  auto full = tiny_options(f, d + "/full", 7);
+  run_training(f, full, {});
+
+  // Checkpoints every 2 steps do not change the trajectory.
+  auto part = tiny_options(f, d + "/part", 7);
+  part.checkpoint_every = 2;
+  run_training(f, part, {});
+
+  // A run stopped by SIGTERM after its first step(s), mid-epoch, then resumed to step 7. The test
+  // ignores SIGTERM outside the trainer so that a late signal cannot end the test binary.
+  auto previous = std::signal(SIGTERM, SIG_IGN);
+  auto two = tiny_options(f, d + "/two", 7);
+  std::thread killer([&] {
+    for (int i = 0; i < 20000; ++i) {
+      if (file_exists(train_log_path(two.out_dir)) && !read_log(two.out_dir).empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::raise(SIGTERM);
+  });
+  TrainOutcome stopped = run_training(f, two, {});
+  killer.join();
+  std::signal(SIGTERM, previous);
+  ASSERT_EQ(stopped.signal, SIGTERM);
+  ASSERT_LT(stopped.position.step, 7);
+  ASSERT_FALSE(file_exists(final_model_path(two.out_dir)));
+  const auto pos = read_train_checkpoint_metadata(checkpoint_path(two.out_dir)).position;
+  EXPECT_EQ(pos.step, stopped.position.step);
+
+  TrainRunOptions r;
+  r.resume = true;
+  TrainOutcome resumed = run_training(f, two, r);
+  EXPECT_EQ(resumed.signal, 0);
+  EXPECT_EQ(resumed.position.step, 7);
+  EXPECT_EQ(resumed.position.epoch, 1);
+  EXPECT_EQ(resumed.position.batch_in_epoch, 3);
+  expect_identical(final_weights(full.out_dir), final_weights(two.out_dir));
+  expect_identical(final_weights(full.out_dir), final_weights(part.out_dir));
+  // The log of the resumed run has one record per step, no duplicates.
+  int train_records = 0;
+  int64_t last = 0;
+  for (const auto& j : read_log(two.out_dir))
+    if (j["type"] == "train") {
+      ++train_records;
+      EXPECT_EQ(j["step"].get<int64_t>(), last + 1);
+      last = j["step"].get<int64_t>();
+    }
+  EXPECT_EQ(train_records, 7);
+}
+
+TEST(Trainer, RefusesMismatchedResumeAndExistingRun) {
+  ConfigFile f = tiny_config();
+  const std::string d = test::scratch_dir("mismatch");
+  auto o = tiny_options(f, d + "/run", 2);
+  run_training(f, o, {});
+  // Same folder without --resume or --overwrite.
+  EXPECT_THROW(run_training(f, o, {}), ConfigError);
+  // Resume with another learning rate names the difference.
+  auto other = o;
+  other.lr *= 2;
+  TrainRunOptions r;
+  r.resume = true;
+  try {
+    run_training(f, other, r);
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("lr"), std::string::npos) << e.what();
+  }
+  // --overwrite starts again.
+  TrainRunOptions ow;
+  ow.overwrite = true;
+  EXPECT_EQ(run_training(f, o, ow).position.step, 2);
+}
+
+TEST(Trainer, CheckpointContentAndCorruption) {
+  ConfigFile f = tiny_config();
+  const std::string d = test::scratch_dir("ckpt");
+  auto o = tiny_options(f, d + "/run", 2);
+  run_training(f, o, {});
+  const std::string ck = checkpoint_path(o.out_dir);
+  SafeTensorsFile file(ck);
+  EXPECT_EQ(file.metadata().at("format"), kTrainCheckpointFormat);
+  // Model, optimizer (SGD momentum for every trained parameter) and RNG state are all there.
+  MultiTaskModel model = build_model(f, o);
+  size_t n_params = 0;
+  for (const auto& p : model->named_parameters()) {
+    EXPECT_TRUE(file.has("model/" + p.key())) << p.key();
+    EXPECT_TRUE(file.has("optimizer/momentum_buffer/" + p.key())) << p.key();
+    ++n_params;
+  }
+  EXPECT_GT(n_params, 10u);
+  EXPECT_TRUE(file.has("rng/torch_cpu"));
+  EXPECT_EQ(read_train_checkpoint_metadata(ck).position.step, 2);
+
+  // A truncated file and a file of another kind are refused with the path in the message.
+  const std::string bytes = read_file(ck);
+  const std::string cut = d + "/cut.safetensors";
+  write_file_atomic(cut, bytes.substr(0, bytes.size() / 2));
+  Optimizer opt(name_parameters(*model, model->expert_parameters()), o.optimizer);
+  EXPECT_THROW(load_train_checkpoint(cut, *model, &opt), Error);
+  EXPECT_THROW(load_train_checkpoint(final_model_path(o.out_dir), *model, &opt), FormatError);
+  EXPECT_FALSE(is_train_checkpoint(final_model_path(o.out_dir)));
+  EXPECT_TRUE(is_train_checkpoint(ck));
+  // No temporary files are left next to the checkpoint.
+  for (const auto& e : std::filesystem::directory_iterator(o.out_dir))
+    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+TEST(Trainer, LossDecreases) {
+  // The same 4 images every step (no augmentation): 24 AdamW steps must bring the loss well down.
+  ConfigFile f = tiny_config();
+  f.data.synthetic_train_images = 4;
+  f.data.augment = false;
+  const std::string d = test::scratch_dir("learn");
+  auto o = tiny_options(f, d + "/run", 24);
+  o.optimizer.type = "adamw";
+  o.lr = 3e-3;
+  run_training(f, o, {});
+  // Per task: mean of the first 4 and the last 4 steps. Depth (metres, from an output that starts
+  // near 0) moves slowest; class and normal losses must drop by a fifth.
+  std::map<std::string, std::vector<double>> per_task;
+  for (const auto& j : read_log(o.out_dir))
+    if (j["type"] == "train")
+      for (const std::string t : {"semseg", "normals", "depth"}) per_task[t].push_back(j["losses"][t].get<double>());
+  for (const auto& [t, v] : per_task) {
+    ASSERT_EQ(v.size(), 24u) << t;
+    double first = 0, last = 0;
+    for (int i = 0; i < 4; ++i) first += v[i] / 4, last += v[v.size() - 1 - i] / 4;
+    EXPECT_LT(last, (t == "depth" ? 0.99 : 0.8) * first) << t << ": first " << first << " last " << last;
+  }
+}
+
+}  // namespace
+}  // namespace m3vit
