@@ -13,6 +13,7 @@
 #include "common/progress.h"
 #include "data/image_ops.h"
 #include "data/synthetic.h"
+#include "io/tensor_data.h"
 #include "model/multitask_model.h"
 
 namespace m3vit::cli {

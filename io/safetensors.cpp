@@ -1,13 +1,14 @@
-// safetensors reader (mmap, validated at open) and writer (atomic, 64-byte aligned data).
+// safetensors reader (mmap, validated at open) and writer (atomic; data area 64-byte aligned).
 // Layout: u64 little-endian header length N | N bytes of JSON | data area. The JSON maps each tensor
 // name to {"dtype", "shape", "data_offsets": [begin, end]} (offsets relative to the data area) and may
 // hold "__metadata__": {string: string}. Used for the model export, routing traces and the parity
 // oracle's tensors (docs/ARCHITECTURE.md "Formats shared between parts").
 //
 // Every check runs at open, so a file that opens can be read without further bounds checks. The
-// reader accepts gaps between tensors (our writer pads every tensor to a 64-byte offset) but not
-// overlaps. Note: the reference Rust implementation requires tensors to be contiguous, so files with
-// padding gaps are ours to read; files written by it read here unchanged.
+// reader accepts gaps between tensors but not overlaps. The writer lays tensors out back to back, as the
+// reference implementation requires (it rejects gaps), and pads the JSON header with spaces so the data
+// area starts 64-byte aligned in the file; a tensor's own alignment is then that of the bytes before it
+// (all-F32 exports: 4-byte aligned).
 #include "io/safetensors.h"
 
 #include <algorithm>
@@ -250,7 +251,6 @@ void SafeTensorsWriter::write(const std::string& path) const {
   std::vector<size_t> begins;
   size_t off = 0;
   for (const auto& e : entries_) {
-    off = align_up(off);
     begins.push_back(off);
     header[e.name] = {{"dtype", dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {off, off + e.bytes.size()}}};
     off += e.bytes.size();

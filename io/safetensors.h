@@ -46,8 +46,8 @@ class SafeTensorsWriter {
            size_t nbytes);
   void add(const std::string& name, const OwnedTensor& t);
   void set_metadata(const std::string& key, const std::string& value);
-  // Writes atomically (temp file + fsync + rename). Tensors are laid out in insertion order,
-  // each data offset aligned to 64 bytes (padding counts as part of no tensor).
+  // Writes atomically (temp file + fsync + rename). Tensors are laid out back to back in insertion
+  // order (the reference implementation rejects gaps); the data area starts 64-byte aligned.
   void write(const std::string& path) const;
 
  private:

@@ -13,7 +13,6 @@ namespace m3vit {
 
 namespace {
 
-constexpr double kG = 1e9;
 
 Cost visible(double macs) { return {macs, macs}; }    // an nn.Linear / nn.Conv2d: thop sees it
 Cost invisible(double macs) { return {macs, 0.0}; }   // functional op or a raw parameter: thop does not
@@ -166,23 +165,31 @@ ModelConfig dense_baseline(const ModelConfig& cfg) {
 
 std::string format_flops_report(const FlopsReport& r) {
   const ModelConfig& c = r.cfg;
+  // GMAC for the paper's models, MMAC for the tiny ones so their numbers keep digits.
+  const bool giga = r.single_task(0).macs >= 1e9;
+  const double kG = giga ? 1e9 : 1e6;
+  const std::string unit = giga ? "GMAC" : "MMAC";
   std::string s;
   auto line = [&](const std::string& l) { s += l + "\n"; };
   char buf[256];
 
-  line("MACs of one backbone pass (GMAC, batch 1)        count      each     total  thop-visible");
+  auto header = [&](const char* title) {
+    std::snprintf(buf, sizeof buf, "%-44s %5s %9s %9s %13s", title, "count", "each", "total", "thop-visible");
+    line(buf);
+  };
+  header(("MACs of one backbone pass (" + unit + ", batch 1)").c_str());
   for (const auto& row : r.backbone_rows) {
-    std::snprintf(buf, sizeof buf, "  %-42s %5d %9.4f %9.3f %9.3f", row.name.c_str(), row.count, row.each.macs / kG,
+    std::snprintf(buf, sizeof buf, "  %-42s %5d %9.4f %9.3f %13.3f", row.name.c_str(), row.count, row.each.macs / kG,
                   row.total().macs / kG, row.total().thop_macs / kG);
     line(buf);
   }
-  std::snprintf(buf, sizeof buf, "  %-42s %5s %9s %9.3f %9.3f", "backbone pass", "", "", r.backbone.macs / kG,
+  std::snprintf(buf, sizeof buf, "  %-42s %5s %9s %9.3f %13.3f", "backbone pass", "", "", r.backbone.macs / kG,
                 r.backbone.thop_macs / kG);
   line(buf);
   line("");
-  line("MACs of one task head (GMAC)                      count      each     total  thop-visible");
+  header(("MACs of one task head (" + unit + ")").c_str());
   for (int t = 0; t < c.num_tasks(); ++t) {
-    std::snprintf(buf, sizeof buf, "  %-42s %5s %9s %9.3f %9.3f",
+    std::snprintf(buf, sizeof buf, "  %-42s %5s %9s %9.3f %13.3f",
                   (c.tasks[t].name + " (" + std::to_string(c.tasks[t].out_channels) + " ch)").c_str(), "", "",
                   r.heads[t].macs / kG, r.heads[t].thop_macs / kG);
     line(buf);
@@ -190,7 +197,7 @@ std::string format_flops_report(const FlopsReport& r) {
   if (c.num_tasks() > 0) {
     line("  of which, for " + c.tasks[0].name + ":");
     for (const auto& row : r.head_rows[0]) {
-      std::snprintf(buf, sizeof buf, "    %-40s %5d %9.4f %9.3f %9.3f", row.name.c_str(), row.count, row.each.macs / kG,
+      std::snprintf(buf, sizeof buf, "    %-40s %5d %9.4f %9.3f %13.3f", row.name.c_str(), row.count, row.each.macs / kG,
                     row.total().macs / kG, row.total().thop_macs / kG);
       line(buf);
     }
@@ -198,9 +205,11 @@ std::string format_flops_report(const FlopsReport& r) {
   line("");
 
   const FlopsReport dense = count_flops(dense_baseline(c));
-  line("Inference modes (GMAC)                              passes heads      MACs  thop-visible");
+  std::snprintf(buf, sizeof buf, "%-52s %6s %5s %9s %13s", ("Inference modes (" + unit + ")").c_str(), "passes", "heads", "MACs",
+                "thop-visible");
+  line(buf);
   auto mode = [&](const std::string& name, int passes, int heads, const Cost& cost) {
-    std::snprintf(buf, sizeof buf, "  %-50s %3d %5d %9.3f %9.3f", name.c_str(), passes, heads, cost.macs / kG,
+    std::snprintf(buf, sizeof buf, "  %-50s %6d %5d %9.3f %13.3f", name.c_str(), passes, heads, cost.macs / kG,
                   cost.thop_macs / kG);
     line(buf);
   };

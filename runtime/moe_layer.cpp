@@ -13,8 +13,9 @@ MoeLayer::MoeLayer(DnnlContext& ctx, int tokens, int d, int hidden, int E, int k
       fc1_(ctx, d, hidden, true, /*rows=*/0, tokens, Epilogue::gelu, prec, form),
       fc2_(ctx, hidden, d, true, /*rows=*/0, tokens, Epilogue::none, prec, form),
       logits_(static_cast<size_t>(tokens) * E), idx_(static_cast<size_t>(tokens) * k),
-      w_(static_cast<size_t>(tokens) * k), gathered_(static_cast<size_t>(tokens) * d),
-      hidden_(static_cast<size_t>(tokens) * hidden), y_(static_cast<size_t>(tokens) * d) {
+      w_(static_cast<size_t>(tokens) * k), pos_(static_cast<size_t>(tokens) * k),
+      gathered_(static_cast<size_t>(tokens) * k * d), hidden_(static_cast<size_t>(tokens) * hidden),
+      y_(static_cast<size_t>(tokens) * k * d) {
   q_.reserve(tokens, E, k);
 }
 
@@ -23,35 +24,38 @@ void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w,
   // 1. Route: [N, d] x [d, E] -> [N, E] -> top-k per token.
   router_.run(xn, n_, router_w, logits_.data());
   route_tokens(logits_.data(), n_, E_, k_, idx_.data(), w_.data());
-  // 2. Per-expert token queues (counting sort).
+  // 2. Per-expert token queues (counting sort), and where each (token, choice) pair landed.
   q_.build(idx_.data(), w_.data(), n_, k_);
-  // 3. Expert by expert; empty queues were left out of q_.active.
+  const int pairs = n_ * k_;
+  // 3. Gather: row p of `gathered_` is the token of queue position p.
+#pragma omp parallel for schedule(static)
+  for (int p = 0; p < pairs; ++p)
+    std::memcpy(gathered_.data() + static_cast<int64_t>(p) * d_, xn + static_cast<int64_t>(q_.token[p]) * d_, d_ * 4);
+  // Expert by expert over contiguous queue rows; empty queues were left out of q_.active.
   experts.begin_layer(moe_layer, q_.active);
   for (int i = 0; i < static_cast<int>(q_.active.size()); ++i) {
     const int e = q_.active[i];
     const int m = q_.count[e];
-    const int32_t* tok = q_.token.data() + q_.offset[e];
-    const float* gw = q_.weight.data() + q_.offset[e];
-    // Gather the queue: [m, d].
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < m; ++r)
-      std::memcpy(gathered_.data() + static_cast<int64_t>(r) * d_, xn + static_cast<int64_t>(tok[r]) * d_, d_ * 4);
+    const float* g = gathered_.data() + static_cast<int64_t>(q_.offset[e]) * d_;  // [m, d]
+    float* y = y_.data() + static_cast<int64_t>(q_.offset[e]) * d_;               // [m, d]
     const ExpertWeights& ew = experts.acquire(i);
     if (ew.fc1) {  // resident: packed weights
-      fc1_.run(gathered_.data(), m, *ew.fc1, hidden_.data());  // [m, hid], GELU fused
-      fc2_.run(hidden_.data(), m, *ew.fc2, y_.data());         // [m, d]
+      fc1_.run(g, m, *ew.fc1, hidden_.data());  // [m, hid], GELU fused
+      fc2_.run(hidden_.data(), m, *ew.fc2, y);  // [m, d]
     } else {  // streamed: the rows as they came from the file
-      fc1_.run_plain(gathered_.data(), m, ew.w1, ew.b1, hidden_.data());
-      fc2_.run_plain(hidden_.data(), m, ew.w2, ew.b2, y_.data());
+      fc1_.run_plain(g, m, ew.w1, ew.b1, hidden_.data());
+      fc2_.run_plain(hidden_.data(), m, ew.w2, ew.b2, y);
     }
-    experts.release(i);  // the buffer refills with a later expert while we scatter
-    // Scale by the gate weight and scatter-add into the residual stream. A token appears at most
-    // once in a queue, so the rows are independent.
+    experts.release(i);  // the buffer refills with a later expert while the next one computes
+  }
+  // 4. Combine: x[t] += Σ_j w_tj · y[pos(t, j)], each token's k rows in its top-k order.
+  for (int p = 0; p < pairs; ++p) pos_[q_.pair[p]] = p;
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < m; ++r) {
-      float* dst = x + static_cast<int64_t>(tok[r]) * d_;
-      const float* src = y_.data() + static_cast<int64_t>(r) * d_;
-      const float g = gw[r];
+  for (int t = 0; t < n_; ++t) {
+    float* dst = x + static_cast<int64_t>(t) * d_;
+    for (int j = 0; j < k_; ++j) {
+      const float* src = y_.data() + static_cast<int64_t>(pos_[t * k_ + j]) * d_;
+      const float g = w_[t * k_ + j];
 #pragma omp simd
       for (int c = 0; c < d_; ++c) dst[c] += g * src[c];
     }

@@ -2,9 +2,14 @@
 //   1. route every token: logits = LN2(x)·W_gate (+ the task term of the task-conditioned gate),
 //      softmax over all E, top-k, weights not renormalised (runtime/token_queue.h);
 //   2. counting-sort the (token, expert) pairs into per-expert token queues;
-//   3. expert by expert over the non-empty queues: gather the queue's rows, fc1 + GELU, fc2, scale
-//      each row by its gate weight and scatter-add it into the residual stream. While one expert
-//      computes, the next one's weights are being brought in (runtime/expert_stream.h).
+//   3. gather every queue's rows once, in queue order ([N·k, d]); then expert by expert over the
+//      non-empty queues: fc1 + GELU, fc2 on the expert's contiguous rows. While one expert computes,
+//      the next one's weights are being brought in (runtime/expert_stream.h);
+//   4. scale each output row by its gate weight and add it to its token's row of the residual stream
+//      (per token, its k rows in top-k order, so no two threads write one row).
+// Gathering and combining once per layer instead of once per expert keeps the number of OpenMP
+// fork/joins per layer at 4 + the matmuls: on a loaded 2-core machine each fork/join can cost a
+// scheduler time slice.
 // Equal to Σ_j w_j·Expert_{idx_j}(x) per token (custom_moe_layer.py:290-297), up to summation order.
 #pragma once
 
@@ -43,9 +48,10 @@ class MoeLayer {
   std::vector<int32_t> idx_;       // [N, k]
   std::vector<float> w_;           // [N, k]
   TokenQueues q_;
-  std::vector<float> gathered_;    // [N, d] rows of one queue
-  std::vector<float> hidden_;      // [N, hid]
-  std::vector<float> y_;           // [N, d]
+  std::vector<int32_t> pos_;       // [N, k] position of pair (t, j) in queue order
+  std::vector<float> gathered_;    // [N·k, d] the rows of every queue, queue after queue
+  std::vector<float> hidden_;      // [N, hid] one expert's fc1 output
+  std::vector<float> y_;           // [N·k, d] every expert's fc2 output, in queue order
 };
 
 }  // namespace m3vit::rt

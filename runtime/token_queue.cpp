@@ -69,6 +69,7 @@ void TokenQueues::reserve(int max_tokens, int E, int k) {
   count.assign(E, 0);
   offset.assign(E + 1, 0);
   token.assign(static_cast<size_t>(max_tokens) * k, 0);
+  pair.assign(static_cast<size_t>(max_tokens) * k, 0);
   weight.assign(static_cast<size_t>(max_tokens) * k, 0.f);
   active.reserve(E);
   cursor.assign(E, 0);
@@ -88,6 +89,7 @@ void TokenQueues::build(const int32_t* topk_idx, const float* topk_w, int n, int
       const int e = topk_idx[static_cast<int64_t>(t) * k + j];
       const int pos = cursor[e]++;
       token[pos] = t;
+      pair[pos] = t * k + j;
       weight[pos] = topk_w[static_cast<int64_t>(t) * k + j];
     }
   active.clear();

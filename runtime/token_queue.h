@@ -25,6 +25,7 @@ struct TokenQueues {
   std::vector<int32_t> count;   // [E] queue length of each expert
   std::vector<int32_t> offset;  // [E + 1] start of each expert's queue in token/weight
   std::vector<int32_t> token;   // [n·k] token ids grouped by expert, ascending within a queue
+  std::vector<int32_t> pair;    // [n·k] the (token·k + choice) each queue position came from
   std::vector<float> weight;    // [n·k] gate weight of each (token, expert) pair
   std::vector<int32_t> active;  // experts with a non-empty queue, ascending: the compute order
   std::vector<int32_t> cursor;  // [E] write position of each queue while placing

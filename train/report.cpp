@@ -11,6 +11,7 @@
 #include "common/errors.h"
 #include "common/fileutil.h"
 #include "common/visualize.h"
+#include "eval/delta_m.h"
 
 namespace m3vit {
 
@@ -214,7 +215,7 @@ void write_report(const std::string& dir, const DemoReport& r) {
     for (const auto& [name, v] : it->second) {
       if (name == "images") continue;
       const bool lower = name == "mean" || name == "median" || name == "rmse" || name == "log_rmse";
-      const bool headline = r.after.headline.count(t) && r.after.headline.at(t) == v;
+      const bool headline = name == delta_m_metric(t);
       o << "<tr><td>" << t << "</td><td>" << name << (lower ? " ↓" : " ↑") << (headline ? " *" : "") << "</td>";
       if (r.has_before) {
         double b = NAN;
