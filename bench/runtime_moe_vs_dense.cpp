@@ -52,9 +52,8 @@ Result time_layer(const rt::ModelFile& file, int moe_layer, const std::vector<fl
   const ModelConfig& c = file.config();
   const int N = c.num_tokens(), d = c.embed_dim, hid = c.moe_hidden(), E = c.moe_experts, k = c.moe_top_k;
   rt::DnnlContext ctx;
-  rt::MoeLayer moe(ctx, N, d, hid, E, k, rt::Precision::fp32,
-                   mode == rt::ExpertMode::stream ? rt::WeightForm::plain : rt::WeightForm::packed);
-  rt::ExpertStream experts(file, mode, 0, moe.fc1_plan(), moe.fc2_plan());
+  rt::MoeLayer moe(ctx, N, d, hid, E, k, rt::Precision::fp32);
+  rt::ExpertStream experts(ctx, file, mode, 0, moe.fc1(), moe.fc2());
   int block = -1;
   for (int i = 0, j = 0; i < c.depth; ++i)
     if (c.is_moe_block(i) && j++ == moe_layer) block = i;
@@ -68,8 +67,8 @@ Result time_layer(const rt::ModelFile& file, int moe_layer, const std::vector<fl
 
   // Dense MLP of equal MACs: d -> k·hid -> d, random weights, residual fused as in the backbone.
   const int H = k * hid;
-  rt::MatmulPlan fc1(ctx, d, H, true, N, N, rt::Epilogue::gelu, rt::Precision::fp32, rt::WeightForm::packed);
-  rt::MatmulPlan fc2(ctx, H, d, true, N, N, rt::Epilogue::residual, rt::Precision::fp32, rt::WeightForm::packed);
+  rt::MatmulPlan fc1(ctx, d, H, true, N, rt::Epilogue::gelu, rt::Precision::fp32);
+  rt::MatmulPlan fc2(ctx, H, d, true, N, rt::Epilogue::residual, rt::Precision::fp32);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-0.05f, 0.05f);
   std::vector<float> w1(static_cast<size_t>(H) * d), w2(w1.size()), b1(H), b2(d);
@@ -82,8 +81,8 @@ Result time_layer(const rt::ModelFile& file, int moe_layer, const std::vector<fl
   for (int r = 0; r < reps + 2; ++r) {
     const double a = time_ms([&] { moe.forward(xn.data(), x.data(), router, experts, moe_layer); });
     const double b = time_ms([&] {
-      fc1.run(xn.data(), N, p1, hidden.data());
-      fc2.run(hidden.data(), N, p2, x.data());
+      fc1.run(xn.data(), p1, hidden.data());
+      fc2.run(hidden.data(), p2, x.data());
     });
     if (r >= 2) {  // two warm-up rounds
       tm.push_back(a);

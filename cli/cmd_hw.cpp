@@ -3,7 +3,7 @@
 //   m3vit hw --config C [overrides] --hw zcu104|zcu102|FILE.yaml
 //            [--trace FILE | --weights W | --images DIR | --synthetic N | --synthetic-trace uniform|skewed]
 //            [--task T] [--strategy all|all_on_chip|cache|reordered] [--cache-slots N]
-//            [--sweep] [--svg-dir DIR] [--switch-task T2] [--fixed-point [--saturate]]
+//            [--sweep] [--svg-dir DIR] [--switch-task T2] [--fixed-point [--saturate] [--round-weights]]
 //            [--json OUT.json] [--report OUT.md --img-dir DIR] [--dump-hw FILE.yaml]
 //
 // Routing comes from a trace file (m3vit trace), from running the model here (--weights/--images/
@@ -38,10 +38,10 @@ struct HwArgs {
   std::string hw = "zcu104", trace, weights, task, strategy = "all", json, report, img_dir, svg_dir, switch_task,
               dump_hw, synthetic_trace;
   ImageSource images;
-  int cache_slots = -1, trace_images = 2, fx_images = 2, threads = 0;
+  int cache_slots = -1, trace_images = 2, fx_images = 2, fx_metrics = 0, threads = 0;
   double skew = 1.0, correlation = 0.0;
   uint64_t seed = 0, trace_seed = 1;
-  bool sweep = false, fixed_point = false, saturate = false;
+  bool sweep = false, fixed_point = false, saturate = false, round_weights = false;
 };
 
 void check_out_dir(const std::string& path, const char* flag) {
@@ -192,17 +192,38 @@ void run_hw(const HwArgs& a) {
               (a.weights.empty() ? "random weights (the authors' initialisation, seed " + std::to_string(a.seed) + ")"
                                  : "weights " + a.weights) +
               ", task " + cfg.tasks.at(task).name + ", on " + std::to_string(imgs.size()) + " of " + src.describe() +
-              ". The per-task metric change needs trained weights and the task heads on the fixed-point output; "
-              "see HW_MODEL.md.";
+              ". The same weights and 8-bit images go to both encoders.";
     hw::FxCheckOptions o;
     o.task = task;
-    for (bool sat : (a.report.empty() ? std::vector<bool>{a.saturate} : std::vector<bool>{false, true})) {
+    // The report shows the vendor default (truncate, wrap), saturation, and rounded weights.
+    std::vector<std::pair<bool, bool>> modes = {{a.saturate, a.round_weights}};
+    if (!a.report.empty()) modes = {{false, false}, {true, false}, {false, true}};
+    for (auto [sat, rnd] : modes) {
       o.saturate = sat;
+      o.round_weights = rnd;
       fx.push_back(hw::fx_check(w, imgs, o));
       std::printf("\n%s", hw::fx_check_text(fx.back()).c_str());
     }
     auto& fj = out["fixed_point"] = nlohmann::ordered_json::array();
     for (const auto& r : fx) fj.push_back(nlohmann::ordered_json::parse(hw::fx_check_json(r)));
+  }
+
+  std::vector<TaskMetricChange> metrics;
+  if (a.fx_metrics > 0) {
+    metrics = fx_metric_change(cfg, a.weights, a.seed, a.fx_metrics, a.images.seed, a.saturate);
+    auto& mj = out["fixed_point_metrics"] = nlohmann::ordered_json::array();
+    std::printf("\nper-task metric, fp32 encoder vs fixed-point encoder (%s), %d synthetic validation scenes:\n",
+                a.weights.empty() ? "random weights: not meaningful" : a.weights.c_str(), a.fx_metrics);
+    for (const auto& m : metrics) {
+      if (!m.note.empty()) {
+        std::printf("  %-12s not scored: %s\n", m.task.c_str(), m.note.c_str());
+        continue;
+      }
+      std::printf("  %-12s %-18s fp32 %.4f  fixed point %.4f  change %+.4f\n", m.task.c_str(), m.metric.c_str(), m.fp32,
+                  m.fixed, m.fixed - m.fp32);
+      mj.push_back({{"task", m.task}, {"metric", m.metric}, {"fp32", m.fp32}, {"fixed_point", m.fixed},
+                    {"images", m.images}});
+    }
   }
 
   if (!a.report.empty()) {
@@ -217,6 +238,12 @@ void run_hw(const HwArgs& a) {
     }
     in.fx = fx;
     in.fx_note = fx_note;
+    for (const auto& m : metrics)
+      in.fx_metrics.push_back({m.task, m.metric, m.fp32, m.fixed, m.higher_is_better, m.images, m.note});
+    in.fx_metrics_note = a.weights.empty()
+                             ? "With random weights (no trained checkpoint given), so the metrics themselves mean "
+                               "nothing; the path is what this shows. Pass --weights with a trained export."
+                             : "Weights " + a.weights + ".";
     write_file_atomic(a.report, hw::hardware_report(in));
     std::printf("\nwrote %s (plots in %s)\n", a.report.c_str(), a.img_dir.c_str());
   }
@@ -254,7 +281,10 @@ void register_hw(CLI::App& app) {
   sub->add_option("--switch-task", a->switch_task, "cost of switching from this task to --task between frames");
   sub->add_flag("--fixed-point", a->fixed_point, "measure the fixed-point encoder against fp32");
   sub->add_flag("--saturate", a->saturate, "fixed point: saturate instead of wrapping on overflow");
+  sub->add_flag("--round-weights", a->round_weights, "fixed point: round weights to nearest instead of truncating");
   sub->add_option("--fx-images", a->fx_images, "images for the fixed-point check");
+  sub->add_option("--fx-metrics", a->fx_metrics,
+                  "fixed point: per-task metric change on N synthetic validation scenes (needs trained weights to mean much)");
   sub->add_option("--threads", a->threads, "libtorch threads when the model runs");
   sub->add_option("--json", a->json, "write the results as JSON");
   sub->add_option("--report", a->report, "write the full hardware report (markdown), as make hw-report does");

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
+#include <memory>
 
 #include "cli/model_weights.h"
 #include "common/errors.h"
@@ -13,6 +15,13 @@
 #include "common/progress.h"
 #include "data/image_ops.h"
 #include "data/synthetic.h"
+#include "data/transforms.h"
+#include "eval/depth_meter.h"
+#include "eval/normals_meter.h"
+#include "eval/prediction.h"
+#include "eval/saliency_meter.h"
+#include "eval/segmentation_meter.h"
+#include "hw/fx_encoder.h"
 #include "io/tensor_data.h"
 #include "model/multitask_model.h"
 
@@ -163,6 +172,122 @@ hw::EncoderWeights model_encoder_weights(const ModelConfig& cfg, const std::stri
                        shape_str(shape));
     return std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
   });
+}
+
+namespace {
+
+// [1, C, H, W] -> planar ImageF [C, H, W].
+ImageF to_image(const torch::Tensor& t) {
+  torch::Tensor c = t.to(torch::kFloat32).contiguous()[0];
+  ImageF im(static_cast<int>(c.size(0)), static_cast<int>(c.size(1)), static_cast<int>(c.size(2)));
+  std::copy_n(c.data_ptr<float>(), c.numel(), im.data.begin());
+  return im;
+}
+
+// One metric over a set of images, for one task.
+struct TaskScorer {
+  std::string task;
+  std::unique_ptr<SegmentationMeter> seg;
+  std::unique_ptr<SaliencyMeter> sal;
+  std::unique_ptr<NormalsMeter> nrm;
+  std::unique_ptr<DepthMeter> dep;
+  TaskScorer(const std::string& t, int channels) : task(t) {
+    if (t == "semseg") seg = std::make_unique<SegmentationMeter>(channels);
+    else if (t == "human_parts") seg = std::make_unique<SegmentationMeter>(channels, true);
+    else if (t == "sal") sal = std::make_unique<SaliencyMeter>();
+    else if (t == "normals") nrm = std::make_unique<NormalsMeter>();
+    else if (t == "depth") dep = std::make_unique<DepthMeter>();
+  }
+  void update(const ImageF& stored, const ImageF& gt) {
+    if (seg) seg->update(stored, gt, task);
+    if (sal) sal->update(stored, gt, task);
+    if (nrm) nrm->update(stored, gt, task);
+    if (dep) dep->update(stored, gt, task);
+  }
+  double value() const {
+    if (seg) return seg->result().miou;
+    if (sal) return sal->result().miou;
+    if (nrm) return nrm->result().mean;
+    return dep->result().rmse;
+  }
+};
+
+}  // namespace
+
+std::vector<TaskMetricChange> fx_metric_change(const ModelConfig& cfg, const std::string& weights, uint64_t seed,
+                                               int images, uint64_t image_seed, bool saturate) {
+  if (images < 1) throw ConfigError("metric change: need at least one image");
+  std::string source;
+  MultiTaskModel model = build_model(cfg, weights, seed, &source);
+  hw::EncoderWeights ew = model_encoder_weights(cfg, weights, seed);
+  std::vector<std::string> names;
+  for (const auto& t : cfg.tasks) names.push_back(t.name);
+  SyntheticOptions o;
+  o.seed = image_seed;
+  o.split = "val";
+  o.size = images;
+  o.height = cfg.img_h;
+  o.width = cfg.img_w;
+  o.tasks = names;
+  SyntheticDataset ds(o);
+  const AugmentConfig aug = augment_config("synthetic", false, cfg.img_h, cfg.img_w);
+  std::vector<TaskMetricChange> out;
+  torch::NoGradGuard no_grad;
+  for (int t = 0; t < cfg.num_tasks(); ++t) {
+    TaskMetricChange r;
+    r.task = cfg.tasks[t].name;
+    const int ch = cfg.tasks[t].out_channels;
+    if (r.task == "edge") {
+      r.note = "edge is not scored (the authors leave it out of Δm)";
+      out.push_back(r);
+      continue;
+    }
+    if ((r.task == "semseg" && ch != task_channels("semseg", "synthetic")) ||
+        (r.task == "human_parts" && ch != task_channels("human_parts", "synthetic"))) {
+      r.note = "the synthetic labels have " + std::to_string(task_channels(r.task, "synthetic")) +
+               " classes, the model " + std::to_string(ch);
+      out.push_back(r);
+      continue;
+    }
+    r.metric = (r.task == "normals") ? "mean angle (deg)" : (r.task == "depth") ? "RMSE" : "mIoU";
+    r.higher_is_better = !(r.task == "normals" || r.task == "depth");
+    TaskScorer fp(r.task, ch), fx(r.task, ch);
+    // Task t's routers: the fixed-point weights are converted once per task.
+    std::function<std::vector<float>(const uint8_t*)> encode;
+    if (saturate) {
+      auto fw = std::make_shared<hw::FxWeights<hw::Ovf::saturate>>(hw::convert_weights<hw::Ovf::saturate>(ew, t));
+      encode = [fw](const uint8_t* im) { return hw::fx_encoder(*fw, im); };
+    } else {
+      auto fw = std::make_shared<hw::FxWeights<hw::Ovf::wrap>>(hw::convert_weights<hw::Ovf::wrap>(ew, t));
+      encode = [fw](const uint8_t* im) { return hw::fx_encoder(*fw, im); };
+    }
+    auto run_fx = [&](const std::vector<uint8_t>& img) {
+      std::vector<float> tok = encode(img.data());
+      return torch::from_blob(tok.data(), {1, cfg.num_tokens(), cfg.embed_dim}, torch::kFloat32).clone();
+    };
+    ProgressBar bar("metric " + r.task, images, "img");
+    for (int i = 0; i < images; ++i) {
+      Sample raw = ds.get(i);
+      std::vector<uint8_t> bytes = to_bytes(raw.image);
+      Sample s = transform_sample(raw, aug, static_cast<uint64_t>(i));
+      const ImageF& gt = s.label(r.task);
+      if (all_ignored(gt)) continue;
+      torch::Tensor x = torch::from_blob(bytes.data(), {1, 3, cfg.img_h, cfg.img_w}, torch::kUInt8).to(torch::kFloat32).div(255.0);
+      x = (x - torch::tensor({hw::kImageMean[0], hw::kImageMean[1], hw::kImageMean[2]}).view({1, 3, 1, 1})) /
+          torch::tensor({hw::kImageStd[0], hw::kImageStd[1], hw::kImageStd[2]}).view({1, 3, 1, 1});
+      torch::Tensor y32 = model->forward_task(x, t);
+      torch::Tensor yfx = model->decoders[t]->forward(run_fx(bytes), cfg.grid_h(), cfg.grid_w());
+      fp.update(stored_prediction(r.task, to_image(y32), gt.h, gt.w), gt);
+      fx.update(stored_prediction(r.task, to_image(yfx), gt.h, gt.w), gt);
+      ++r.images;
+      bar.update(i + 1);
+    }
+    bar.finish();
+    r.fp32 = fp.value();
+    r.fixed = fx.value();
+    out.push_back(r);
+  }
+  return out;
 }
 
 }  // namespace m3vit::cli

@@ -37,4 +37,18 @@ hw::ExpertTrace trace_model(const ModelConfig& cfg, const std::string& weights, 
 // weights from `seed`) through the libtorch model's parameters.
 hw::EncoderWeights model_encoder_weights(const ModelConfig& cfg, const std::string& weights, uint64_t seed);
 
+// The change of each task's metric when the encoder runs in fixed point: the same heads (libtorch)
+// on the fp32 backbone's tokens and on the fixed-point encoder's tokens, scored against the labels
+// of the synthetic validation scenes (mIoU for semseg/human_parts/sal, mean angle for normals, RMSE
+// for depth; edge is not scored, as in the authors' Δm). Meaningful with trained weights only.
+struct TaskMetricChange {
+  std::string task, metric;
+  double fp32 = 0, fixed = 0;
+  bool higher_is_better = true;
+  int images = 0;
+  std::string note;  // why a task was not scored
+};
+std::vector<TaskMetricChange> fx_metric_change(const ModelConfig& cfg, const std::string& weights, uint64_t seed,
+                                               int images, uint64_t image_seed, bool saturate);
+
 }  // namespace m3vit::cli

@@ -30,11 +30,17 @@ void check_export_config(const ModelConfig& cfg, const std::string& path) {
   const auto stored = nlohmann::json::parse(config_to_json(read_export_config(path)));
   const auto want = nlohmann::json::parse(config_to_json(cfg));
   std::string diff;
+  int n = 0;
   for (const auto& [k, v] : want.items()) {
-    if (k == "name") continue;
-    if (!stored.contains(k) || stored.at(k) != v)
-      diff += (diff.empty() ? "" : ", ") + k + " " + (stored.contains(k) ? stored.at(k).dump() : "?") + " vs " + v.dump();
+    if (k == "name" || (stored.contains(k) && stored.at(k) == v)) continue;
+    if (++n <= 4) {
+      std::string got = stored.contains(k) ? stored.at(k).dump() : "?", exp = v.dump();
+      if (got.size() > 40) got = got.substr(0, 37) + "...";
+      if (exp.size() > 40) exp = exp.substr(0, 37) + "...";
+      diff += (diff.empty() ? "" : ", ") + k + " " + got + " vs " + exp;
+    }
   }
+  if (n > 4) diff += ", and " + std::to_string(n - 4) + " more";
   if (!diff.empty())
     throw ConfigError("weights " + path + " were exported for another model than --config (stored vs config: " + diff + ")");
 }

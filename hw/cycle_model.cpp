@@ -230,6 +230,18 @@ double Timeline::side_load(double load, double free_at) {
   return stall;
 }
 
+double Timeline::prefetch(double load) {
+  double load_start = std::max(t_, load_free_);
+  load_free_ = load_start + load;
+  return load_free_;
+}
+
+double Timeline::wait_until(double ready) {
+  double stall = std::max(0.0, ready - t_);
+  t_ += stall;
+  return stall;
+}
+
 double Timeline::demand_load(double load) {
   double load_start = std::max(t_, load_free_);
   double load_end = load_start + load;

@@ -96,6 +96,11 @@ class Timeline {
   double side_load(double load, double free_at);
   // A load needed right now that cannot be prefetched (an expert-cache miss). Returns the stall.
   double demand_load(double load);
+  // Issues a load now into a store of its own (the next MoE layer's experts); the load engine serves
+  // loads in program order, so later ping/pong loads queue behind it. Returns when it completes.
+  double prefetch(double load);
+  // Waits for a prefetched load; returns the stall.
+  double wait_until(double ready);
   double now() const { return t_; }
 
  private:

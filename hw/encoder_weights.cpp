@@ -193,7 +193,8 @@ std::vector<float> router_task_bias(const EncoderWeights& w, int block, int task
   double mean = 0, var = 0;
   for (double v : e) mean += v / D;
   for (double v : e) var += (v - mean) * (v - mean) / D;
-  for (int i = 0; i < D; ++i) e[i] = (e[i] - mean) / std::sqrt(var + c.ln_eps) * w.te_norm_g[i] + w.te_norm_b[i];
+  // eps fixed at 1e-6 by the authors' new_Mlp (vision_transformer_moe.py:175), whatever ln_eps is.
+  for (int i = 0; i < D; ++i) e[i] = (e[i] - mean) / std::sqrt(var + 1e-6) * w.te_norm_g[i] + w.te_norm_b[i];
   const std::vector<float>& g = router_matrix(w, block, task);  // [d + D, E]
   for (int x = 0; x < E; ++x) {
     double s = 0;

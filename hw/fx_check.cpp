@@ -28,7 +28,7 @@ template <Ovf O>
 void run_fx(const EncoderWeights& w, const std::vector<std::vector<uint8_t>>& images, const FxCheckOptions& opt,
             FxCheckResult& r) {
   using clock = std::chrono::steady_clock;
-  FxWeights<O> fw = convert_weights<O>(w, opt.task);
+  FxWeights<O> fw = convert_weights<O>(w, opt.task, opt.round_weights);
   r.conversion_overflows = fw.conversion_overflows;
   r.conversion_by_tensor = fw.overflow_by_tensor;
   const size_t n = static_cast<size_t>(w.cfg.num_tokens()) * w.cfg.embed_dim;
@@ -82,7 +82,7 @@ FxCheckResult fx_check(const EncoderWeights& w, const std::vector<std::vector<ui
                        " bytes, expected 3 x " + std::to_string(w.cfg.img_h) + " x " + std::to_string(w.cfg.img_w));
   FxCheckResult r;
   r.model = w.cfg.name;
-  r.mode = opt.saturate ? "saturate" : "wrap";
+  r.mode = std::string(opt.saturate ? "saturate" : "wrap") + (opt.round_weights ? ", weights rounded" : "");
   r.images = static_cast<int>(images.size());
   if (opt.saturate) run_fx<Ovf::saturate>(w, images, opt, r);
   else run_fx<Ovf::wrap>(w, images, opt, r);
@@ -91,9 +91,9 @@ FxCheckResult fx_check(const EncoderWeights& w, const std::vector<std::vector<ui
 
 std::string fx_check_text(const FxCheckResult& r) {
   std::ostringstream os;
-  char b[256];
+  char b[1024];
   std::snprintf(b, sizeof b,
-                "fixed-point encoder (%s overflow) vs fp32 reference, %s, %d image(s):\n"
+                "fixed-point encoder (overflow: %s) vs fp32 reference, %s, %d image(s):\n"
                 "  MSE %.3g  MAE %.3g  max |error| %.3g  (reference mean square %.3g, relative MSE %.3g)\n"
                 "  routing: %.3f%% of top-k choices identical\n",
                 r.mode.c_str(), r.model.c_str(), r.images, r.mse, r.mae, r.max_abs, r.ref_mean_square, r.rel_mse(),

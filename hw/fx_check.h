@@ -17,12 +17,13 @@ namespace m3vit::hw {
 struct FxCheckOptions {
   int task = 0;
   bool saturate = false;  // Ovf::saturate instead of the vendor default wrap-around
+  bool round_weights = false;  // round weights to nearest when converting (default: truncate)
   bool progress = true;   // progress bar on stderr
 };
 
 struct FxCheckResult {
   std::string model;
-  std::string mode;  // "wrap" | "saturate"
+  std::string mode;  // "wrap" | "saturate", + ", weights rounded"
   int images = 0;
   double mse = 0, mae = 0, max_abs = 0;
   double ref_mean_square = 0;      // mean of the reference output squared (scale of the signal)

@@ -349,10 +349,11 @@ struct Kernels {
 // Quantises a float tensor into a fixed-point vector and records overflows by name.
 template <class X, class Src>
 std::vector<X> quantise(const Src& src, const std::string& name, std::vector<std::pair<std::string, uint64_t>>& log,
-                        uint64_t& total) {
+                        uint64_t& total, bool round = false) {
   uint64_t before = fx_overflow_count();
   std::vector<X> out(src.size());
-  for (size_t i = 0; i < src.size(); ++i) out[i] = X(static_cast<double>(src[i]));
+  const double half = round ? std::ldexp(0.5, -X::fwidth) : 0.0;  // floor(x + ulp/2) rounds to nearest
+  for (size_t i = 0; i < src.size(); ++i) out[i] = X(static_cast<double>(src[i]) + half);
   uint64_t n = fx_overflow_count() - before;
   if (n) log.emplace_back(name, n);
   total += n;
@@ -362,7 +363,7 @@ std::vector<X> quantise(const Src& src, const std::string& name, std::vector<std
 }  // namespace
 
 template <Ovf O>
-FxWeights<O> convert_weights(const EncoderWeights& w, int task) {
+FxWeights<O> convert_weights(const EncoderWeights& w, int task, bool round_weights) {
   using T = FxTypes<O>;
   FxWeights<O> r;
   r.cfg = w.cfg;
@@ -386,48 +387,48 @@ FxWeights<O> convert_weights(const EncoderWeights& w, int task) {
       }
     pb[o] = bias;
   }
-  r.patch_w = quantise<typename T::wt_patch_t>(pw, "patch_embed.weight", log, tot);
-  r.patch_b = quantise<typename T::wt_bias_t>(pb, "patch_embed.bias", log, tot);
+  r.patch_w = quantise<typename T::wt_patch_t>(pw, "patch_embed.weight", log, tot, round_weights);
+  r.patch_b = quantise<typename T::wt_bias_t>(pb, "patch_embed.bias", log, tot, round_weights);
   std::vector<double> pos(w.pos.begin(), w.pos.end());
   for (int i = 0; i < d; ++i) pos[i] += w.cls[i];
-  r.pos = quantise<typename T::fm_t>(pos, "pos_embed+cls", log, tot);
+  r.pos = quantise<typename T::fm_t>(pos, "pos_embed+cls", log, tot, round_weights);
   for (int b = 0; b < c.depth; ++b) {
     const EncoderBlockWeights& B = w.blocks[b];
     typename FxWeights<O>::Block F;
     std::string p = "blocks." + std::to_string(b) + ".";
     F.moe = c.is_moe_block(b);
-    F.ln1_g = quantise<typename T::wt_norm_t>(B.ln1_g, p + "norm1.weight", log, tot);
-    F.ln1_b = quantise<typename T::wt_bias_t>(B.ln1_b, p + "norm1.bias", log, tot);
-    F.ln2_g = quantise<typename T::wt_norm_t>(B.ln2_g, p + "norm2.weight", log, tot);
-    F.ln2_b = quantise<typename T::wt_bias_t>(B.ln2_b, p + "norm2.bias", log, tot);
+    F.ln1_g = quantise<typename T::wt_norm_t>(B.ln1_g, p + "norm1.weight", log, tot, round_weights);
+    F.ln1_b = quantise<typename T::wt_bias_t>(B.ln1_b, p + "norm1.bias", log, tot, round_weights);
+    F.ln2_g = quantise<typename T::wt_norm_t>(B.ln2_g, p + "norm2.weight", log, tot, round_weights);
+    F.ln2_b = quantise<typename T::wt_bias_t>(B.ln2_b, p + "norm2.bias", log, tot, round_weights);
     const size_t dd = static_cast<size_t>(d) * d;
     auto slice = [&](const std::vector<float>& v, size_t off, size_t n) {
       return std::vector<float>(v.begin() + off, v.begin() + off + n);
     };
-    F.q_w = quantise<typename T::wt_t>(slice(B.qkv_w, 0, dd), p + "attn.q.weight", log, tot);
-    F.k_w = quantise<typename T::wt_t>(slice(B.qkv_w, dd, dd), p + "attn.k.weight", log, tot);
-    F.v_w = quantise<typename T::wt_t>(slice(B.qkv_w, 2 * dd, dd), p + "attn.v.weight", log, tot);
-    F.q_b = quantise<typename T::wt_attn_bias_t>(slice(B.qkv_b, 0, d), p + "attn.q.bias", log, tot);
-    F.k_b = quantise<typename T::wt_attn_bias_t>(slice(B.qkv_b, d, d), p + "attn.k.bias", log, tot);
-    F.v_b = quantise<typename T::wt_attn_bias_t>(slice(B.qkv_b, 2 * d, d), p + "attn.v.bias", log, tot);
-    F.proj_w = quantise<typename T::wt_t>(B.proj_w, p + "attn.proj.weight", log, tot);
-    F.proj_b = quantise<typename T::wt_attn_bias_t>(B.proj_b, p + "attn.proj.bias", log, tot);
+    F.q_w = quantise<typename T::wt_t>(slice(B.qkv_w, 0, dd), p + "attn.q.weight", log, tot, round_weights);
+    F.k_w = quantise<typename T::wt_t>(slice(B.qkv_w, dd, dd), p + "attn.k.weight", log, tot, round_weights);
+    F.v_w = quantise<typename T::wt_t>(slice(B.qkv_w, 2 * dd, dd), p + "attn.v.weight", log, tot, round_weights);
+    F.q_b = quantise<typename T::wt_attn_bias_t>(slice(B.qkv_b, 0, d), p + "attn.q.bias", log, tot, round_weights);
+    F.k_b = quantise<typename T::wt_attn_bias_t>(slice(B.qkv_b, d, d), p + "attn.k.bias", log, tot, round_weights);
+    F.v_b = quantise<typename T::wt_attn_bias_t>(slice(B.qkv_b, 2 * d, d), p + "attn.v.bias", log, tot, round_weights);
+    F.proj_w = quantise<typename T::wt_t>(B.proj_w, p + "attn.proj.weight", log, tot, round_weights);
+    F.proj_b = quantise<typename T::wt_attn_bias_t>(B.proj_b, p + "attn.proj.bias", log, tot, round_weights);
     if (!F.moe) {
-      F.fc1_w = quantise<typename T::wt_t>(B.fc1_w, p + "mlp.fc1.weight", log, tot);
-      F.fc1_b = quantise<typename T::wt_bias_t>(B.fc1_b, p + "mlp.fc1.bias", log, tot);
-      F.fc2_w = quantise<typename T::wt_t>(B.fc2_w, p + "mlp.fc2.weight", log, tot);
-      F.fc2_b = quantise<typename T::wt_bias_t>(B.fc2_b, p + "mlp.fc2.bias", log, tot);
+      F.fc1_w = quantise<typename T::wt_t>(B.fc1_w, p + "mlp.fc1.weight", log, tot, round_weights);
+      F.fc1_b = quantise<typename T::wt_bias_t>(B.fc1_b, p + "mlp.fc1.bias", log, tot, round_weights);
+      F.fc2_w = quantise<typename T::wt_t>(B.fc2_w, p + "mlp.fc2.weight", log, tot, round_weights);
+      F.fc2_b = quantise<typename T::wt_bias_t>(B.fc2_b, p + "mlp.fc2.bias", log, tot, round_weights);
     } else {
-      F.w1 = quantise<typename T::wt_t>(B.w1, p + "mlp.experts.htoh4.weight", log, tot);
-      F.b1 = quantise<typename T::wt_bias_t>(B.b1, p + "mlp.experts.htoh4.bias", log, tot);
-      F.w2 = quantise<typename T::wt_t>(B.w2, p + "mlp.experts.h4toh.weight", log, tot);
-      F.b2 = quantise<typename T::wt_bias_t>(B.b2, p + "mlp.experts.h4toh.bias", log, tot);
+      F.w1 = quantise<typename T::wt_t>(B.w1, p + "mlp.experts.htoh4.weight", log, tot, round_weights);
+      F.b1 = quantise<typename T::wt_bias_t>(B.b1, p + "mlp.experts.htoh4.bias", log, tot, round_weights);
+      F.w2 = quantise<typename T::wt_t>(B.w2, p + "mlp.experts.h4toh.weight", log, tot, round_weights);
+      F.b2 = quantise<typename T::wt_bias_t>(B.b2, p + "mlp.experts.h4toh.bias", log, tot, round_weights);
       const std::vector<float>& G = router_matrix(w, b, task);  // [d_gate, E], token rows first
       std::vector<float> gt(static_cast<size_t>(E) * d);
       for (int e = 0; e < E; ++e)
         for (int i = 0; i < d; ++i) gt[static_cast<size_t>(e) * d + i] = G[static_cast<size_t>(i) * E + e];
-      F.gate_w = quantise<typename T::wt_t>(gt, p + "mlp.gate.w_gate", log, tot);
-      F.gate_b = quantise<typename T::fm_t>(router_task_bias(w, b, task), p + "mlp.gate.task_bias", log, tot);
+      F.gate_w = quantise<typename T::wt_t>(gt, p + "mlp.gate.w_gate", log, tot, round_weights);
+      F.gate_b = quantise<typename T::fm_t>(router_task_bias(w, b, task), p + "mlp.gate.task_bias", log, tot, round_weights);
     }
     r.blocks.push_back(std::move(F));
   }
@@ -553,8 +554,8 @@ std::vector<double> fx_single_pass_softmax(const std::vector<double>& scores) {
   return p;
 }
 
-template FxWeights<Ovf::wrap> convert_weights<Ovf::wrap>(const EncoderWeights&, int);
-template FxWeights<Ovf::saturate> convert_weights<Ovf::saturate>(const EncoderWeights&, int);
+template FxWeights<Ovf::wrap> convert_weights<Ovf::wrap>(const EncoderWeights&, int, bool);
+template FxWeights<Ovf::saturate> convert_weights<Ovf::saturate>(const EncoderWeights&, int, bool);
 template std::vector<float> fx_encoder<Ovf::wrap>(const FxWeights<Ovf::wrap>&, const uint8_t*, FxRunInfo*);
 template std::vector<float> fx_encoder<Ovf::saturate>(const FxWeights<Ovf::saturate>&, const uint8_t*, FxRunInfo*);
 template FxTypes<Ovf::wrap>::fm_t fx_gelu<Ovf::wrap>(FxTypes<Ovf::wrap>::fm_t);

@@ -94,8 +94,11 @@ struct FxWeights {
   std::vector<std::pair<std::string, uint64_t>> overflow_by_tensor;  // only tensors with overflows
 };
 
+// Converts with truncation, as Edge-MoE's testbench does (ap_fixed's default AP_TRN). With
+// `round_weights` the weights are rounded to nearest instead (AP_RND), to show how much of the
+// error is the systematic bias of truncated weights on non-negative inputs (pixels, GELU outputs).
 template <Ovf O>
-FxWeights<O> convert_weights(const EncoderWeights& w, int task);
+FxWeights<O> convert_weights(const EncoderWeights& w, int task, bool round_weights = false);
 
 // Overflow events per unit of one block (wrap or saturate; counted by the emulation).
 enum FxUnit { fx_patch_embed, fx_layernorm, fx_linear, fx_attention, fx_gelu_unit, fx_router, fx_experts, fx_add, fx_unit_count };

@@ -86,8 +86,13 @@ FrameSim simulate_frame(const ModelShape& s, const AccelConfig& a, MoeStrategy s
     add_unit(L, u, !a.patch_weights_on_chip);
     f.layers.push_back(L);
   }
-  double gate_free = 0, store_free = 0;
+  double gate_free = 0;
   int moe_index = 0;
+  // All experts on chip: each MoE layer's bulk load is issued right after the previous one (the
+  // first at the start of the frame), when loads may overlap compute.
+  const bool prefetch = strategy == MoeStrategy::all_on_chip && a.overlap_loads && s.moe_layers() > 0;
+  const double bulk = load_cycles(a, expert_bytes(a, s) * s.experts);
+  double store_ready = prefetch ? tl.prefetch(bulk) : -1;
   for (int b = 0; b < s.depth; ++b) {
     LayerResult L;
     L.block = b;
@@ -114,8 +119,9 @@ FrameSim simulate_frame(const ModelShape& s, const AccelConfig& a, MoeStrategy s
       tl.plain(g.compute);
       gate_free = tl.now();
       L.units.push_back(g);
-      UnitCost e = schedule_experts(strategy, a, s, *trace, image, moe_index, tl, cache, cache_shared, &store_free,
+      UnitCost e = schedule_experts(strategy, a, s, *trace, image, moe_index, tl, cache, cache_shared, &store_ready,
                                     &L.moe_stats);
+      store_ready = (prefetch && moe_index + 1 < s.moe_layers()) ? tl.prefetch(bulk) : -1;
       L.mean_active_experts = L.moe_stats.active_experts;
       L.units.push_back(e);
       ++moe_index;

@@ -62,7 +62,7 @@ bool ExpertCache::contains(int layer, int expert) const { return where_.count(ke
 
 UnitCost schedule_experts(MoeStrategy strategy, const AccelConfig& a, const ModelShape& s, const ExpertTrace& trace,
                           int image, int layer, Timeline& tl, ExpertCache* cache, bool cache_shared,
-                          double* store_free_at, MoeLayerStats* stats) {
+                          const double* store_ready, MoeLayerStats* stats) {
   UnitCost u{"experts", "experts"};
   std::vector<int> queue = trace.queue_lengths(image, layer);
   MoeLayerStats st;
@@ -99,11 +99,11 @@ UnitCost schedule_experts(MoeStrategy strategy, const AccelConfig& a, const Mode
       break;
     }
     case MoeStrategy::all_on_chip: {
-      // All E experts of the layer resident: one bulk load (every expert, used or not), which may
-      // start once the previous MoE layer released the store.
+      // All E experts of the layer resident: one bulk load of every expert, used or not.
       double bulk = load_cycles(a, ebytes * s.experts);
       u.load = bulk;
-      u.stall += tl.side_load(bulk, store_free_at ? *store_free_at : 0.0);
+      if (store_ready && *store_ready >= 0) u.stall += tl.wait_until(*store_ready);
+      else u.stall += tl.demand_load(bulk);
       u.dram_bytes += ebytes * s.experts;
       st.expert_loads = s.experts;
       for (int e = 0; e < s.experts; ++e) {
@@ -115,7 +115,6 @@ UnitCost schedule_experts(MoeStrategy strategy, const AccelConfig& a, const Mode
         u.macs += c1.macs + c2.macs;
         u.dram_bytes += act_dram(c1, s.d, s.moe_hidden) + act_dram(c2, s.moe_hidden, s.d);
       }
-      if (store_free_at) *store_free_at = tl.now();
       break;
     }
     case MoeStrategy::cache: {

@@ -2,7 +2,8 @@
 // anchors.md §1.7), each driven by the per-token expert choices of a trace:
 //
 //   all_on_chip  every expert of the layer is resident; the E experts are loaded as one bulk
-//                transfer that may overlap the work since the previous MoE layer. O(E) memory.
+//                transfer issued right after the previous MoE layer, so it overlaps the work in
+//                between (and delays the ping/pong loads queued behind it). O(E) memory.
 //   cache        token by token, each token's k experts are looked up in an LRU cache of whole
 //                experts; a miss stalls while the expert streams in. With the memory budget of
 //                the reordered design, the cache shares the ping/pong weight buffers (4 ViT-S
@@ -62,12 +63,12 @@ struct MoeLayerStats {
 
 // Schedules the expert computation of one MoE layer (after gating) on the timeline and returns
 // its cost (unit "experts"). `layer` is the MoE layer index into the trace.
-//   all_on_chip: `store_free_at` is when the expert store was last released (end of the previous
-//                MoE layer's experts); it is updated.
+//   all_on_chip: `store_ready` is when this layer's experts, prefetched by the caller, are on chip;
+//                null or < 0: they are loaded now (the pipeline waits).
 //   cache:       `cache` holds the state across layers and frames (flushed per layer when
 //                `cache_shared` is true, i.e. the slots live in the ping/pong buffers).
 UnitCost schedule_experts(MoeStrategy strategy, const AccelConfig& a, const ModelShape& s, const ExpertTrace& trace,
                           int image, int layer, Timeline& tl, ExpertCache* cache, bool cache_shared,
-                          double* store_free_at, MoeLayerStats* stats);
+                          const double* store_ready, MoeLayerStats* stats);
 
 }  // namespace m3vit::hw

@@ -23,6 +23,16 @@ struct ReportInputs {
   // Fixed-point results computed by the caller, with a sentence on weights and images.
   std::vector<FxCheckResult> fx;
   std::string fx_note;
+  // Optional: per-task metric of the heads on fp32 vs fixed-point encoder tokens.
+  struct Metric {
+    std::string task, metric;
+    double fp32 = 0, fixed = 0;
+    bool higher_is_better = true;
+    int images = 0;
+    std::string note;
+  };
+  std::vector<Metric> fx_metrics;
+  std::string fx_metrics_note;
 };
 
 // Returns the markdown; writes the SVG files into img_dir.

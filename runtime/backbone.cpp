@@ -16,18 +16,17 @@ double ms_since(clock_type::time_point t0) {
 }
 }  // namespace
 
-Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec, WeightForm expert_form)
+Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec)
     : cfg_(f.config()), n_(cfg_.num_tokens()), d_(cfg_.embed_dim) {
   const ModelConfig& c = cfg_;
   const int hw = c.num_patches(), pp = c.in_chans * c.patch * c.patch, mh = c.mlp_hidden();
-  patch_ = MatmulPlan(ctx, pp, d_, true, hw, hw, Epilogue::none, prec, WeightForm::packed);
-  qkv_ = MatmulPlan(ctx, d_, 3 * d_, c.qkv_bias, n_, n_, Epilogue::none, prec, WeightForm::packed);
-  proj_ = MatmulPlan(ctx, d_, d_, true, n_, n_, Epilogue::residual, prec, WeightForm::packed);
-  fc1_ = MatmulPlan(ctx, d_, mh, true, n_, n_, Epilogue::gelu, prec, WeightForm::packed);
-  fc2_ = MatmulPlan(ctx, mh, d_, true, n_, n_, Epilogue::residual, prec, WeightForm::packed);
+  patch_ = MatmulPlan(ctx, pp, d_, true, hw, Epilogue::none, prec);
+  qkv_ = MatmulPlan(ctx, d_, 3 * d_, c.qkv_bias, n_, Epilogue::none, prec);
+  proj_ = MatmulPlan(ctx, d_, d_, true, n_, Epilogue::residual, prec);
+  fc1_ = MatmulPlan(ctx, d_, mh, true, n_, Epilogue::gelu, prec);
+  fc2_ = MatmulPlan(ctx, mh, d_, true, n_, Epilogue::residual, prec);
   attn_ = AttentionPlan(n_, c.num_heads, c.head_dim());
-  if (!c.moe_blocks.empty())
-    moe_ = MoeLayer(ctx, n_, d_, c.moe_hidden(), c.moe_experts, c.moe_top_k, prec, expert_form);
+  if (!c.moe_blocks.empty()) moe_ = MoeLayer(ctx, n_, d_, c.moe_hidden(), c.moe_experts, c.moe_top_k, prec);
 
   // Patch embedding: conv weight [d, 3, p, p] flattened = a Linear [d, 3·p·p] over patch vectors
   // ordered (channel, row, column), which is how patchify() lays them out.
@@ -99,7 +98,7 @@ const float* Backbone::forward(const float* image, int task, const TaskSwitch& t
   const ModelConfig& c = cfg_;
   auto t0 = clock_type::now();
   patchify(image);
-  patch_.run(patches_.data(), c.num_patches(), patch_w_, x_.data() + d_);  // tokens 1..N-1
+  patch_.run(patches_.data(), patch_w_, x_.data() + d_);  // tokens 1..N-1
   std::copy(cls_.begin(), cls_.end(), x_.begin());                          // token 0: cls
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < static_cast<int64_t>(x_.size()); ++i) x_[i] += pos_[i];
@@ -110,16 +109,16 @@ const float* Backbone::forward(const float* image, int task, const TaskSwitch& t
     t0 = clock_type::now();
     // x += proj(attention(LN1(x)))
     layer_norm(x_.data(), xn_.data(), n_, d_, b.n1w.data(), b.n1b.data(), c.ln_eps);
-    qkv_.run(xn_.data(), n_, b.qkv, qkv_buf_.data());  // [N, 3d]
+    qkv_.run(xn_.data(), b.qkv, qkv_buf_.data());  // [N, 3d]
     attn_.run(qkv_buf_.data(), att_.data());           // [N, d]
-    proj_.run(att_.data(), n_, b.proj, x_.data());     // residual add fused
+    proj_.run(att_.data(), b.proj, x_.data());     // residual add fused
     times.attention += ms_since(t0);
 
     t0 = clock_type::now();
     layer_norm(x_.data(), xn_.data(), n_, d_, b.n2w.data(), b.n2b.data(), c.ln_eps);
     if (b.moe_layer < 0) {
-      fc1_.run(xn_.data(), n_, b.fc1, hid_.data());  // [N, 4d], GELU fused
-      fc2_.run(hid_.data(), n_, b.fc2, x_.data());   // residual add fused
+      fc1_.run(xn_.data(), b.fc1, hid_.data());  // [N, 4d], GELU fused
+      fc2_.run(hid_.data(), b.fc2, x_.data());   // residual add fused
       times.mlp += ms_since(t0);
     } else {
       if (trace) trace->moe_in.push_back(xn_);

@@ -20,7 +20,7 @@ class TaskSwitch;
 
 class Backbone {
  public:
-  Backbone(DnnlContext& ctx, const ModelFile& file, Precision prec, WeightForm expert_form);
+  Backbone(DnnlContext& ctx, const ModelFile& file, Precision prec);
 
   // image [3, H, W] -> tokens [N, d] after the last block (returned pointer valid until the next call).
   const float* forward(const float* image, int task, const TaskSwitch& tasks, ExpertStream& experts, RunTimes& times,

@@ -49,15 +49,14 @@ Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::m
   // Open and check everything first: a bad file fails here before any packing work.
   ModelFile file(path);
   m.cfg = file.config();
-  const WeightForm form = opt.experts == ExpertMode::stream ? WeightForm::plain : WeightForm::packed;
-  m.backbone = std::make_unique<Backbone>(m.ctx, file, opt.precision, form);
-  m.experts = std::make_unique<ExpertStream>(file, opt.experts, opt.memory_budget, m.backbone->moe().fc1_plan(),
-                                             m.backbone->moe().fc2_plan());
+  m.backbone = std::make_unique<Backbone>(m.ctx, file, opt.precision);
+  m.experts = std::make_unique<ExpertStream>(m.ctx, file, opt.experts, opt.memory_budget, m.backbone->moe().fc1(),
+                                             m.backbone->moe().fc2());
   m.head = std::make_unique<PupHead>(m.ctx, m.cfg, opt.precision);
   m.tasks = std::make_unique<TaskSwitch>(file, m.backbone->moe().router_plan(), *m.head);
   const FlopsReport fr = count_flops(m.cfg);
   for (int t = 0; t < m.cfg.num_tasks(); ++t) m.flops.push_back(2.0 * fr.single_task(t).macs);
-  // `file` unmaps here: every weight now lives in packed buffers (or, streamed experts, in the file).
+  // `file` unmaps here: every weight now lives in packed buffers (streamed experts: in the file).
 }
 
 Engine::~Engine() = default;

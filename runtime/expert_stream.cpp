@@ -2,6 +2,7 @@
 #include "runtime/expert_stream.h"
 
 #include <fcntl.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -10,13 +11,8 @@
 
 #include "common/errors.h"
 #include "runtime/model_file.h"
-#include "runtime/ops/bf16.h"
 
 namespace m3vit::rt {
-
-namespace {
-size_t align64(size_t n) { return (n + 63) / 64 * 64; }
-}  // namespace
 
 const char* to_string(ExpertMode m) { return m == ExpertMode::stream ? "stream" : "resident"; }
 
@@ -45,22 +41,19 @@ size_t parse_bytes(const std::string& s) {
   return static_cast<size_t>(v * mul);
 }
 
-ExpertStream::ExpertStream(const ModelFile& file, ExpertMode mode, size_t budget, const MatmulPlan& fc1,
-                           const MatmulPlan& fc2)
-    : mode_(mode), path_(file.path()) {
+ExpertStream::ExpertStream(DnnlContext& ctx, const ModelFile& file, ExpertMode mode, size_t budget,
+                           const MatmulBank& fc1, const MatmulBank& fc2)
+    : mode_(mode), path_(file.path()), eng_(ctx.eng) {
   const ModelConfig& c = file.config();
   d_ = c.embed_dim;
   hid_ = c.moe_hidden();
   E_ = c.moe_experts;
-  es_ = act_size(fc1.precision());
-  const size_t w1 = static_cast<size_t>(hid_) * d_;
-  off_b1_ = align64(w1 * es_);
-  off_w2_ = off_b1_ + align64(hid_ * 4);
-  off_b2_ = off_w2_ + align64(w1 * es_);
-  expert_bytes_ = off_b2_ + align64(d_ * 4);
   std::vector<int> moe_blocks;
   for (int i = 0; i < c.depth; ++i)
     if (c.is_moe_block(i)) moe_blocks.push_back(i);
+  if (moe_blocks.empty()) return;
+  const size_t w1 = static_cast<size_t>(hid_) * d_;
+  expert_bytes_ = fc1.weights_desc().get_size() + fc2.weights_desc().get_size() + (hid_ + d_) * sizeof(float);
 
   if (mode == ExpertMode::resident) {
     fc1_.resize(moe_blocks.size());
@@ -81,12 +74,7 @@ ExpertStream::ExpertStream(const ModelFile& file, ExpertMode mode, size_t budget
         file.release(k1 + n);
         file.release(k2 + n);
       }
-      for (int e = 0; e < E_; ++e) {
-        ExpertWeights v;
-        v.fc1 = &fc1_[l][e];
-        v.fc2 = &fc2_[l][e];
-        resident_[l].push_back(v);
-      }
+      for (int e = 0; e < E_; ++e) resident_[l].push_back({&fc1_[l][e], &fc2_[l][e]});
     }
     return;
   }
@@ -105,16 +93,21 @@ ExpertStream::ExpertStream(const ModelFile& file, ExpertMode mode, size_t budget
                       std::to_string(need) + " bytes for d=" + std::to_string(d_) + ", hidden=" +
                       std::to_string(hid_) + ", " + to_string(fc1.precision()) + ")");
   const int nslots = static_cast<int>(std::min<size_t>(budget / expert_bytes_, static_cast<size_t>(std::max(E_, 2))));
+  using dnnl::memory;
   slot_.resize(nslots);
   for (auto& s : slot_) {
-    s.bytes.assign(expert_bytes_, 0);
-    uint8_t* p = s.bytes.data();
-    s.view.w1 = p;
-    s.view.b1 = reinterpret_cast<const float*>(p + off_b1_);
-    s.view.w2 = p + off_w2_;
-    s.view.b2 = reinterpret_cast<const float*>(p + off_b2_);
+    s.fc1.weights = memory(fc1.weights_desc(), eng_);
+    s.fc1.bias = memory({{1, hid_}, memory::data_type::f32, memory::format_tag::ab}, eng_);
+    s.fc2.weights = memory(fc2.weights_desc(), eng_);
+    s.fc2.bias = memory({{1, d_}, memory::data_type::f32, memory::format_tag::ab}, eng_);
+    s.view = {&s.fc1, &s.fc2};
   }
-  if (es_ == 2) staging_.assign(w1, 0.f);
+  // The file's [out, in] rows are format "ba" of the matmul's [in, out] operand.
+  plain1_ = memory::desc({d_, hid_}, memory::data_type::f32, memory::format_tag::ba);
+  plain2_ = memory::desc({hid_, d_}, memory::data_type::f32, memory::format_tag::ba);
+  pack1_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng_, plain1_, eng_, fc1.weights_desc()));
+  pack2_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng_, plain2_, eng_, fc2.weights_desc()));
+  staging_.assign(w1, 0.f);
   fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw IoError(path_ + ": cannot open for expert streaming");
   queue_.reserve(slot_.size());
@@ -135,7 +128,7 @@ ExpertStream::~ExpertStream() {
 }
 
 size_t ExpertStream::buffer_bytes() const {
-  if (mode_ == ExpertMode::stream) return slot_.size() * expert_bytes_;
+  if (mode_ == ExpertMode::stream) return slot_.size() * expert_bytes_ + staging_.size() * sizeof(float);
   size_t n = 0;
   for (size_t l = 0; l < fc1_.size(); ++l)
     for (size_t e = 0; e < fc1_[l].size(); ++e) n += fc1_[l][e].bytes() + fc2_[l][e].bytes();
@@ -202,6 +195,10 @@ void ExpertStream::release(int i) {
 }
 
 void ExpertStream::reader_loop() {
+  // The reorders below run on this thread alone (OpenMP settings are per thread): the compute
+  // threads keep both cores.
+  omp_set_num_threads(1);
+  dnnl::stream strm(eng_);
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
@@ -213,7 +210,7 @@ void ExpertStream::reader_loop() {
     std::string err;
     int64_t bytes = 0;
     try {
-      bytes = load(job.layer, job.expert, s);
+      bytes = load(job.layer, job.expert, s, strm);
     } catch (const std::exception& e) {
       err = e.what();
     }
@@ -228,7 +225,7 @@ void ExpertStream::reader_loop() {
   }
 }
 
-int64_t ExpertStream::load(int layer, int expert, Slot& s) {
+int64_t ExpertStream::load(int layer, int expert, Slot& s, dnnl::stream& strm) {
   const LayerSource& src = src_[layer];
   const size_t w = static_cast<size_t>(hid_) * d_;
   int64_t total = 0;
@@ -243,20 +240,18 @@ int64_t ExpertStream::load(int layer, int expert, Slot& s) {
     }
     total += static_cast<int64_t>(bytes);
   };
-  uint8_t* p = s.bytes.data();
-  auto weights = [&](uint8_t* dst, size_t off) {
-    if (es_ == 4) {
-      read(dst, w * 4, off + expert * w * 4);
-    } else {
-      read(staging_.data(), w * 4, off + expert * w * 4);
-      uint16_t* h = reinterpret_cast<uint16_t*>(dst);
-      for (size_t i = 0; i < w; ++i) h[i] = f32_to_bf16(staging_[i]);
-    }
-  };
-  weights(p, src.w1);                                                    // htoh4[e]: [hid, d]
-  read(p + off_b1_, hid_ * 4, src.b1 + static_cast<size_t>(expert) * hid_ * 4);  // [hid]
-  weights(p + off_w2_, src.w2);                                          // h4toh[e]: [d, hid]
-  read(p + off_b2_, d_ * 4, src.b2 + static_cast<size_t>(expert) * d_ * 4);      // [d]
+  using dnnl::memory;
+  // htoh4[e] [hid, d] -> packed fc1; h4toh[e] [d, hid] -> packed fc2; biases as they are.
+  read(staging_.data(), w * 4, src.w1 + expert * w * 4);
+  memory plain1(plain1_, eng_, staging_.data());
+  pack1_.execute(strm, plain1, s.fc1.weights);
+  strm.wait();
+  read(s.fc1.bias.get_data_handle(), hid_ * 4, src.b1 + static_cast<size_t>(expert) * hid_ * 4);
+  read(staging_.data(), w * 4, src.w2 + expert * w * 4);
+  memory plain2(plain2_, eng_, staging_.data());
+  pack2_.execute(strm, plain2, s.fc2.weights);
+  strm.wait();
+  read(s.fc2.bias.get_data_handle(), d_ * 4, src.b2 + static_cast<size_t>(expert) * d_ * 4);
   return total;
 }
 

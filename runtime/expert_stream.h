@@ -9,7 +9,10 @@
 //   the number of experts: `--memory-budget` bounds the buffers (at least two experts' worth).
 //
 // The MoE layer (runtime/moe_layer.cpp) walks its active experts in order and brackets each with
-// acquire(i) / release(i); acquire waits only if the load of expert i has not finished yet.
+// acquire(i) / release(i); acquire waits only if the load of expert i has not finished yet. Both
+// are thread-safe: the chunks of one expert may run on several threads, and the last one releases.
+// In stream mode the reader thread also reorders the rows it read into the packed layout of the
+// expert matmuls (and to bf16 in bf16 mode), so resident and streamed experts run the same kernels.
 #pragma once
 
 #include <condition_variable>
@@ -19,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/ops/dnnl_context.h"
 #include "runtime/ops/matmul.h"
 
 namespace m3vit {
@@ -35,14 +39,10 @@ ExpertMode expert_mode_from_string(const std::string& s);  // "resident" | "stre
 // "512K", "64M", "1.5G" (powers of 1024) or plain bytes; throws ConfigError.
 size_t parse_bytes(const std::string& s);
 
-// One expert's weights while it computes: packed (resident) or plain rows in a buffer (stream).
+// One expert's packed weights while it computes: htoh4 (fc1, [hid, d]) and h4toh (fc2, [d, hid]).
 struct ExpertWeights {
-  const PackedWeights* fc1 = nullptr;  // resident
+  const PackedWeights* fc1 = nullptr;
   const PackedWeights* fc2 = nullptr;
-  const void* w1 = nullptr;  // stream: htoh4 [hid, d] (fp32 or bf16 bits), bias [hid] fp32
-  const float* b1 = nullptr;
-  const void* w2 = nullptr;  // stream: h4toh [d, hid], bias [d]
-  const float* b2 = nullptr;
 };
 
 struct ExpertStreamStats {
@@ -53,9 +53,10 @@ struct ExpertStreamStats {
 
 class ExpertStream {
  public:
-  // fc1/fc2: the expert matmul plans (packed for resident, plain for stream). budget: stream-mode
+  // fc1/fc2: the expert matmuls, whose layout the weights are packed into. budget: stream-mode
   // bytes for the buffers, 0 = two experts; a budget below two experts is a ConfigError.
-  ExpertStream(const ModelFile& file, ExpertMode mode, size_t budget, const MatmulPlan& fc1, const MatmulPlan& fc2);
+  ExpertStream(DnnlContext& ctx, const ModelFile& file, ExpertMode mode, size_t budget, const MatmulBank& fc1,
+               const MatmulBank& fc2);
   ~ExpertStream();
   ExpertStream(const ExpertStream&) = delete;
   ExpertStream& operator=(const ExpertStream&) = delete;
@@ -74,8 +75,8 @@ class ExpertStream {
 
  private:
   struct Slot {
-    std::vector<uint8_t> bytes;  // w1 | b1 | w2 | b2, each 64-byte aligned
-    int job = -1;                // index into active_ being loaded or held
+    PackedWeights fc1, fc2;  // buffers in the packed layout
+    int job = -1;            // index into active_ being loaded or held
     enum State { kFree, kLoading, kReady, kFailed } state = kFree;
     std::string error;
     ExpertWeights view;
@@ -88,13 +89,11 @@ class ExpertStream {
   };
   void post(int i);  // queue the load of active_[i] into slot i % slots (caller holds mu_)
   void reader_loop();
-  int64_t load(int layer, int expert, Slot& s);  // returns bytes read
+  int64_t load(int layer, int expert, Slot& s, dnnl::stream& strm);  // returns bytes read
 
   ExpertMode mode_;
   int d_ = 0, hid_ = 0, E_ = 0;
-  size_t es_ = 4;  // weight element size in the buffers: 4 (fp32) or 2 (bf16)
   size_t expert_bytes_ = 0;
-  size_t off_b1_ = 0, off_w2_ = 0, off_b2_ = 0;  // offsets inside a slot
   // resident
   std::vector<std::vector<PackedWeights>> fc1_, fc2_;  // [moe layer][expert]
   std::vector<std::vector<ExpertWeights>> resident_;
@@ -103,7 +102,10 @@ class ExpertStream {
   std::string path_;
   std::vector<LayerSource> src_;
   std::vector<Slot> slot_;
-  std::vector<float> staging_;  // fp32 rows before bf16 conversion
+  std::vector<float> staging_;  // [hid·d] fp32 rows as read, before the reorder into a slot
+  dnnl::engine eng_;
+  dnnl::reorder pack1_, pack2_;  // plain [out, in] fp32 -> packed layout (run by the reader thread)
+  dnnl::memory::desc plain1_, plain2_;
   int layer_ = 0;
   std::vector<int32_t> active_;
   std::vector<Job> queue_;  // loads waiting for the reader (at most `slots` at a time)

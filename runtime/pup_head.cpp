@@ -63,8 +63,7 @@ MatmulPlan& PupHead::conv4_plan(int out_channels) {
   auto it = conv4_.find(out_channels);
   if (it == conv4_.end()) {
     const int rows = up_[2].band * 2 * up_[2].in_w;  // pixels of one conv_3 band
-    it = conv4_.emplace(out_channels, MatmulPlan(*ctx_, c_, out_channels, true, rows, rows, Epilogue::none, prec_,
-                                                 WeightForm::packed)).first;
+    it = conv4_.emplace(out_channels, MatmulPlan(*ctx_, c_, out_channels, true, rows, Epilogue::none, prec_)).first;
   }
   return it->second;
 }
@@ -119,7 +118,7 @@ void PupHead::forward(const float* tokens, const HeadWeights& w, float* out) {
         st.plan.run(band_in_.data(), w.conv[s + 1], map_[s + 1].data() + static_cast<int64_t>(r0) * W * c_);
       } else {
         st.plan.run(band_in_.data(), w.conv[3], band_out_.data());  // [band, W, c]
-        c4.run(band_out_.data(), st.band * W, w.conv4, c4_.data() + static_cast<int64_t>(r0) * W * C);
+        c4.run(band_out_.data(), w.conv4, c4_.data() + static_cast<int64_t>(r0) * W * C);
       }
     }
   }

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/errors.h"
+#include "runtime/ops/simd.h"
 
 namespace m3vit::rt {
 
@@ -21,8 +22,42 @@ bool topk_greater(const elem_t& x, const elem_t& y) {
   return (std::isnan(x.first) && !std::isnan(y.first)) || (x.first > y.first);
 }
 
+// Fast selection for a row whose top (k+1) has no ties (every row of real data): the k1 largest by
+// insertion, then a check that no two of them are equal and that nothing else equals the smallest.
+// Then torch's order is simply descending value and this returns true; otherwise (a tie, or NaN)
+// it returns false and the caller takes the exact replica below.
+bool topk_distinct(const float* p, int E, int k1, int32_t* top) {
+  float val[64];
+  int n = 0;
+  for (int e = 0; e < E; ++e) {
+    const float v = p[e];
+    if (std::isnan(v)) return false;
+    if (n == k1 && !(v > val[n - 1])) continue;
+    int i = n < k1 ? n++ : n - 1;
+    for (; i > 0 && v > val[i - 1]; --i) {
+      val[i] = val[i - 1];
+      top[i] = top[i - 1];
+    }
+    val[i] = v;
+    top[i] = e;
+  }
+  for (int i = 1; i < k1; ++i)
+    if (val[i] == val[i - 1]) return false;
+  int equal_last = 0;
+  for (int e = 0; e < E; ++e) equal_last += p[e] == val[k1 - 1];
+  return equal_last == 1;
+}
+
 void topk_like_torch(const float* p, int E, int k, int32_t* idx, float* w) {
   const int k1 = std::min(k + 1, E);
+  int32_t top[64];
+  if (k1 <= 64 && topk_distinct(p, E, k1, top)) {
+    for (int j = 0; j < k; ++j) {
+      idx[j] = top[j];
+      w[j] = p[top[j]];
+    }
+    return;
+  }
   constexpr int kStack = 256;
   elem_t stack_buf[kStack];
   std::vector<elem_t> heap_buf;
@@ -44,22 +79,50 @@ void topk_like_torch(const float* p, int E, int k, int32_t* idx, float* w) {
   }
 }
 
+// Softmax of one row of E logits in place, 16 experts per vector.
+M3VIT_AVX512 void softmax_row_avx512(float* p, int E) {
+  __m512 vmax = _mm512_set1_ps(-INFINITY);
+  for (int e = 0; e < E; e += 16) {
+    const __mmask16 m = static_cast<__mmask16>(E - e >= 16 ? 0xffff : (1u << (E - e)) - 1u);
+    vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, p + e));
+  }
+  const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+  __m512 vsum = _mm512_setzero_ps();
+  for (int e = 0; e < E; e += 16) {
+    const __mmask16 m = static_cast<__mmask16>(E - e >= 16 ? 0xffff : (1u << (E - e)) - 1u);
+    const __m512 v = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + e), mx));
+    _mm512_mask_storeu_ps(p + e, m, v);
+    vsum = _mm512_mask_add_ps(vsum, m, vsum, v);
+  }
+  const __m512 inv = _mm512_set1_ps(1.f / _mm512_reduce_add_ps(vsum));
+  for (int e = 0; e < E; e += 16) {
+    const __mmask16 m = static_cast<__mmask16>(E - e >= 16 ? 0xffff : (1u << (E - e)) - 1u);
+    _mm512_mask_storeu_ps(p + e, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + e), inv));
+  }
+}
+
+void softmax_row(float* p, int E) {
+  float mx = p[0];
+  for (int e = 1; e < E; ++e) mx = std::max(mx, p[e]);
+  float sum = 0.f;
+  for (int e = 0; e < E; ++e) {
+    p[e] = std::exp(p[e] - mx);
+    sum += p[e];
+  }
+  const float inv = 1.f / sum;
+  for (int e = 0; e < E; ++e) p[e] *= inv;
+}
+
 }  // namespace
 
 void route_tokens(float* logits, int n, int E, int k, int32_t* topk_idx, float* topk_w) {
+  static const bool simd = cpu_has_avx512();
 #pragma omp parallel for schedule(static)
   for (int t = 0; t < n; ++t) {
     float* p = logits + static_cast<int64_t>(t) * E;
     // Softmax over all E experts (noisy_gate_vmoe.py:258), max-subtracted as torch.softmax does.
-    float mx = p[0];
-    for (int e = 1; e < E; ++e) mx = std::max(mx, p[e]);
-    float sum = 0.f;
-    for (int e = 0; e < E; ++e) {
-      p[e] = std::exp(p[e] - mx);
-      sum += p[e];
-    }
-    const float inv = 1.f / sum;
-    for (int e = 0; e < E; ++e) p[e] *= inv;
+    if (simd) softmax_row_avx512(p, E);
+    else softmax_row(p, E);
     topk_like_torch(p, E, k, topk_idx + static_cast<int64_t>(t) * k, topk_w + static_cast<int64_t>(t) * k);
   }
 }

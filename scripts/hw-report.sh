@@ -17,6 +17,6 @@ cd "$root"
 mkdir -p docs/img configs/hw
 "$m3vit" hw --config configs/cityscapes_vitt_moe16.yaml --hw zcu102 --strategy reordered --dump-hw configs/hw/zcu102.yaml >/dev/null
 "$m3vit" hw --config configs/cityscapes_vitt_moe16.yaml --hw zcu104 --strategy reordered --dump-hw configs/hw/zcu104.yaml >/dev/null
-"$m3vit" hw --config configs/cityscapes_vitt_moe16.yaml --hw zcu102 --fx-images 2 --synthetic 2 \
+"$m3vit" hw --config configs/cityscapes_vitt_moe16.yaml --hw zcu102 --fx-images 2 --synthetic 2 --fx-metrics 4 \
   --report docs/HARDWARE.md --img-dir docs/img "$@"
 echo "hw-report: wrote docs/HARDWARE.md, docs/img/hw_*.svg, configs/hw/zcu104.yaml, configs/hw/zcu102.yaml"

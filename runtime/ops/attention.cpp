@@ -3,10 +3,6 @@
 // in blocks of 256 and keeps its own running max m, sum l and output O.
 #include "runtime/ops/attention.h"
 
-// GCC 12's AVX-512 reduce/mask intrinsics start from _mm512_undefined_ps(), which -Wmaybe-uninitialized
-// reports inside the system header; the values are never read.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -14,6 +10,7 @@
 #include <limits>
 
 #include "common/errors.h"
+#include "runtime/ops/simd.h"
 
 namespace m3vit::rt {
 
@@ -23,28 +20,9 @@ constexpr int kBQ = AttentionPlan::kBlockQ;
 constexpr int kBK = AttentionPlan::kBlockK;
 
 // ---------------------------------------------------------------- AVX-512 kernels
-#define M3VIT_AVX512 __attribute__((target("avx512f,fma")))
 // The tiles keep NR×NV accumulators in zmm registers only if their small loops are fully unrolled,
 // which -O2 does not do by itself (measured: 58 vs 150 GFLOP/s on one core): hence the
 // `#pragma GCC unroll` on every loop over rows (NR), vectors (NV, NH).
-
-// e^x for x <= 0 (scores minus their running max): 2^n · p(r), x = n·ln2 + r, |r| <= ln2/2, p the
-// degree-6 Taylor polynomial (relative error ~2e-7, about 2 ulp). x < -87 flushes to ~0.
-M3VIT_AVX512 inline __m512 exp512(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-  __m512 p = _mm512_set1_ps(1.f / 720);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  return _mm512_scalef_ps(p, n);
-}
 
 // S[NR, 16·NV] = Q[NR, hd] · Kt[hd, 16·NV]; q row stride hd, kt row stride ldk, s row stride kBK.
 template <int NR, int NV>
@@ -197,8 +175,7 @@ void block_portable(const float* q, const float* kt, const float* v, int n, int 
 AttentionPlan::AttentionPlan(int tokens, int heads, int head_dim)
     : n_(tokens), heads_(heads), hd_(head_dim), npad_((tokens + 15) / 16 * 16 + 64) {
   if (tokens < 1 || heads < 1 || head_dim < 1) throw ConfigError("attention plan with an empty shape");
-  __builtin_cpu_init();
-  cpu_simd_ = __builtin_cpu_supports("avx512f") && (hd_ == 16 || hd_ == 32 || hd_ == 64);
+  cpu_simd_ = cpu_has_avx512() && (hd_ == 16 || hd_ == 32 || hd_ == 64);
   q_.assign(static_cast<size_t>(heads) * n_ * hd_, 0.f);
   kt_.assign(static_cast<size_t>(heads) * hd_ * npad_, 0.f);  // padding columns stay zero
   v_.assign(static_cast<size_t>(heads) * n_ * hd_, 0.f);

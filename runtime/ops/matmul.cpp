@@ -1,5 +1,4 @@
-// oneDNN matmul plans for every Linear of the runtime (runtime/ops/matmul.h). The primitive is the
-// one oneDNN picks for (M, K, N, post-ops): brgemm for fixed M, jit gemm for runtime M.
+// oneDNN matmul plans for every Linear of the runtime (runtime/ops/matmul.h).
 #include "runtime/ops/matmul.h"
 
 #include "common/errors.h"
@@ -17,36 +16,39 @@ size_t PackedWeights::bytes() const {
   return n;
 }
 
-MatmulPlan::MatmulPlan(DnnlContext& ctx, int in, int out, bool has_bias, int rows, int max_rows, Epilogue epi,
-                       Precision prec, WeightForm form)
-    : ctx_(&ctx), in_(in), out_(out), rows_(rows), max_rows_(rows > 0 ? rows : max_rows), has_bias_(has_bias),
-      epi_(epi), prec_(prec), form_(form) {
-  if (in <= 0 || out <= 0 || max_rows_ <= 0)
-    throw ConfigError("matmul plan with empty shape [" + std::to_string(max_rows_) + ", " + std::to_string(in) +
+MatmulPlan::MatmulPlan(DnnlContext& ctx, int in, int out, bool has_bias, int rows, Epilogue epi, Precision prec,
+                       bool user_scratchpad)
+    : ctx_(&ctx), in_(in), out_(out), rows_(rows), has_bias_(has_bias), user_pad_(user_scratchpad), prec_(prec) {
+  if (in <= 0 || out <= 0 || rows <= 0)
+    throw ConfigError("matmul plan with an empty shape [" + std::to_string(rows) + ", " + std::to_string(in) +
                       "] x [" + std::to_string(in) + ", " + std::to_string(out) + "]");
-  const memory::dim m = rows > 0 ? rows : DNNL_RUNTIME_DIM_VAL;
   const dt at = act_type(prec);
-  memory::desc src_md({m, in}, at, tag::ab);
-  // The [in, out] operand is Wᵀ: nn.Linear's row-major [out, in] is exactly format "ba" of [in, out].
-  memory::desc w_md({in, out}, at, form == WeightForm::packed ? tag::any : tag::ba);
+  memory::desc src_md({rows, in}, at, tag::ab);
+  memory::desc w_md({in, out}, at, tag::any);  // Wᵀ; its layout is oneDNN's choice
   memory::desc b_md({1, out}, dt::f32, tag::ab);
-  memory::desc dst_md({m, out}, dt::f32, tag::ab);
+  memory::desc dst_md({rows, out}, dt::f32, tag::ab);
   dnnl::post_ops po;
   if (epi == Epilogue::gelu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
   if (epi == Epilogue::residual) po.append_sum(1.f);
   dnnl::primitive_attr attr;
   attr.set_post_ops(po);
+  if (user_scratchpad) attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   auto desc = has_bias ? dnnl::matmul::desc(src_md, w_md, b_md, dst_md) : dnnl::matmul::desc(src_md, w_md, dst_md);
   pd_ = dnnl::matmul::primitive_desc(desc, attr, ctx.eng);
+  w_desc_ = pd_.weights_desc();
   prim_ = dnnl::matmul(pd_);
-  if (prec == Precision::bf16) ctx.reserve_bf16(static_cast<size_t>(max_rows_) * in);
+  if (!user_scratchpad) {
+    if (prec == Precision::bf16) ctx.reserve_bf16(static_cast<size_t>(rows) * in);
+    src_m_ = memory(src_md, ctx.eng, nullptr);
+    dst_m_ = memory(dst_md, ctx.eng, nullptr);
+  }
 }
 
 PackedWeights MatmulPlan::pack(const float* w, const float* b) const {
-  if (form_ != WeightForm::packed) throw Error("MatmulPlan::pack called on a plain-weight plan");
   PackedWeights p;
+  // nn.Linear's row-major [out, in] is exactly format "ba" of the [in, out] operand.
   memory user({{in_, out_}, dt::f32, tag::ba}, ctx_->eng, const_cast<float*>(w));
-  p.weights = memory(pd_.weights_desc(), ctx_->eng);
+  p.weights = memory(w_desc_, ctx_->eng);
   dnnl::reorder(user, p.weights).execute(ctx_->strm, user, p.weights);
   if (has_bias_) {
     p.bias = memory({{1, out_}, dt::f32, tag::ab}, ctx_->eng);
@@ -56,34 +58,58 @@ PackedWeights MatmulPlan::pack(const float* w, const float* b) const {
   return p;
 }
 
-void MatmulPlan::execute(const float* x, int rows, const memory& w, const memory* b, float* y) const {
-  if (rows_ > 0 ? rows != rows_ : (rows < 1 || rows > max_rows_))
-    throw ShapeError("matmul [" + std::to_string(in_) + " -> " + std::to_string(out_) + "] planned for " +
-                     std::to_string(rows_ > 0 ? rows_ : max_rows_) + " rows, called with " + std::to_string(rows));
+void MatmulPlan::run(const float* x, const PackedWeights& w, float* y, MatmulScratch* scratch) const {
+  if (user_pad_ && !scratch) throw Error("matmul plan with a user scratchpad run without one");
   const void* src = x;
   if (prec_ == Precision::bf16) {
-    uint16_t* s = ctx_->bf16_scratch.data();
-    f32_to_bf16(x, s, static_cast<int64_t>(rows) * in_);
+    uint16_t* s = scratch ? scratch->bf16.data() : ctx_->bf16_scratch.data();
+    f32_to_bf16(x, s, static_cast<int64_t>(rows_) * in_);
     src = s;
   }
-  memory src_m({{rows, in_}, act_type(prec_), tag::ab}, ctx_->eng, const_cast<void*>(src));
-  memory dst_m({{rows, out_}, dt::f32, tag::ab}, ctx_->eng, y);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst_m}};
-  if (b) args.emplace(DNNL_ARG_BIAS, *b);
-  prim_.execute(ctx_->strm, args);
-  ctx_->strm.wait();
+  // A plan run by one thread rebinds its own memory handles; one run concurrently (an expert chunk)
+  // wraps the buffers in fresh handles (a small allocation, no data copied).
+  memory src_m = src_m_, dst_m = dst_m_;
+  if (user_pad_) {
+    src_m = memory({{rows_, in_}, act_type(prec_), tag::ab}, ctx_->eng, const_cast<void*>(src));
+    dst_m = memory({{rows_, out_}, dt::f32, tag::ab}, ctx_->eng, y);
+  } else {
+    src_m.set_data_handle(const_cast<void*>(src));
+    dst_m.set_data_handle(y);
+  }
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, w.weights}, {DNNL_ARG_DST, dst_m}};
+  if (has_bias_) args.emplace(DNNL_ARG_BIAS, w.bias);
+  if (user_pad_) args.emplace(DNNL_ARG_SCRATCHPAD, scratch->pad);
+  // Inside an OpenMP parallel region (the experts) oneDNN runs the primitive on the calling thread.
+  dnnl::stream& strm = user_pad_ ? scratch->strm : ctx_->strm;
+  prim_.execute(strm, args);
+  strm.wait();
 }
 
-void MatmulPlan::run(const float* x, int rows, const PackedWeights& w, float* y) const {
-  execute(x, rows, w.weights, has_bias_ ? &w.bias : nullptr, y);
+MatmulBank::MatmulBank(DnnlContext& ctx, int in, int out, int max_rows, Epilogue epi, Precision prec)
+    : ctx_(&ctx), max_rows_(max_rows) {
+  for (int m = std::min(kRowStep, max_rows);; m = std::min(m + kRowStep, max_rows)) {
+    plans_.emplace_back(ctx, in, out, true, m, epi, prec, /*user_scratchpad=*/true);
+    if (!(plans_.back().weights_desc() == plans_.front().weights_desc()))
+      throw Error("oneDNN chose a different weight layout for a " + std::to_string(m) + "-row expert matmul [" +
+                  std::to_string(in) + " -> " + std::to_string(out) +
+                  "] than for " + std::to_string(plans_.front().rows()) +
+                  " rows; one packed copy per expert needs a common layout");
+    if (m == max_rows) break;
+  }
 }
 
-void MatmulPlan::run_plain(const float* x, int rows, const void* w, const float* b, float* y) const {
-  if (form_ != WeightForm::plain) throw Error("MatmulPlan::run_plain called on a packed-weight plan");
-  memory w_m({{in_, out_}, act_type(prec_), tag::ba}, ctx_->eng, const_cast<void*>(w));
-  memory b_m;
-  if (has_bias_) b_m = memory({{1, out_}, dt::f32, tag::ab}, ctx_->eng, const_cast<float*>(b));
-  execute(x, rows, w_m, has_bias_ ? &b_m : nullptr, y);
+void MatmulBank::reserve(MatmulScratch& s) const {
+  size_t pad = 0;
+  for (const auto& p : plans_) pad = std::max(pad, p.scratchpad_bytes());
+  s.pad = memory({{static_cast<memory::dim>(std::max<size_t>(pad, 1))}, dt::u8, tag::a}, ctx_->eng);
+  s.strm = dnnl::stream(ctx_->eng);
+  if (precision() == Precision::bf16) s.bf16.resize(std::max(s.bf16.size(), static_cast<size_t>(max_rows_) * in()));
+}
+
+void MatmulBank::run(const float* x, int rows, const PackedWeights& w, float* y, MatmulScratch& scratch) const {
+  if (rows < 1 || rows > max_rows_)
+    throw ShapeError("expert matmul called with " + std::to_string(rows) + " rows (1.." + std::to_string(max_rows_) + ")");
+  plans_[(padded(rows, max_rows_) - 1) / kRowStep].run(x, w, y, &scratch);
 }
 
 }  // namespace m3vit::rt

@@ -1,16 +1,19 @@
 // Linear layers on oneDNN matmul: y[M, out] = x[M, in] · Wᵀ + b, with the epilogue (GELU or a
-// residual add) fused as a post-op so the output is written once. W is nn.Linear's [out, in].
+// residual add) fused as a post-op so the output is written once. W is nn.Linear's [out, in],
+// reordered once at load into the layout the primitive prefers (format_tag::any) and kept in a
+// PackedWeights (style.md §6: create at load, execute at run).
 //
-// Two weight forms (style.md §6: create at load, execute at run):
-// - packed: W reordered once into the layout the primitive prefers (format_tag::any), kept in a
-//   PackedWeights. Used for every resident weight: dense layers, routers, resident experts.
-// - plain: W bound per call as the row-major [out, in] rows of the model file (format "ba" of the
-//   [in, out] operand). Used for streamed experts, whose bytes arrive in a buffer just before use.
-// M is either fixed at plan time (the token count of every dense layer) or a oneDNN runtime
-// dimension (DNNL_RUNTIME_DIM_VAL) for expert queues, whose length changes per expert and image:
-// one primitive serves every queue length, so no primitive is built in the hot path.
+// M is fixed per plan: every dense layer sees all N tokens. Expert queues have any length; they run
+// in chunks through a MatmulBank, which holds one primitive per multiple of kRowStep rows up to a
+// maximum; a chunk runs on the next multiple (the extra rows are computed and ignored). oneDNN's
+// brgemm matmul picks the same packed weight layout for all of them (checked at construction), so
+// one packed copy of an expert serves every chunk, and nothing is created in the hot path.
+// Alternatives measured: oneDNN's runtime-M matmul falls back to jit gemm, which repacks the
+// weights on every call; one primitive per row count costs ~80 KB of JIT code each (42 MB for two
+// banks of 256).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -24,48 +27,78 @@ enum class Epilogue {
   residual,  // y += x·Wᵀ + b (dst holds the residual stream; oneDNN sum post-op)
 };
 
-enum class WeightForm { packed, plain };
-
-// A weight bound to one MatmulPlan: the reordered matrix (bf16 in bf16 mode) and the fp32 bias.
+// A weight bound to a plan's layout: the reordered matrix (bf16 in bf16 mode) and the fp32 bias.
 struct PackedWeights {
   dnnl::memory weights;
   dnnl::memory bias;  // empty when the layer has no bias
   size_t bytes() const;
 };
 
+// Per-thread buffers for plans run concurrently from several OpenMP threads (the experts).
+struct MatmulScratch {
+  std::vector<uint16_t> bf16;  // bf16 copy of x in bf16 mode
+  dnnl::memory pad;            // oneDNN's scratchpad (user-managed, one per thread)
+  dnnl::stream strm;           // streams are not thread-safe: one per thread
+};
+
 class MatmulPlan {
  public:
   MatmulPlan() = default;
-  // rows > 0: fixed M; rows == 0: runtime M (any value up to max_rows at run time).
-  MatmulPlan(DnnlContext& ctx, int in, int out, bool has_bias, int rows, int max_rows, Epilogue epi,
-             Precision prec, WeightForm form);
+  // user_scratchpad: the caller passes a MatmulScratch to run(), so that several threads can
+  // execute the plan at once; otherwise oneDNN's own scratchpad and the context's bf16 buffer.
+  MatmulPlan(DnnlContext& ctx, int in, int out, bool has_bias, int rows, Epilogue epi, Precision prec,
+             bool user_scratchpad = false);
 
-  // W [out, in] and b [out] (fp32, row-major) into this plan's packed layout. Only for packed plans.
+  // W [out, in] and b [out] (fp32, row-major) into this plan's packed layout.
   PackedWeights pack(const float* w, const float* b) const;
-
-  // x: [rows, in] fp32, contiguous (converted to bf16 in the context's scratch in bf16 mode);
-  // y: [rows, out] fp32, contiguous. rows must equal the fixed M, or be in [1, max_rows].
-  void run(const float* x, int rows, const PackedWeights& w, float* y) const;
-  // Plain form: w [out, in] in the plan's weight type (fp32, or bf16 as uint16_t bits), b [out] fp32.
-  void run_plain(const float* x, int rows, const void* w, const float* b, float* y) const;
+  // x: [rows, in] fp32 (converted to bf16 first in bf16 mode); y: [rows, out] fp32. rows must be the
+  // plan's. scratch: required for a user-scratchpad plan.
+  void run(const float* x, const PackedWeights& w, float* y, MatmulScratch* scratch = nullptr) const;
 
   int in() const { return in_; }
   int out() const { return out_; }
+  int rows() const { return rows_; }
   Precision precision() const { return prec_; }
-  // Bytes of one weight matrix in this plan's weight type (for streaming buffers).
-  size_t weight_bytes() const { return static_cast<size_t>(in_) * out_ * act_size(prec_); }
+  const dnnl::memory::desc& weights_desc() const { return w_desc_; }
+  size_t scratchpad_bytes() const { return pd_.scratchpad_desc().get_size(); }
 
  private:
-  void execute(const float* x, int rows, const dnnl::memory& w, const dnnl::memory* b, float* y) const;
-
   DnnlContext* ctx_ = nullptr;
-  int in_ = 0, out_ = 0, rows_ = 0, max_rows_ = 0;
-  bool has_bias_ = false;
-  Epilogue epi_ = Epilogue::none;
+  int in_ = 0, out_ = 0, rows_ = 0;
+  bool has_bias_ = false, user_pad_ = false;
   Precision prec_ = Precision::fp32;
-  WeightForm form_ = WeightForm::packed;
   dnnl::matmul::primitive_desc pd_;
+  dnnl::memory::desc w_desc_;
   dnnl::matmul prim_;
+  dnnl::memory src_m_, dst_m_;  // shared-scratchpad plans (one thread): handles rebound per call
+};
+
+// One plan per multiple of kRowStep rows up to max_rows, sharing one packed weight layout.
+class MatmulBank {
+ public:
+  static constexpr int kRowStep = 8;
+  // Rows a chunk of `rows` really computes: the next multiple of kRowStep (or the maximum).
+  static int padded(int rows, int max_rows) { return std::min(max_rows, (rows + kRowStep - 1) / kRowStep * kRowStep); }
+
+  MatmulBank() = default;
+  MatmulBank(DnnlContext& ctx, int in, int out, int max_rows, Epilogue epi, Precision prec);
+  PackedWeights pack(const float* w, const float* b) const { return plans_.back().pack(w, b); }
+  // rows in [1, max_rows]. x and y must have room for padded(rows) rows: the rows past `rows` are
+  // read (any values) and written (garbage). Thread-safe with one scratch per thread.
+  void run(const float* x, int rows, const PackedWeights& w, float* y, MatmulScratch& scratch) const;
+  // Sizes a thread's scratch for every plan of the bank.
+  void reserve(MatmulScratch& s) const;
+
+  int max_rows() const { return max_rows_; }
+  const dnnl::memory::desc& weights_desc() const { return plans_.back().weights_desc(); }
+  Precision precision() const { return plans_.empty() ? Precision::fp32 : plans_.back().precision(); }
+  int in() const { return plans_.back().in(); }
+  int out() const { return plans_.back().out(); }
+
+ private:
+  DnnlContext* ctx_ = nullptr;
+  int max_rows_ = 0;
+  std::vector<MatmulPlan> plans_;  // plans_[i] runs padded row count (i + 1)·kRowStep (last: max_rows)
 };
 
 }  // namespace m3vit::rt

@@ -39,8 +39,9 @@ grep -q "model tiny_test" "$tmp/out" || { echo "FAIL hw --trace: routing source 
 printf 'base: zcu104\nclock_mhz: 150\n' >"$tmp/hw.yaml"
 expect_ok "hw yaml+sweep" "$m3vit" hw --config "$cfg" --hw "$tmp/hw.yaml" --sweep --svg-dir "$tmp" --strategy reordered
 [[ -s "$tmp/memory_vs_experts.svg" ]] || { echo "FAIL sweep: no SVG"; fail=1; }
-expect_ok "hw fixed point" "$m3vit" hw --config "$cfg" --fixed-point --synthetic 1 --fx-images 1 --strategy reordered
+expect_ok "hw fixed point" "$m3vit" hw --config "$cfg" --fixed-point --synthetic 1 --fx-images 1 --fx-metrics 1 --strategy reordered
 grep -q "MSE" "$tmp/out" || { echo "FAIL fixed point: no MSE"; fail=1; }
+grep -q "mean angle" "$tmp/out" || { echo "FAIL fixed point: no per-task metric"; fail=1; }
 
 # Bad inputs: one error line naming the culprit, exit 2, nothing written.
 expect_err "unknown board" "zcu999" "$m3vit" hw --config "$cfg" --hw zcu999

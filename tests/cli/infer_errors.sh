@@ -68,8 +68,14 @@ expect_error "corrupt weights" "garbage.safetensors" \
 expect_error "missing config" "no_such.yaml" --config "$tmp/no_such.yaml" --task semseg --image "$img"
 expect_error "bad override" "moe_top_k 9" --config "$cfg" --moe-top-k 9 --task semseg --image "$img"
 expect_error "both inputs" "exactly one of" --config "$cfg" --task semseg
-expect_error "missing output folder" "does not exist" --config "$cfg" --task semseg --image "$img" \
-  --save-logits "$tmp/nodir/x.npy"
+# An output folder that does not exist: refused before the model runs, nothing written.
+if "$m3vit" infer --config "$cfg" --task semseg --image "$img" --out "$tmp/nodir/x.png" >/dev/null 2>"$tmp/stderr"; then
+  echo "FAIL missing output folder accepted"; fails=$((fails + 1))
+elif [[ $(wc -l <"$tmp/stderr") -ne 1 ]] || ! grep -q "nodir does not exist" "$tmp/stderr" || [[ -e "$tmp/nodir" ]]; then
+  echo "FAIL missing output folder: $(cat "$tmp/stderr")"; fails=$((fails + 1))
+else
+  echo "ok   missing output folder: $(cat "$tmp/stderr")"
+fi
 
 # Weights of another model: an export of tiny_test cannot be loaded into tiny_synthetic.
 if "$m3vit" export --config "$src/configs/tiny_test.yaml" --out "$tmp/tiny_test.safetensors" >/dev/null 2>"$tmp/err"; then

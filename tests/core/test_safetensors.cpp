@@ -281,9 +281,11 @@ meta = header.pop('__metadata__')
 assert meta == {'m3vit_config': '{"d": 32}'}, meta
 assert (8 + n) % 64 == 0, n
 t = {}
+spans = sorted(v['data_offsets'] for v in header.values())
+assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:])), spans  # packed, no gaps
+assert spans[-1][1] == len(data), (spans[-1], len(data))
 for k, v in header.items():
     b, e = v['data_offsets']
-    assert b % 64 == 0, (k, b)
     t[k] = np.frombuffer(data[b:e], dtype=DT[v['dtype']]).reshape(v['shape'])
 want = {'blocks.0.w': (np.arange(12, dtype=np.float32) * 0.25 - 1.5).reshape(3, 4),
         'i64': np.array([5, -6, 1 << 50], np.int64), 'i32': np.array([[-7], [8]], np.int32),

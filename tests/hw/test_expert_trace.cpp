@@ -2,6 +2,7 @@
 // synthetic generators.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "common/errors.h"

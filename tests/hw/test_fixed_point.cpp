@@ -103,7 +103,9 @@ TEST(FixedPoint, DotMatchesStepByStepIncludingOverflow) {
     fm_t got = fx_dot(fm_t(0.25), a.data(), b.data(), 384);
     EXPECT_EQ(got.raw(), ref.raw());
     EXPECT_EQ(fx_overflow_count(), n_ref);
-    if (scale > 1) EXPECT_GT(n_ref, 0u);
+    if (scale > 1) {
+      EXPECT_GT(n_ref, 0u);
+    }
 
     using fs = ap_fx<32, 10, true, Ovf::saturate>;
     using ws = ap_fx<16, 2, true, Ovf::saturate>;

@@ -52,23 +52,27 @@ TEST(FxEncoder, MatchesFp32ReferenceAtAuthorsInit) {
 }
 
 TEST(FxEncoder, OverflowWrapsOrSaturates) {
-  // Scale one dense MLP's fc2 so its output exceeds fm_t's ±512: the residual add overflows.
+  // Token 3 starts at 505 in every feature and block 0's MLP adds 10: the residual stream leaves
+  // fm_t's [-512, 512) (and so do the LayerNorm's mean of squares, 505² per feature).
   EncoderWeights w = random_encoder_weights(tiny(), 4);
-  for (auto& v : w.blocks[0].fc2_w) v = v > 0 ? 1.9f : -1.9f;  // still fits ap_fixed<16,2>
-  for (auto& v : w.blocks[0].fc1_w) v = v > 0 ? 1.9f : -1.9f;
+  for (int i = 0; i < 32; ++i) w.pos[3 * 32 + i] = 505.0f;
+  for (auto& v : w.blocks[0].fc2_b) v = 10.0f;
   auto imgs = random_images(1, 32, 48, 2);
   FxCheckOptions o;
   o.progress = false;
   FxCheckResult wrap = fx_check(w, imgs, o);
   o.saturate = true;
   FxCheckResult sat = fx_check(w, imgs, o);
-  EXPECT_GT(wrap.total_overflows(), 0u);
+  // Block 0 (index 1: index 0 is the patch embedding): the residual add wraps for token 3's 32
+  // features, and the LayerNorm statistics overflow.
+  EXPECT_EQ(wrap.overflows[1][fx_add], 32u);
+  EXPECT_GT(wrap.overflows[1][fx_layernorm], 0u);
+  EXPECT_EQ(wrap.overflows[0][fx_patch_embed], 0u);
   EXPECT_GT(sat.total_overflows(), 0u);
-  uint64_t block0_wrap = 0;
-  for (uint64_t v : wrap.overflows[1]) block0_wrap += v;
-  EXPECT_GT(block0_wrap, 0u) << "the overflow is in block 0";
-  // Wrap-around turns a large value into one of the opposite sign; saturation keeps it at the rail.
-  EXPECT_GT(wrap.mse, sat.mse);
+  // Wrap-around turns 515 into -509 (an error of 1,024 per feature); saturation stops at the rail.
+  EXPECT_GT(wrap.max_abs, 1000);
+  EXPECT_LT(sat.max_abs, 50);
+  EXPECT_GT(wrap.mse, 1000 * sat.mse);
 }
 
 TEST(FxEncoder, ConversionCountsWeightsOutOfRange) {

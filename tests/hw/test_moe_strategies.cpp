@@ -156,18 +156,24 @@ TEST(CacheStrategy, StallsOnEveryMissOfHandTrace) {
   EXPECT_DOUBLE_EQ(tl.now(), 4 * 66 + 320);
 }
 
-TEST(AllOnChipStrategy, BulkLoadHiddenBehindEarlierWork) {
+TEST(AllOnChipStrategy, PrefetchedBulkLoadIsHidden) {
   ModelConfig c = tiny();
   AccelConfig a = simple_accel(true);
   ModelShape s = model_shape(c);
   ExpertTrace t = hand_trace(c);
   Timeline tl(true);
-  tl.plain(1000);  // work since the store was released at 0
-  double store_free = 0;
-  UnitCost u = schedule_experts(MoeStrategy::all_on_chip, a, s, t, 0, 0, tl, nullptr, true, &store_free, nullptr);
-  EXPECT_DOUBLE_EQ(u.load, 4 * 66);  // every expert, used or not
+  double ready = tl.prefetch(4 * 66);  // every expert, used or not: 264 cycles
+  EXPECT_DOUBLE_EQ(ready, 264);
+  tl.plain(1000);  // the work in between
+  UnitCost u = schedule_experts(MoeStrategy::all_on_chip, a, s, t, 0, 0, tl, nullptr, true, &ready, nullptr);
+  EXPECT_DOUBLE_EQ(u.load, 4 * 66);
   EXPECT_DOUBLE_EQ(u.stall, 0);
-  EXPECT_DOUBLE_EQ(store_free, 1000 + 320);
+  EXPECT_DOUBLE_EQ(tl.now(), 1000 + 320);
+  // Not prefetched (no overlap): the pipeline waits for the whole bulk load.
+  Timeline serial(false);
+  UnitCost v = schedule_experts(MoeStrategy::all_on_chip, a, s, t, 0, 0, serial, nullptr, true, nullptr, nullptr);
+  EXPECT_DOUBLE_EQ(v.stall, 264);
+  EXPECT_DOUBLE_EQ(serial.now(), 264 + 320);
 }
 
 TEST(Memory, ThreeStrategiesOnViTSNumbers) {

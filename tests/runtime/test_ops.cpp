@@ -1,6 +1,7 @@
 // Kernel tests: every runtime op against a naive double-precision reference written out here
 // (llama.cpp's test-backend-ops habit: each case with its own tolerance and the reason for it).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <random>
@@ -53,35 +54,45 @@ TEST(MatmulPlan, FixedRowsWithEveryEpilogue) {
   const auto x = randv(rows * in, 1), w = randv(out * in, 2, 0.3f), b = randv(out, 3);
   const auto y0 = randv(rows * out, 4);
   for (Epilogue epi : {Epilogue::none, Epilogue::gelu, Epilogue::residual}) {
-    MatmulPlan plan(ctx, in, out, true, rows, rows, epi, Precision::fp32, WeightForm::packed);
+    MatmulPlan plan(ctx, in, out, true, rows, epi, Precision::fp32);
     PackedWeights pw = plan.pack(w.data(), b.data());
     std::vector<float> y = y0;  // the residual epilogue adds into what is there
-    plan.run(x.data(), rows, pw, y.data());
+    plan.run(x.data(), pw, y.data());
     const auto want = linear_ref(x, w, b, rows, in, out, epi, &y0);
     check_close("matmul epilogue " + std::to_string(static_cast<int>(epi)), y.data(), want.data(), y.size(), 1e-5);
   }
 }
 
-TEST(MatmulPlan, RuntimeRowsPackedAndPlainAgree) {
+// Expert chunks: one packed copy serves every row count 1..max (run on the next multiple of 8 rows),
+// also from two threads at once with one scratch each (the MoE layer runs chunks concurrently).
+TEST(MatmulBank, EveryRowCountFromConcurrentThreads) {
   DnnlContext ctx;
-  const int in = 64, out = 40, max_rows = 300;
+  const int in = 64, out = 40, max_rows = 37;
   const auto w = randv(out * in, 5, 0.2f), b = randv(out, 6);
-  MatmulPlan packed(ctx, in, out, true, 0, max_rows, Epilogue::gelu, Precision::fp32, WeightForm::packed);
-  MatmulPlan plain(ctx, in, out, true, 0, max_rows, Epilogue::gelu, Precision::fp32, WeightForm::plain);
-  PackedWeights pw = packed.pack(w.data(), b.data());
-  for (int rows : {1, 7, 64, 300}) {
-    const auto x = randv(static_cast<size_t>(rows) * in, 100 + rows);
-    std::vector<float> y1(static_cast<size_t>(rows) * out), y2(y1.size());
-    packed.run(x.data(), rows, pw, y1.data());
-    plain.run_plain(x.data(), rows, w.data(), b.data(), y2.data());
-    const auto want = linear_ref(x, w, b, rows, in, out, Epilogue::gelu);
-    check_close("runtime M packed rows=" + std::to_string(rows), y1.data(), want.data(), want.size(), 1e-5);
-    check_close("runtime M plain rows=" + std::to_string(rows), y2.data(), want.data(), want.size(), 1e-5);
+  MatmulBank bank(ctx, in, out, max_rows, Epilogue::gelu, Precision::fp32);
+  const PackedWeights pw = bank.pack(w.data(), b.data());
+  const auto x = randv(static_cast<size_t>(max_rows) * in, 7);  // padded rows read past `rows`: in range
+  std::vector<std::vector<float>> y(max_rows + 1);
+  std::vector<MatmulScratch> scratch(2);
+  for (auto& s : scratch) bank.reserve(s);
+#pragma omp parallel for num_threads(2) schedule(dynamic)
+  for (int rows = 1; rows <= max_rows; ++rows) {
+    y[rows].assign(static_cast<size_t>(MatmulBank::padded(rows, max_rows)) * out, 0.f);
+    bank.run(x.data(), rows, pw, y[rows].data(), scratch[omp_get_thread_num()]);
+    y[rows].resize(static_cast<size_t>(rows) * out);  // the padding rows are not results
   }
-  std::vector<float> y(out * 301);
-  const auto x = randv(in * 301, 9);
-  EXPECT_THROW(packed.run(x.data(), 301, pw, y.data()), ShapeError);
-  EXPECT_THROW(packed.run(x.data(), 0, pw, y.data()), ShapeError);
+  const auto want = linear_ref(x, w, b, max_rows, in, out, Epilogue::gelu);
+  double worst = 0;
+  for (int rows = 1; rows <= max_rows; ++rows)
+    worst = std::max(worst, rt_test::compare("bank rows=" + std::to_string(rows), y[rows].data(), want.data(),
+                                             y[rows].size()).rel());
+  EXPECT_LE(worst, 1e-5);
+  EXPECT_EQ(MatmulBank::padded(5, 37), 8);
+  EXPECT_EQ(MatmulBank::padded(33, 37), 37);
+  std::vector<float> yy(static_cast<size_t>(out) * (max_rows + 1));
+  const auto xx = randv(static_cast<size_t>(in) * (max_rows + 1), 9);
+  EXPECT_THROW(bank.run(xx.data(), max_rows + 1, pw, yy.data(), scratch[0]), ShapeError);
+  EXPECT_THROW(bank.run(xx.data(), 0, pw, yy.data(), scratch[0]), ShapeError);
 }
 
 // bf16 keeps 8 mantissa bits: inputs and weights each carry a relative rounding of up to 2^-9, so a
@@ -92,9 +103,9 @@ TEST(MatmulPlan, Bf16WithinItsRounding) {
   DnnlContext ctx;
   const int rows = 50, in = 384, out = 96;
   const auto x = randv(rows * in, 11), w = randv(out * in, 12, 0.05f), b = randv(out, 13);
-  MatmulPlan plan(ctx, in, out, true, rows, rows, Epilogue::none, Precision::bf16, WeightForm::packed);
+  MatmulPlan plan(ctx, in, out, true, rows, Epilogue::none, Precision::bf16);
   std::vector<float> y(static_cast<size_t>(rows) * out);
-  plan.run(x.data(), rows, plan.pack(w.data(), b.data()), y.data());
+  plan.run(x.data(), plan.pack(w.data(), b.data()), y.data());
   const auto want = linear_ref(x, w, b, rows, in, out, Epilogue::none);
   const auto r = rt_test::compare("bf16 matmul", y.data(), want.data(), y.size());
   EXPECT_LE(r.rel(), 1e-2);

@@ -108,6 +108,7 @@ TEST(TokenQueues, CountingSortGroupsPairsByExpert) {
   EXPECT_EQ(q.active, (std::vector<int32_t>{0, 2, 3}));  // expert 1 has no tokens: skipped
   EXPECT_EQ(q.token, (std::vector<int32_t>{0, 1, 3, 0, 1, 2, 2, 3}));
   EXPECT_EQ(q.weight, (std::vector<float>{.1f, .6f, .8f, .5f, .2f, .3f, .7f, .4f}));
+  EXPECT_EQ(q.pair, (std::vector<int32_t>{1, 2, 6, 0, 3, 5, 4, 7}));  // token·k + choice
   // Rebuilding with fewer tokens reuses the buffers and forgets the old queues.
   q.build(idx, w, 1, 2);
   EXPECT_EQ(q.active, (std::vector<int32_t>{0, 2}));

@@ -1,0 +1,38 @@
+// AVX-512 helpers shared by the runtime's hand-written kernels (attention, routing softmax). Every
+// function carries the target attribute, so the rest of the build stays at the baseline ISA; callers
+// check cpu_has_avx512() once and keep a portable path.
+#pragma once
+
+// GCC 12's AVX-512 reduce/mask intrinsics start from _mm512_undefined_ps(), which -Wmaybe-uninitialized
+// reports inside the system header; the values are never read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#define M3VIT_AVX512 __attribute__((target("avx512f,fma")))
+
+namespace m3vit::rt {
+
+inline bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+}
+
+// e^x for x <= 0 (values minus their maximum): 2^n · p(r), x = n·ln2 + r, |r| <= ln2/2, p the
+// degree-6 Taylor polynomial (relative error ~2e-7, about 2 ulp). x < -87 flushes to ~0.
+M3VIT_AVX512 inline __m512 exp512(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.f / 720);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  return _mm512_scalef_ps(p, n);
+}
+
+}  // namespace m3vit::rt
