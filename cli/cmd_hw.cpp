@@ -105,6 +105,8 @@ void run_hw(const HwArgs& a) {
   out["config"] = cfg.name;
   out["accelerator"] = nlohmann::ordered_json::parse(hw::accel_config_to_json(acc));
   const bool moe = !cfg.moe_blocks.empty();
+  if (!moe && (!a.trace.empty() || !a.synthetic_trace.empty()))
+    throw ConfigError("config '" + cfg.name + "' has no MoE layers: a routing trace has nothing to drive");
   std::unique_ptr<hw::ExpertTrace> trace;
   if (moe) {
     trace = std::make_unique<hw::ExpertTrace>(get_trace(a, cfg, task, a.trace_seed));
@@ -193,6 +195,15 @@ void run_hw(const HwArgs& a) {
                                  : "weights " + a.weights) +
               ", task " + cfg.tasks.at(task).name + ", on " + std::to_string(imgs.size()) + " of " + src.describe() +
               ". The same weights and 8-bit images go to both encoders.";
+    // The fp32 reference must be the model itself: compare it with the libtorch backbone first.
+    auto [diff, scale] = reference_vs_model(cfg, a.weights, a.seed, task, imgs);
+    std::printf("\nfp32 reference encoder vs the libtorch model: max |difference| %.3g (values up to %.3g)\n", diff,
+                scale);
+    out["reference_vs_model_max_abs"] = diff;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, " The fp32 reference matches the libtorch model's backbone to %.2g (largest value %.3g).",
+                  diff, scale);
+    fx_note += buf;
     hw::FxCheckOptions o;
     o.task = task;
     // The report shows the vendor default (truncate, wrap), saturation, and rounded weights.

@@ -22,6 +22,7 @@
 #include "eval/saliency_meter.h"
 #include "eval/segmentation_meter.h"
 #include "hw/fx_encoder.h"
+#include "hw/ref_encoder.h"
 #include "io/tensor_data.h"
 #include "model/multitask_model.h"
 
@@ -172,6 +173,38 @@ hw::EncoderWeights model_encoder_weights(const ModelConfig& cfg, const std::stri
                        shape_str(shape));
     return std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
   });
+}
+
+namespace {
+
+torch::Tensor normalised_input(const std::vector<uint8_t>& bytes, const ModelConfig& cfg) {
+  torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(bytes.data()), {1, 3, cfg.img_h, cfg.img_w}, torch::kUInt8)
+                        .to(torch::kFloat32)
+                        .div(255.0);
+  return ((x - torch::tensor({hw::kImageMean[0], hw::kImageMean[1], hw::kImageMean[2]}).view({1, 3, 1, 1})) /
+          torch::tensor({hw::kImageStd[0], hw::kImageStd[1], hw::kImageStd[2]}).view({1, 3, 1, 1}))
+      .contiguous();
+}
+
+}  // namespace
+
+std::pair<double, double> reference_vs_model(const ModelConfig& cfg, const std::string& weights, uint64_t seed,
+                                             int task, const std::vector<std::vector<uint8_t>>& images) {
+  std::string source;
+  MultiTaskModel model = build_model(cfg, weights, seed, &source);
+  hw::EncoderWeights ew = model_encoder_weights(cfg, weights, seed);
+  torch::NoGradGuard no_grad;
+  double worst = 0, scale = 0;
+  for (const auto& img : images) {
+    torch::Tensor y = model->forward_features(normalised_input(img, cfg), task).to(torch::kFloat32).contiguous();
+    hw::EncoderOutput r = hw::ref_encoder(ew, img.data(), task);
+    const float* p = y.data_ptr<float>();
+    for (size_t i = 0; i < r.out.size(); ++i) {
+      worst = std::max(worst, std::fabs(static_cast<double>(p[i]) - r.out[i]));
+      scale = std::max(scale, std::fabs(static_cast<double>(p[i])));
+    }
+  }
+  return {worst, scale};
 }
 
 namespace {

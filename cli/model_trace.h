@@ -37,6 +37,12 @@ hw::ExpertTrace trace_model(const ModelConfig& cfg, const std::string& weights, 
 // weights from `seed`) through the libtorch model's parameters.
 hw::EncoderWeights model_encoder_weights(const ModelConfig& cfg, const std::string& weights, uint64_t seed);
 
+// Largest |difference| between the libtorch model's backbone output (forward_features) and the
+// hardware path's fp32 reference encoder (hw/ref_encoder.h) on the same weights and images, and the
+// largest |value| for scale: the check that the reference is the model.
+std::pair<double, double> reference_vs_model(const ModelConfig& cfg, const std::string& weights, uint64_t seed,
+                                             int task, const std::vector<std::vector<uint8_t>>& images);
+
 // The change of each task's metric when the encoder runs in fixed point: the same heads (libtorch)
 // on the fp32 backbone's tokens and on the fixed-point encoder's tokens, scored against the labels
 // of the synthetic validation scenes (mIoU for semseg/human_parts/sal, mean angle for normals, RMSE

@@ -23,6 +23,9 @@
 //   (fc1+GELU into a hidden buffer, fc2 scaled by the gate weight and accumulated) → add.
 // The input image's ImageNet normalisation (and the 8-bit pixel scale) is folded into the
 // patch-embedding weights when they are converted; the class token is folded into pos[0].
+// The math functions (exp, square root, reciprocal, division) stand for hls::exp, hls::sqrt, ...:
+// the exact value truncated to the result type. The on-chip memories are static, as in hardware, so
+// fx_encoder runs one image at a time (not reentrant).
 #pragma once
 
 #include <array>

@@ -85,7 +85,7 @@ std::string render_svg(const PlotSpec& p) {
     Y1 = std::max(hi, yticks.back());
   }
   if (X1 == X0) X1 = X0 + 1;
-  const double L = 70, R = 160, T = 40, B = 50;
+  const double L = 70, R = 200, T = 40, B = 50;
   const double W = p.width, H = p.height, pw = W - L - R, ph = H - T - B;
   auto px = [&](double v) { return L + (tx(v) - X0) / (X1 - X0) * pw; };
   auto py = [&](double v) { return T + ph - (ty(v) - Y0) / (Y1 - Y0) * ph; };

@@ -22,7 +22,7 @@ struct PlotSpec {
   std::vector<PlotSeries> series;
   double ref_y = 0;          // draw a horizontal line at this y when ref_label is set
   std::string ref_label;
-  int width = 640, height = 400;
+  int width = 680, height = 400;
 };
 
 // Throws ConfigError on an empty plot, mismatched x/y sizes, or non-positive values on a log axis.

@@ -103,7 +103,7 @@ std::string sweep_memory_svg(const std::vector<SweepPoint>& pts, const AccelConf
   }
   if (a.capacity_bytes() > 0) {
     spec.ref_y = a.capacity_bytes() / (1024.0 * 1024.0);
-    spec.ref_label = a.name + " BRAM+URAM";
+    spec.ref_label = a.name + " on-chip block memory";
   }
   return render_svg(spec);
 }

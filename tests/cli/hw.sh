@@ -42,6 +42,9 @@ expect_ok "hw yaml+sweep" "$m3vit" hw --config "$cfg" --hw "$tmp/hw.yaml" --swee
 expect_ok "hw fixed point" "$m3vit" hw --config "$cfg" --fixed-point --synthetic 1 --fx-images 1 --fx-metrics 1 --strategy reordered
 grep -q "MSE" "$tmp/out" || { echo "FAIL fixed point: no MSE"; fail=1; }
 grep -q "mean angle" "$tmp/out" || { echo "FAIL fixed point: no per-task metric"; fail=1; }
+# The hardware path's fp32 reference is the libtorch model: float rounding only.
+diff=$(sed -n 's/.*libtorch model: max |difference| \([0-9.e+-]*\).*/\1/p' "$tmp/out")
+python3 -c "import sys; d=float('$diff'); sys.exit(0 if d < 1e-4 else 1)" || { echo "FAIL reference vs model: $diff"; fail=1; }
 
 # Bad inputs: one error line naming the culprit, exit 2, nothing written.
 expect_err "unknown board" "zcu999" "$m3vit" hw --config "$cfg" --hw zcu999

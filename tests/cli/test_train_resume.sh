@@ -14,7 +14,7 @@ trap 'rm -rf "$TMP"' EXIT
 # second one after the resume.
 sed 's/synthetic_train_images: 16/synthetic_train_images: 48/' "$SRC/tests/train/configs/tiny_train.yaml" >"$TMP/cfg.yaml"
 grep -q 'synthetic_train_images: 48' "$TMP/cfg.yaml"
-COMMON=(--config "$TMP/cfg.yaml" --steps 16 --threads 2 --checkpoint-every 3 --eval-every 0 --no-progress)
+COMMON=(--config "$TMP/cfg.yaml" --steps 16 --threads 1 --checkpoint-every 3 --eval-every 0 --no-progress)
 
 lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
 

@@ -29,7 +29,7 @@ TrainOptions tiny_options(const ConfigFile& f, const std::string& out_dir, int64
   TrainOptions o = train_options_from(f);
   o.out_dir = out_dir;
   o.max_steps = steps;
-  o.threads = 2;
+  o.threads = 1;
   o.workers = 1;
   o.progress = false;
   o.eval_every = 0;

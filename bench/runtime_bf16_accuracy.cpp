@@ -1,0 +1,144 @@
+// bf16 against fp32 on the synthetic validation set: how far the outputs move and what that does to
+// each task's metric (the issue asks for bf16's accuracy to be reported, not only its speed).
+// A trained model (--model, an export from `m3vit train`) runs every validation scene of the
+// synthetic data set in both precisions; the predictions are scored as the authors score them
+// (eval/prediction.h, eval/*_meter.h): semseg / human_parts mIoU, saliency max-threshold IoU,
+// normals mean angle, depth RMSE, edge odsF.
+//
+//   runtime_bf16_accuracy --model M.safetensors [--images 32] [--data-seed 1] [--threads 2]
+#include <omp.h>
+
+#include <cmath>
+#include <map>
+
+#include "bench/bench_util.h"
+#include "common/platform.h"
+#include "data/synthetic.h"
+#include "data/transforms.h"
+#include "eval/depth_meter.h"
+#include "eval/edge_meter.h"
+#include "eval/normals_meter.h"
+#include "eval/prediction.h"
+#include "eval/saliency_meter.h"
+#include "eval/segmentation_meter.h"
+#include "runtime/engine.h"
+
+using namespace m3vit;
+using namespace m3vit::bench;
+
+namespace {
+
+// The metric each task is reported with, higher-is-better flag, from one set of meters.
+struct Meters {
+  std::map<std::string, std::unique_ptr<SegmentationMeter>> seg;
+  SaliencyMeter sal;
+  NormalsMeter normals;
+  DepthMeter depth;
+  EdgeMeter edge{EdgeMeterOptions{edge_tolerance_for("synthetic"), 99, true}};
+
+  void add(const std::string& task, int channels, const ImageF& pred, const ImageF& gt) {
+    if (task == "semseg" || task == "human_parts") {
+      auto& m = seg[task];
+      if (!m) m = std::make_unique<SegmentationMeter>(channels, task == "human_parts");
+      m->update(pred, gt);
+    } else if (task == "sal") {
+      sal.update(pred, gt);
+    } else if (task == "normals") {
+      normals.update(pred, gt);
+    } else if (task == "depth") {
+      depth.update(pred, gt);
+    } else if (task == "edge") {
+      edge.update(pred, gt);
+    }
+  }
+  double value(const std::string& task) const {
+    if (task == "semseg" || task == "human_parts") return 100 * seg.at(task)->result().miou;
+    if (task == "sal") return 100 * sal.result().miou;
+    if (task == "normals") return normals.result().mean;
+    if (task == "depth") return depth.result().rmse;
+    return 100 * edge.result().ods_f;
+  }
+};
+
+std::string metric_name(const std::string& task) {
+  if (task == "semseg" || task == "human_parts") return "mIoU %";
+  if (task == "sal") return "max-threshold IoU %";
+  if (task == "normals") return "mean angle ° (lower better)";
+  if (task == "depth") return "RMSE (lower better)";
+  return "odsF %";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tune_malloc();
+  const std::string model = arg(argc, argv, "--model", "");
+  const int images = std::stoi(arg(argc, argv, "--images", "32"));
+  const int threads = std::stoi(arg(argc, argv, "--threads", "2"));
+  const uint64_t seed = std::stoull(arg(argc, argv, "--data-seed", "1"));
+  std::printf("## bf16 accuracy against fp32 (synthetic validation set)\n\n");
+  if (model.empty() || !rt::cpu_has_bf16()) {
+    std::printf("Skipped: %s.\n\n", model.empty() ? "no trained model given (--model)" : "this CPU has no AVX512-BF16");
+    return 0;
+  }
+  rt::EngineOptions o32;
+  o32.threads = threads;
+  rt::EngineOptions o16 = o32;
+  o16.precision = rt::Precision::bf16;
+  rt::Engine e32(model, o32), e16(model, o16);
+  const ModelConfig& c = e32.config();
+
+  SyntheticOptions so;
+  so.seed = seed;
+  so.split = "val";
+  so.size = images;
+  so.height = c.img_h;
+  so.width = c.img_w;
+  SyntheticDataset ds(so);
+  const AugmentConfig val = augment_config("synthetic", false, c.img_h, c.img_w);
+  Meters m32, m16;
+  std::map<std::string, double> worst;  // per task: max over images of max abs(bf16 − fp32) / max abs(fp32)
+  std::map<std::string, double> flips;  // semseg / human_parts: share of pixels whose argmax changed
+  std::map<std::string, int64_t> pixels;
+  for (int i = 0; i < images; ++i) {
+    const Sample raw = ds.get(i);
+    const Sample s = transform_sample(raw, val, 0);
+    for (int t = 0; t < c.num_tasks(); ++t) {
+      const std::string& task = c.tasks[t].name;
+      if (!raw.has(task) || all_ignored(s.labels.at(task))) continue;
+      const int C = c.tasks[t].out_channels;
+      ImageF y32(C, c.img_h, c.img_w), y16(C, c.img_h, c.img_w);
+      e32.run(t, s.image.data.data(), y32.data.data());
+      e16.run(t, s.image.data.data(), y16.data.data());
+      double err = 0, ref = 0;
+      for (size_t j = 0; j < y32.size(); ++j) {
+        err = std::max(err, static_cast<double>(std::fabs(y16.data[j] - y32.data[j])));
+        ref = std::max(ref, static_cast<double>(std::fabs(y32.data[j])));
+      }
+      worst[task] = std::max(worst[task], err / std::max(ref, 1e-30));
+      const ImageF p32 = stored_prediction(task, y32, raw.orig_h, raw.orig_w);
+      const ImageF p16 = stored_prediction(task, y16, raw.orig_h, raw.orig_w);
+      if (task == "semseg" || task == "human_parts") {
+        for (size_t j = 0; j < p32.size(); ++j) flips[task] += p32.data[j] != p16.data[j];
+        pixels[task] += static_cast<int64_t>(p32.size());
+      }
+      m32.add(task, C, p32, raw.labels.at(task));
+      m16.add(task, C, p16, raw.labels.at(task));
+    }
+  }
+  std::printf("Model %s (%s), %d validation scenes at %d×%d, %d threads. bf16: weights and matmul/conv inputs in "
+              "bfloat16 with fp32 accumulation; routers, attention, LayerNorm and resizing stay fp32.\n\n",
+              model.c_str(), c.name.c_str(), images, c.img_h, c.img_w, threads);
+  std::printf("%s\n%s\n", row({"task", "metric", "fp32", "bf16", "change", "max abs(bf16 − fp32) / max abs(fp32)", "argmax flips"}).c_str(),
+              rule(7).c_str());
+  for (const auto& t : c.tasks) {
+    if (!worst.count(t.name)) continue;
+    const double a = m32.value(t.name), b = m16.value(t.name);
+    std::printf("%s\n", row({t.name, metric_name(t.name), fmt("%.3f", a), fmt("%.3f", b), fmt("%+.3f", b - a),
+                             fmt("%.1e", worst[t.name]),
+                             pixels.count(t.name) ? fmt("%.3f%%", 100 * flips[t.name] / pixels[t.name]) : "-"})
+                            .c_str());
+  }
+  std::printf("\n");
+  return 0;
+}

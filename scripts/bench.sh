@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# `make bench`: runs the benchmarks (bench/) and writes docs/BENCHMARKS.md.
+#
+#   scripts/bench.sh BUILD_DIR [OUT_MD]
+#
+# Every section is one function that prints Markdown; a failing section becomes a note in the report
+# instead of stopping the others. Other parts of the project add sections without editing this file:
+# every scripts/bench.d/*.sh is run as `bash script BUILD_DIR` and its stdout appended (in name order).
+# Scratch files (synthetic exports, the ONNX model, a short training run for the "trained weights"
+# cases, npm's onnxruntime-node) live under BUILD_DIR/bench-data and are reused by later runs.
+# Settings: M3VIT_BENCH_THREADS (default 2), M3VIT_BENCH_REPS (default 3),
+# M3VIT_TRAINED_MODEL (an export to use as the trained model instead of training one).
+set -euo pipefail
+
+build=$(cd "${1:?usage: scripts/bench.sh BUILD_DIR [OUT_MD]}" && pwd)
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+out=${2:-$src/docs/BENCHMARKS.md}
+threads=${M3VIT_BENCH_THREADS:-2}
+reps=${M3VIT_BENCH_REPS:-3}
+data="$build/bench-data"
+mkdir -p "$data"
+cd "$src"
+
+log() { echo "bench: $*" >&2; }
+
+# ---- sections -----------------------------------------------------------------------------------
+
+section_header() {
+  local cpu mem
+  cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+  mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+  cat <<MD
+# Benchmarks
+
+Written by \`scripts/bench.sh\` (\`make bench\`) on $(date -u '+%Y-%m-%d %H:%M UTC'), commit
+$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown). Do not edit by hand.
+
+| machine | |
+|---|---|
+| CPU | $cpu |
+| hardware threads | $(nproc) |
+| memory | $mem |
+| threads used | $threads (OpenMP for the runtime, \`at::set_num_threads\` for libtorch) |
+| OPENBLAS_CORETYPE | ${OPENBLAS_CORETYPE:-(unset)} |
+| OPENBLAS_L2_SIZE | ${OPENBLAS_L2_SIZE:-(unset)} |
+| load average at start | $(cut -d' ' -f1-3 /proc/loadavg) |
+
+Peak table (platform-notes.md; bench/bench_util.h holds the same numbers): fp32 221 GFLOP/s per core
+(two 512-bit FMA pipes at ~3.45 GHz), 442 on 2 cores; bf16 (AVX512-BF16) twice that, 884 on 2 cores.
+FLOPs are counted as 2 × the multiply-adds of model/flops.h: matmuls and convolutions, only the k
+experts a token is routed to; elementwise work is not counted. Latencies are wall clock (no perf).
+Where the machine was shared with other work while measuring, single runs vary; every comparison
+below is measured side by side in one process with repetitions interleaved, so its ratio is the
+robust number.
+
+MD
+}
+
+section_latency() {
+  "$build/bench/bench_latency" --threads "$threads" --reps "$reps" --scratch "$data"
+}
+
+section_moe_dense() {
+  local trained
+  trained=$(trained_model || true)
+  "$build/bench/runtime_moe_vs_dense" --threads "$threads" --reps 30 --scratch "$data" ${trained:+--trained "$trained"}
+}
+
+section_memory() {
+  "$build/bench/runtime_memory" --threads "$threads" --scratch "$data" --experts 8,16,64,128
+}
+
+section_onnx() {
+  ensure_onnxruntime
+  "$build/bench/runtime_onnx_peer" --threads "$threads" --reps "$reps" --scratch "$data" \
+    --node-modules "$data/onnx/node_modules" --source-dir "$src"
+}
+
+section_task_switch() {
+  "$build/bench/runtime_task_switch" --threads "$threads" --rounds "$reps" --scratch "$data"
+}
+
+section_bf16() {
+  local trained
+  trained=$(trained_model || true)
+  "$build/bench/runtime_bf16_accuracy" --threads "$threads" ${trained:+--model "$trained"}
+}
+
+section_extensions() {
+  local s
+  for s in "$src"/scripts/bench.d/*.sh; do
+    [[ -e "$s" ]] || continue
+    log "section from $s"
+    bash "$s" "$build"
+  done
+}
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+# npm's onnxruntime-node into BUILD/bench-data/onnx (git-ignored with the build folder). The package's
+# install script would fetch CUDA binaries; the CPU binaries ship inside it (platform-notes.md).
+ensure_onnxruntime() {
+  if [[ ! -d "$data/onnx/node_modules/onnxruntime-node" ]]; then
+    log "installing onnxruntime-node into $data/onnx"
+    mkdir -p "$data/onnx"
+    (cd "$data/onnx" && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund onnxruntime-node >&2)
+  fi
+}
+
+# A model trained on the synthetic data (configs/tiny_synthetic.yaml, 400 steps) for the cases that
+# need trained routers: printed path of its export, trained once and kept in BUILD/bench-data.
+trained_model() {
+  if [[ -n "${M3VIT_TRAINED_MODEL:-}" ]]; then
+    echo "$M3VIT_TRAINED_MODEL"
+    return 0
+  fi
+  local dir="$data/train-tiny"
+  if [[ ! -f "$dir/best_model.safetensors" ]]; then
+    log "training configs/tiny_synthetic.yaml for 400 steps (once; kept in $dir)"
+    "$build/m3vit" train --config "$src/configs/tiny_synthetic.yaml" --steps 400 --eval-every 0 \
+      --out "$dir" --overwrite --no-progress --threads "$threads" >&2 || return 1
+  fi
+  [[ -f "$dir/best_model.safetensors" ]] && echo "$dir/best_model.safetensors"
+}
+
+# Runs one section; its failure is reported in the document, not fatal.
+run_section() {
+  local name=$1 fn=$2 t0 rc=0 body
+  log "$name ..."
+  t0=$(date +%s)
+  body=$("$fn" 2>"$data/$fn.log") || rc=$?
+  if [[ $rc -ne 0 ]]; then
+    printf '## %s\n\nThis section failed (exit %d); the end of its log:\n\n```\n%s\n```\n\n' \
+      "$name" "$rc" "$(tail -n 20 "$data/$fn.log")"
+  else
+    printf '%s\n' "$body"
+  fi
+  log "$name done in $(( $(date +%s) - t0 )) s"
+}
+
+# ---- the report ---------------------------------------------------------------------------------
+
+tmp=$(mktemp "$out.tmp.XXXXXX")
+trap 'rm -f "$tmp"' EXIT
+{
+  section_header
+  run_section "Single-task latency" section_latency
+  run_section "MoE layer vs dense MLP" section_moe_dense
+  run_section "Memory" section_memory
+  run_section "ONNX Runtime" section_onnx
+  run_section "Task switching" section_task_switch
+  run_section "bf16 accuracy" section_bf16
+  run_section "Other sections" section_extensions
+} >"$tmp"
+mv "$tmp" "$out"
+trap - EXIT
+log "wrote $out"
