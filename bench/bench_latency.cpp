@@ -135,6 +135,9 @@ int main(int argc, char** argv) {
   std::printf("libtorch: Debian's libtorch %s, eval mode, no-grad, at::set_num_threads(%d); its matmuls go to "
               "OpenBLAS (capped at AVX2 by OPENBLAS_CORETYPE, see platform-notes.md), its convolutions to oneDNN.\n\n",
               TORCH_VERSION, threads);
+  std::printf("FMA microbenchmark at the start of this run: %.0f GFLOP/s on %d threads (documented fp32 peak %.0f; "
+              "above it when the clock boosts, below it when other work shares the cores).\n\n",
+              measured_fma_gflops(threads), threads, peak_gflops(false, threads));
   std::vector<std::string> goals;
   std::stringstream ss(configs);
   for (std::string p; std::getline(ss, p, ',');) bench_config(p, task, threads, reps, scratch, goals);

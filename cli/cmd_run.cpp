@@ -146,7 +146,7 @@ void run_run(const RunArgs& a) {
               eng.counted_flops(task) / best_ms / 1e6);
   std::printf("experts  %d non-empty queues", t.experts_computed);
   if (opt.experts == rt::ExpertMode::stream)
-    std::printf(", %lld streamed (%.1f MB), %.2f ms waiting", static_cast<long long>(t.stream.loads),
+    std::printf(", %lld streamed (%.1f MB), %.2f thread-ms waiting for a load", static_cast<long long>(t.stream.loads),
                 t.stream.bytes_read / 1e6, t.stream.wait_ms);
   std::printf("\n");
   if (!a.save_logits.empty()) {

@@ -28,6 +28,8 @@ double ProgressBar::rate() const {
   return el > 0 ? done_ / el : 0.0;
 }
 
+void ProgressBar::set_total(int64_t total) { total_ = total > 0 ? total : 1; }
+
 void ProgressBar::update(int64_t done, const std::string& extra) {
   done_ = done;
   extra_ = extra;

@@ -16,6 +16,8 @@ class ProgressBar {
   void update(int64_t done, const std::string& extra = "");
   void finish(const std::string& extra = "");
   double rate() const;  // units per second so far
+  // Changes the total (a run whose length is set after it started, e.g. a time budget).
+  void set_total(int64_t total);
 
  private:
   void draw(bool final);

@@ -1,6 +1,9 @@
 // Backbone forward (runtime/backbone.h).
 #include "runtime/backbone.h"
 
+#include <algorithm>
+#include <initializer_list>
+#include <utility>
 #include <chrono>
 
 #include "runtime/model_file.h"
@@ -21,7 +24,7 @@ Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec)
   const ModelConfig& c = cfg_;
   const int hw = c.num_patches(), pp = c.in_chans * c.patch * c.patch, mh = c.mlp_hidden();
   patch_ = MatmulPlan(ctx, pp, d_, true, hw, Epilogue::none, prec);
-  qkv_ = MatmulPlan(ctx, d_, 3 * d_, c.qkv_bias, n_, Epilogue::none, prec);
+  qkv_plan_ = MatmulPlan(ctx, d_, 3 * d_, c.qkv_bias, n_, Epilogue::none, prec);
   proj_ = MatmulPlan(ctx, d_, d_, true, n_, Epilogue::residual, prec);
   fc1_ = MatmulPlan(ctx, d_, mh, true, n_, Epilogue::gelu, prec);
   fc2_ = MatmulPlan(ctx, mh, d_, true, n_, Epilogue::residual, prec);
@@ -46,7 +49,7 @@ Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec)
     b.n1b = vec("norm1.bias");
     b.n2w = vec("norm2.weight");
     b.n2b = vec("norm2.bias");
-    b.qkv = qkv_.pack(f.data(block_key(i, "attn.qkv.weight")),
+    b.qkv = qkv_plan_.pack(f.data(block_key(i, "attn.qkv.weight")),
                       c.qkv_bias ? f.data(block_key(i, "attn.qkv.bias")) : nullptr);
     b.proj = proj_.pack(f.data(block_key(i, "attn.proj.weight")), f.data(block_key(i, "attn.proj.bias")));
     f.release(block_key(i, "attn.qkv.weight"));
@@ -60,12 +63,20 @@ Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec)
     }
     blocks_.push_back(std::move(b));
   }
-  patches_.assign(static_cast<size_t>(hw) * pp, 0.f);
   x_.assign(static_cast<size_t>(n_) * d_, 0.f);
-  xn_.assign(x_.size(), 0.f);
-  qkv_buf_.assign(static_cast<size_t>(n_) * 3 * d_, 0.f);
-  att_.assign(x_.size(), 0.f);
-  hid_.assign(static_cast<size_t>(n_) * mh, 0.f);
+  const size_t nd = static_cast<size_t>(n_) * d_;
+  xn_ = layout_.add(nd);
+  // The buffers of one step (embedding, attention, dense MLP, MoE) all start after xn.
+  const size_t step = layout_.floats;
+  auto region = [&](std::initializer_list<std::pair<size_t*, size_t>> bufs) {
+    layout_.floats = step;
+    for (const auto& [offset, floats] : bufs) *offset = layout_.add(floats);
+    return layout_.floats;
+  };
+  layout_.floats = std::max({region({{&patches_, static_cast<size_t>(hw) * pp}}),
+                             region({{&qkv_, 3 * nd}, {&att_, nd}, {&attn_work_, attn_.work_floats()}}),
+                             region({{&hid_, static_cast<size_t>(n_) * mh}}),
+                             region({{&moe_work_, c.moe_blocks.empty() ? 0 : moe_.work_floats()}})});
 }
 
 size_t Backbone::bytes() const {
@@ -77,14 +88,14 @@ size_t Backbone::bytes() const {
   return n;
 }
 
-void Backbone::patchify(const float* image) {
+void Backbone::patchify(const float* image, float* patches) const {
   // image [C, H, W] -> patches [gh·gw, C·p·p]; patch (gy, gx) is token 1 + gy·gw + gx (row-major grid).
   const int C = cfg_.in_chans, p = cfg_.patch, gh = cfg_.grid_h(), gw = cfg_.grid_w(), W = cfg_.img_w, H = cfg_.img_h;
   const int pp = C * p * p;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int gy = 0; gy < gh; ++gy)
     for (int gx = 0; gx < gw; ++gx) {
-      float* dst = patches_.data() + static_cast<int64_t>(gy * gw + gx) * pp;
+      float* dst = patches + static_cast<int64_t>(gy * gw + gx) * pp;
       for (int ch = 0; ch < C; ++ch)
         for (int ky = 0; ky < p; ++ky) {
           const float* src = image + (static_cast<int64_t>(ch) * H + gy * p + ky) * W + gx * p;
@@ -94,11 +105,15 @@ void Backbone::patchify(const float* image) {
 }
 
 const float* Backbone::forward(const float* image, int task, const TaskSwitch& tasks, ExpertStream& experts,
-                               RunTimes& times, RunTrace* trace) {
+                               RunTimes& times, RunTrace* trace, float* work) {
   const ModelConfig& c = cfg_;
+  float* xn = work + xn_;
+  float* qkv = work + qkv_;
+  float* att = work + att_;
+  float* hid = work + hid_;
   auto t0 = clock_type::now();
-  patchify(image);
-  patch_.run(patches_.data(), patch_w_, x_.data() + d_);  // tokens 1..N-1
+  patchify(image, work + patches_);
+  patch_.run(work + patches_, patch_w_, x_.data() + d_);  // tokens 1..N-1
   std::copy(cls_.begin(), cls_.end(), x_.begin());                          // token 0: cls
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < static_cast<int64_t>(x_.size()); ++i) x_[i] += pos_[i];
@@ -108,21 +123,21 @@ const float* Backbone::forward(const float* image, int task, const TaskSwitch& t
     const BlockWeights& b = blocks_[i];
     t0 = clock_type::now();
     // x += proj(attention(LN1(x)))
-    layer_norm(x_.data(), xn_.data(), n_, d_, b.n1w.data(), b.n1b.data(), c.ln_eps);
-    qkv_.run(xn_.data(), b.qkv, qkv_buf_.data());  // [N, 3d]
-    attn_.run(qkv_buf_.data(), att_.data());           // [N, d]
-    proj_.run(att_.data(), b.proj, x_.data());     // residual add fused
+    layer_norm(x_.data(), xn, n_, d_, b.n1w.data(), b.n1b.data(), c.ln_eps);
+    qkv_plan_.run(xn, b.qkv, qkv);                // [N, 3d]
+    attn_.run(qkv, att, work + attn_work_);       // [N, d]
+    proj_.run(att, b.proj, x_.data());            // residual add fused
     times.attention += ms_since(t0);
 
     t0 = clock_type::now();
-    layer_norm(x_.data(), xn_.data(), n_, d_, b.n2w.data(), b.n2b.data(), c.ln_eps);
+    layer_norm(x_.data(), xn, n_, d_, b.n2w.data(), b.n2b.data(), c.ln_eps);
     if (b.moe_layer < 0) {
-      fc1_.run(xn_.data(), b.fc1, hid_.data());  // [N, 4d], GELU fused
-      fc2_.run(hid_.data(), b.fc2, x_.data());   // residual add fused
+      fc1_.run(xn, b.fc1, hid);         // [N, 4d], GELU fused
+      fc2_.run(hid, b.fc2, x_.data());  // residual add fused
       times.mlp += ms_since(t0);
     } else {
-      if (trace) trace->moe_in.push_back(xn_);
-      moe_.forward(xn_.data(), x_.data(), tasks.router(task, b.moe_layer), experts, b.moe_layer);
+      if (trace) trace->moe_in.emplace_back(xn, xn + static_cast<size_t>(n_) * d_);
+      moe_.forward(xn, x_.data(), tasks.router(task, b.moe_layer), experts, b.moe_layer, work + moe_work_);
       times.moe += ms_since(t0);
       times.experts_computed += static_cast<int>(moe_.queues().active.size());
       if (trace) {

@@ -12,6 +12,7 @@
 #include "runtime/moe_layer.h"
 #include "runtime/ops/attention.h"
 #include "runtime/ops/matmul.h"
+#include "runtime/workspace.h"
 
 namespace m3vit::rt {
 
@@ -23,8 +24,10 @@ class Backbone {
   Backbone(DnnlContext& ctx, const ModelFile& file, Precision prec);
 
   // image [3, H, W] -> tokens [N, d] after the last block (returned pointer valid until the next call).
+  // work: the shared workspace, at least work_floats() floats.
   const float* forward(const float* image, int task, const TaskSwitch& tasks, ExpertStream& experts, RunTimes& times,
-                       RunTrace* trace);
+                       RunTrace* trace, float* work);
+  size_t work_floats() const { return layout_.floats; }
 
   MoeLayer& moe() { return moe_; }
   size_t bytes() const;  // dense weights held
@@ -35,21 +38,28 @@ class Backbone {
     PackedWeights qkv, proj, fc1, fc2;      // fc1/fc2 empty for a MoE block
     int moe_layer = -1;                     // index among MoE layers, -1 for a dense block
   };
-  void patchify(const float* image);
+  void patchify(const float* image, float* patches) const;
 
   ModelConfig cfg_;
   int n_ = 0, d_ = 0;
-  MatmulPlan patch_, qkv_, proj_, fc1_, fc2_;
+  MatmulPlan patch_, qkv_plan_, proj_, fc1_, fc2_;
   AttentionPlan attn_;
   MoeLayer moe_;
   PackedWeights patch_w_;
   std::vector<float> cls_, pos_;  // [d], [N, d]
   std::vector<BlockWeights> blocks_;
-  std::vector<float> patches_;  // [h·w, 3·p·p]
-  std::vector<float> x_, xn_;   // [N, d] residual stream, normed copy
-  std::vector<float> qkv_buf_;  // [N, 3d]
-  std::vector<float> att_;      // [N, d]
-  std::vector<float> hid_;      // [N, mlp hidden]
+  std::vector<float> x_;  // [N, d] residual stream; the head reads it, so it is not in the workspace
+  // Workspace offsets (runtime/workspace.h). xn lives through a block; the rest only inside one
+  // step, so they overlap: patches (embedding) | qkv + attention copies + att (attention) |
+  // hid (dense MLP) | expert outputs (MoE).
+  WorkspaceLayout layout_;
+  size_t xn_ = 0;       // [N, d] LayerNorm output
+  size_t patches_ = 0;  // [h·w, 3·p·p]
+  size_t qkv_ = 0;      // [N, 3d]
+  size_t att_ = 0;      // [N, d]
+  size_t attn_work_ = 0;
+  size_t hid_ = 0;      // [N, mlp hidden]
+  size_t moe_work_ = 0;
 };
 
 }  // namespace m3vit::rt

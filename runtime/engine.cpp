@@ -12,6 +12,7 @@
 #include "runtime/model_file.h"
 #include "runtime/pup_head.h"
 #include "runtime/task_switch.h"
+#include "runtime/workspace.h"
 
 namespace m3vit::rt {
 
@@ -33,6 +34,7 @@ struct Engine::Impl {
   std::unique_ptr<PupHead> head;
   std::unique_ptr<TaskSwitch> tasks;
   std::vector<double> flops;  // per task
+  Workspace work;             // activations of the backbone and, after it, of the head
   RunTimes times;
 };
 
@@ -54,6 +56,7 @@ Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::m
                                              m.backbone->moe().fc2());
   m.head = std::make_unique<PupHead>(m.ctx, m.cfg, opt.precision);
   m.tasks = std::make_unique<TaskSwitch>(file, m.backbone->moe().router_plan(), *m.head);
+  m.work.reserve(std::max(m.backbone->work_floats(), m.head->work_floats()));
   const FlopsReport fr = count_flops(m.cfg);
   for (int t = 0; t < m.cfg.num_tasks(); ++t) m.flops.push_back(2.0 * fr.single_task(t).macs);
   // `file` unmaps here: every weight now lives in packed buffers (streamed experts: in the file).
@@ -78,6 +81,7 @@ size_t Engine::weight_bytes() const {
   return impl_->backbone->bytes() + impl_->tasks->bytes() + impl_->experts->buffer_bytes();
 }
 size_t Engine::expert_bytes() const { return impl_->experts->buffer_bytes(); }
+bool Engine::head_winograd() const { return impl_->head->winograd(); }
 
 
 void Engine::run(int task, const float* image, float* out, RunTrace* trace) {
@@ -88,9 +92,9 @@ void Engine::run(int task, const float* image, float* out, RunTrace* trace) {
   check_finite(image, static_cast<int64_t>(m.cfg.in_chans) * m.cfg.img_h * m.cfg.img_w, "input image");
   m.times = RunTimes{};
   m.experts->reset_stats();
-  const float* tokens = m.backbone->forward(image, task, *m.tasks, *m.experts, m.times, trace);
+  const float* tokens = m.backbone->forward(image, task, *m.tasks, *m.experts, m.times, trace, m.work.base());
   const auto th = std::chrono::steady_clock::now();
-  m.head->forward(tokens, m.tasks->head(task), out);
+  m.head->forward(tokens, m.tasks->head(task), out, m.work.base());
   const auto t1 = std::chrono::steady_clock::now();
   m.times.head = std::chrono::duration<double, std::milli>(t1 - th).count();
   m.times.total = std::chrono::duration<double, std::milli>(t1 - t0).count();

@@ -69,6 +69,8 @@ class Engine {
   // Bytes held for weights: everything resident, and the expert part of it.
   size_t weight_bytes() const;
   size_t expert_bytes() const;
+  // True when the head's 3×3 convs run as Winograd (fp32; runtime/ops/conv.h).
+  bool head_winograd() const;
 
  private:
   struct Impl;

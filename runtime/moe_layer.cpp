@@ -23,7 +23,7 @@ MoeLayer::MoeLayer(DnnlContext& ctx, int tokens, int d, int hidden, int E, int k
   // Chunks per queue: at most one per kMaxChunk rows + 1, or one per thread.
   chunks_.reserve(static_cast<size_t>(E) * (scratch_.size() + 1) + static_cast<size_t>(tokens) * k / kMaxChunk + 1);
   // Every chunk may compute up to kRowStep - 1 padding rows.
-  y_.assign((static_cast<size_t>(tokens) * k + chunks_.capacity() * MatmulBank::kRowStep) * d, 0.f);
+  y_rows_ = static_cast<size_t>(tokens) * k + chunks_.capacity() * MatmulBank::kRowStep;
   for (auto& s : scratch_) {
     s.in.assign(static_cast<size_t>(fc1_.max_rows()) * d, 0.f);
     s.hidden.assign(static_cast<size_t>(fc1_.max_rows()) * hidden, 0.f);
@@ -33,7 +33,7 @@ MoeLayer::MoeLayer(DnnlContext& ctx, int tokens, int d, int hidden, int E, int k
 }
 
 void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w, ExpertStream& experts,
-                       int moe_layer) {
+                       int moe_layer, float* y) {
   // 1. Route: [N, d] x [d, E] -> [N, E] -> top-k per token.
   router_.run(xn, router_w, logits_.data());
   route_tokens(logits_.data(), n_, E_, k_, idx_.data(), w_.data());
@@ -72,7 +72,7 @@ void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w,
           std::memcpy(ts.in.data() + static_cast<int64_t>(r) * d_, xn + static_cast<int64_t>(tok[r]) * d_, d_ * 4);
         const ExpertWeights& ew = experts.acquire(ch.active);  // waits only for an unfinished load
         fc1_.run(ts.in.data(), ch.rows, *ew.fc1, ts.hidden.data(), ts.mm);   // [rows, hid], GELU fused
-        fc2_.run(ts.hidden.data(), ch.rows, *ew.fc2, y_.data() + static_cast<int64_t>(ch.out) * d_, ts.mm);
+        fc2_.run(ts.hidden.data(), ch.rows, *ew.fc2, y + static_cast<int64_t>(ch.out) * d_, ts.mm);
         // The expert's last chunk frees its buffer for a later expert.
         if (left_[ch.active].fetch_sub(1) == 1) experts.release(ch.active);
       } catch (...) {
@@ -88,7 +88,7 @@ void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w,
   for (int t = 0; t < n_; ++t) {
     float* dst = x + static_cast<int64_t>(t) * d_;
     for (int j = 0; j < k_; ++j) {
-      const float* src = y_.data() + static_cast<int64_t>(pos_[t * k_ + j]) * d_;
+      const float* src = y + static_cast<int64_t>(pos_[t * k_ + j]) * d_;
       const float g = w_[t * k_ + j];
 #pragma omp simd
       for (int c = 0; c < d_; ++c) dst[c] += g * src[c];

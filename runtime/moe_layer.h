@@ -42,7 +42,10 @@ class MoeLayer {
 
   // xn [N, d] = LN2(x); x [N, d] gets the layer output added (the block's residual).
   // router_w: the task's packed router (logits [N, E] = xn·W_gate + b_task).
-  void forward(const float* xn, float* x, const PackedWeights& router_w, ExpertStream& experts, int moe_layer);
+  // work: work_floats() floats of workspace (the expert outputs).
+  void forward(const float* xn, float* x, const PackedWeights& router_w, ExpertStream& experts, int moe_layer,
+               float* work);
+  size_t work_floats() const { return y_rows_ * static_cast<size_t>(d_); }
 
   const MatmulBank& fc1() const { return fc1_; }
   const MatmulBank& fc2() const { return fc2_; }
@@ -67,7 +70,7 @@ class MoeLayer {
   std::vector<float> w_;         // [N, k]
   TokenQueues q_;
   std::vector<int32_t> pos_;     // [N, k] queue position of each (token, choice) pair
-  std::vector<float> y_;         // [N·k + padding, d] expert outputs in queue order, chunk by chunk
+  size_t y_rows_ = 0;            // workspace y: [N·k + padding, d] expert outputs, chunk by chunk
   std::vector<Chunk> chunks_;    // work items of one layer
   std::unique_ptr<std::atomic<int>[]> left_;  // [E] chunks of each active expert not yet done
   struct ThreadScratch {

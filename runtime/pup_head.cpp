@@ -5,7 +5,6 @@
 
 #include "common/errors.h"
 #include "runtime/model_file.h"
-#include "runtime/ops/bf16.h"
 #include "runtime/ops/layernorm.h"
 #include "runtime/ops/resize.h"
 
@@ -34,36 +33,45 @@ size_t HeadWeights::bytes() const {
 PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec)
     : ctx_(&ctx), prec_(prec), h_(cfg.grid_h()), w_(cfg.grid_w()), d_(cfg.embed_dim), c_(cfg.head_channels),
       img_h_(cfg.img_h), img_w_(cfg.img_w), ln_eps_(cfg.ln_eps) {
-  conv0_ = ConvPlan(ctx, d_, c_, h_, w_, 1, 1, /*relu=*/true, prec);
-  size_t band_in = 0;
+  using dnnl::memory;
+  conv0_ = ConvPlan(ctx, 3, d_, c_, h_, w_, 1, 1, /*relu=*/true, prec);
+  size_t band_in = 0, band_out = 0;
   for (int s = 0; s < 3; ++s) {
     UpStage& st = up_[s];
     st.in_h = h_ << s;
     st.in_w = w_ << s;
     st.band = band_rows(2 * st.in_h, 2 * st.in_w);
     // The band buffer carries its halo rows (zeros at the map's top and bottom), so no vertical padding.
-    st.plan = ConvPlan(ctx, c_, c_, st.band + 2, 2 * st.in_w, 0, 0, /*relu=*/true, prec);
-    band_in = std::max(band_in, static_cast<size_t>(st.band + 2) * 2 * st.in_w * c_ * act_size(prec));
-    map_[s].assign(static_cast<size_t>(h_ << s) * (w_ << s) * c_, 0.f);
+    st.plan = ConvPlan(ctx, 3, c_, c_, st.band + 2, 2 * st.in_w, 0, 0, /*relu=*/true, prec);
+    band_in = std::max(band_in, blocked_floats(c_, st.band + 2, 2 * st.in_w) * act_size(prec));
+    band_out = std::max(band_out, blocked_floats(c_, st.band, 2 * st.in_w));
+    map_[s] = layout_.add(blocked_floats(c_, h_ << s, w_ << s));
   }
-  band_in_.assign(band_in, 0);
-  band_out_.assign(static_cast<size_t>(up_[2].band) * 2 * up_[2].in_w * c_, 0.f);
-  ln_.assign(static_cast<size_t>(h_) * w_ * d_, 0.f);
-  if (prec == Precision::bf16) ln_bf16_.assign(ln_.size(), 0);
+  band_in_ = layout_.add((band_in + 3) / 4);
+  band_out_ = layout_.add(band_out);
+  ln_ = layout_.add(static_cast<size_t>(h_) * w_ * d_);
+  ln_blocked_ = layout_.add((blocked_floats(d_, h_, w_) * act_size(prec) + 3) / 4);
+  ln_md_ = memory::desc({1, d_, h_, w_}, memory::data_type::f32, memory::format_tag::nhwc);
+  ln_blocked_md_ = memory::desc({1, d_, h_, w_}, act_type(prec), memory::format_tag::nChw16c);
+  to_blocked_ = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.eng, ln_md_, ctx.eng, ln_blocked_md_));
   int cmax = 1;
   for (const auto& t : cfg.tasks) {
     cmax = std::max(cmax, t.out_channels);
     conv4_plan(t.out_channels);
   }
-  c4_.assign(static_cast<size_t>(8 * h_) * (8 * w_) * cmax, 0.f);
-  if (16 * h_ != img_h_ || 16 * w_ != img_w_) resized_.assign(static_cast<size_t>(cmax) * (16 * h_) * (16 * w_), 0.f);
+  c4_band_ = layout_.add(blocked_floats(cmax, up_[2].band, 2 * up_[2].in_w));
+  c4_ = layout_.add(blocked_floats(cmax, 8 * h_, 8 * w_));
+  resize_ = 16 * h_ != img_h_ || 16 * w_ != img_w_;
+  if (resize_) resized_ = layout_.add(static_cast<size_t>(cmax) * (16 * h_) * (16 * w_));
 }
 
-MatmulPlan& PupHead::conv4_plan(int out_channels) {
+ConvPlan& PupHead::conv4_plan(int out_channels) {
   auto it = conv4_.find(out_channels);
   if (it == conv4_.end()) {
-    const int rows = up_[2].band * 2 * up_[2].in_w;  // pixels of one conv_3 band
-    it = conv4_.emplace(out_channels, MatmulPlan(*ctx_, c_, out_channels, true, rows, Epilogue::none, prec_)).first;
+    // 1×1 conv over one conv_3 band. It reads conv_3's fp32 output, so it stays fp32 in bf16 mode
+    // too (1.3% of the head's multiply-adds).
+    it = conv4_.emplace(out_channels, ConvPlan(*ctx_, 1, c_, out_channels, up_[2].band, 2 * up_[2].in_w, 0, 0,
+                                               /*relu=*/false, Precision::fp32)).first;
   }
   return it->second;
 }
@@ -87,55 +95,60 @@ HeadWeights PupHead::pack(const ModelFile& f, const std::string& task, int out_c
     hw.conv[j] = (j == 0 ? conv0_ : up_[j - 1].plan).pack(wf.data(), bf.data());
     f.release(key(cj + "weight"));
   }
-  // conv_4.weight [C, c, 1, 1] is exactly a row-major [C, c] Linear weight.
   hw.conv4 = conv4_plan(out_channels).pack(f.data(key("conv_4.weight")), f.data(key("conv_4.bias")));
   return hw;
 }
 
-void PupHead::forward(const float* tokens, const HeadWeights& w, float* out) {
+void PupHead::forward(const float* tokens, const HeadWeights& w, float* out, float* work) {
   const int C = w.out_channels;
-  // Drop cls (quirk Q15 aside, vit_up_head.py:153-154), LayerNorm: [h·w, d] = nhwc [h, w, d].
-  layer_norm(tokens + d_, ln_.data(), static_cast<int64_t>(h_) * w_, d_, w.norm_w.data(), w.norm_b.data(), ln_eps_);
-  const void* src0 = ln_.data();
-  if (prec_ == Precision::bf16) {
-    f32_to_bf16(ln_.data(), ln_bf16_.data(), static_cast<int64_t>(ln_.size()));
-    src0 = ln_bf16_.data();
+  float* ln = work + ln_;
+  void* ln_blocked = work + ln_blocked_;
+  float* map[3] = {work + map_[0], work + map_[1], work + map_[2]};
+  void* band_in = work + band_in_;
+  float* band_out = work + band_out_;
+  float* c4band = work + c4_band_;
+  float* c4o = work + c4_;
+  // Drop cls (quirk Q15 aside, vit_up_head.py:153-154), LayerNorm: [h·w, d] = channels-last [h, w, d].
+  layer_norm(tokens + d_, ln, static_cast<int64_t>(h_) * w_, d_, w.norm_w.data(), w.norm_b.data(), ln_eps_);
+  {
+    dnnl::memory src(ln_md_, ctx_->eng, ln), dst(ln_blocked_md_, ctx_->eng, ln_blocked);
+    to_blocked_.execute(ctx_->strm, src, dst);  // to nChw16c (and bf16 in bf16 mode)
+    ctx_->strm.wait();
   }
-  conv0_.run(src0, w.conv[0], map_[0].data());  // [h, w, c]
-  MatmulPlan& c4 = conv4_plan(C);
+  conv0_.run(ln_blocked, w.conv[0], map[0]);  // [c, h, w]
+  ConvPlan& c4 = conv4_plan(C);
   for (int s = 0; s < 3; ++s) {
     const UpStage& st = up_[s];
     const int H = 2 * st.in_h, W = 2 * st.in_w;
     for (int r0 = 0; r0 < H; r0 += st.band) {
       // Rows r0-1 .. r0+band of the ×2 map (zeros outside it): the band's 3×3 input with halo.
       if (prec_ == Precision::bf16)
-        upsample2x_rows_nhwc(map_[s].data(), st.in_h, st.in_w, c_, r0 - 1, r0 + st.band + 1,
-                             reinterpret_cast<uint16_t*>(band_in_.data()));
+        upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, r0 - 1, r0 + st.band + 1, static_cast<uint16_t*>(band_in));
       else
-        upsample2x_rows_nhwc(map_[s].data(), st.in_h, st.in_w, c_, r0 - 1, r0 + st.band + 1,
-                             reinterpret_cast<float*>(band_in_.data()));
-      if (s < 2) {
-        st.plan.run(band_in_.data(), w.conv[s + 1], map_[s + 1].data() + static_cast<int64_t>(r0) * W * c_);
-      } else {
-        st.plan.run(band_in_.data(), w.conv[3], band_out_.data());  // [band, W, c]
-        c4.run(band_out_.data(), w.conv4, c4_.data() + static_cast<int64_t>(r0) * W * C);
+        upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, r0 - 1, r0 + st.band + 1, static_cast<float*>(band_in));
+      st.plan.run(band_in, w.conv[s + 1], band_out);  // [c, band, W]
+      if (s < 2)
+        copy_rows_blocked(band_out, c_, st.band, W, map[s + 1], H, r0);
+      else {
+        c4.run(band_out, w.conv4, c4band);  // [C, band, W]
+        copy_rows_blocked(c4band, C, st.band, W, c4o, H, r0);
       }
     }
   }
-  // conv_4 output [8h, 8w, C] -> ×2 -> [C, 16h, 16w] (-> input size).
+  // conv_4 output [C, 8h, 8w] -> ×2 -> [C, 16h, 16w] (-> input size).
   const int H4 = 8 * h_, W4 = 8 * w_;
-  if (resized_.empty()) {
-    resize_nhwc_to_chw(c4_.data(), H4, W4, C, out, 2 * H4, 2 * W4);
+  if (!resize_) {
+    resize_blocked_to_chw(c4o, C, H4, W4, out, 2 * H4, 2 * W4);
   } else {
-    resize_nhwc_to_chw(c4_.data(), H4, W4, C, resized_.data(), 2 * H4, 2 * W4);
-    resize_chw(resized_.data(), C, 2 * H4, 2 * W4, out, img_h_, img_w_);
+    resize_blocked_to_chw(c4o, C, H4, W4, work + resized_, 2 * H4, 2 * W4);
+    resize_chw(work + resized_, C, 2 * H4, 2 * W4, out, img_h_, img_w_);
   }
 }
 
-int64_t PupHead::flops(int out_channels) const {
-  int64_t f = conv0_.flops();
-  for (int s = 0; s < 3; ++s) f += up_[s].plan.flops() * (2 * up_[s].in_h / up_[s].band);
-  return f + 2LL * (8 * h_) * (8 * w_) * c_ * out_channels;
+bool PupHead::winograd() const {
+  bool all = conv0_.winograd();
+  for (const auto& st : up_) all = all && st.plan.winograd();
+  return all;
 }
 
 }  // namespace m3vit::rt

@@ -3,10 +3,11 @@
 //   → conv_0 3×3 d→c + BN + ReLU → ×2 → conv_1 3×3 + BN + ReLU → ×2 → conv_2 ... → ×2 → conv_3 ...
 //   → conv_4 1×1 c→C → ×2 bilinear → [C, 16h, 16w], then bilinear to the input size if that differs
 //   (models.py:248).
-// Activations are channels-last throughout. The ×2 upsampled maps, which are the largest (at 512×512
-// the input of conv_3 is 256×256×256 fp32 = 64 MiB), are never stored whole: each conv on an
-// upsampled map runs in row bands, upsampling just the band's rows plus a one-row halo into a small
-// buffer. conv_4 (a 1×1 conv = a matmul over pixels) runs on each conv_3 band as it comes out.
+// Activations are in oneDNN's blocked layout nChw16c (runtime/ops/conv.h), where fp32 3×3 convs run
+// as Winograd. The ×2 upsampled maps, which are the largest (at 512×512 the input of conv_3 is
+// 256×256×256 fp32 = 64 MiB), are never stored whole: each conv on an upsampled map runs in row bands,
+// upsampling just the band's rows plus a one-row halo into a small buffer, and conv_4 (1×1) runs on
+// each conv_3 band as it comes out.
 // Plans are shared by all tasks; the weights of each task (BN folded) live in task_switch.
 #pragma once
 
@@ -16,7 +17,7 @@
 
 #include "model/config.h"
 #include "runtime/ops/conv.h"
-#include "runtime/ops/matmul.h"
+#include "runtime/workspace.h"
 
 namespace m3vit::rt {
 
@@ -27,7 +28,7 @@ struct HeadWeights {
   int out_channels = 0;
   std::vector<float> norm_w, norm_b;  // [d]
   PackedConv conv[4];                 // conv_j with syncbn_fc_j folded in
-  PackedWeights conv4;                // conv_4 as a [C, c] matmul
+  PackedConv conv4;                   // conv_4 (1×1)
   size_t bytes() const;
 };
 
@@ -41,18 +42,20 @@ class PupHead {
   // Reads, folds and packs the head of `task` (BN eps 1e-5: SyncBN's default, vit_up_head.py).
   HeadWeights pack(const ModelFile& file, const std::string& task, int out_channels);
 
-  // tokens [N, d] (cls first) -> out [C, img_h, img_w].
-  void forward(const float* tokens, const HeadWeights& w, float* out);
+  // tokens [N, d] (cls first) -> out [C, img_h, img_w]. work: the shared workspace, at least
+  // work_floats() floats.
+  void forward(const float* tokens, const HeadWeights& w, float* out, float* work);
+  size_t work_floats() const { return layout_.floats; }
 
-  // Multiply-adds ×2 of the convs for C output channels.
-  int64_t flops(int out_channels) const;
+  // True when every 3×3 conv runs as oneDNN's Winograd kernel (fp32 on AVX-512).
+  bool winograd() const;
 
  private:
-  struct UpStage {  // conv on the ×2 upsampling of a [in_h, in_w, c] map, in bands of `band` rows
+  struct UpStage {  // conv on the ×2 upsampling of a [c, in_h, in_w] map, in bands of `band` rows
     int in_h = 0, in_w = 0, band = 0;
     ConvPlan plan;
   };
-  MatmulPlan& conv4_plan(int out_channels);
+  ConvPlan& conv4_plan(int out_channels);
 
   DnnlContext* ctx_ = nullptr;
   Precision prec_ = Precision::fp32;
@@ -60,14 +63,20 @@ class PupHead {
   double ln_eps_ = 1e-6;
   ConvPlan conv0_;
   UpStage up_[3];
-  std::map<int, MatmulPlan> conv4_;  // by output channels (tasks differ only there)
-  std::vector<float> ln_;            // [h·w, d] LayerNorm output, fp32
-  std::vector<uint16_t> ln_bf16_;    // its bf16 copy in bf16 mode
-  std::vector<float> map_[3];        // conv_0, conv_1, conv_2 outputs: [h, w, c], [2h, 2w, c], [4h, 4w, c]
-  std::vector<uint8_t> band_in_;     // [band + 2, W, c] upsampled rows + halo (fp32 or bf16)
-  std::vector<float> band_out_;      // [band, W, c] conv_3 output of one band
-  std::vector<float> c4_;            // [8h, 8w, C_max] conv_4 output
-  std::vector<float> resized_;       // [C_max, 16h, 16w] when a final resize is needed
+  std::map<int, ConvPlan> conv4_;    // by output channels (tasks differ only there)
+  dnnl::reorder to_blocked_;         // LayerNorm output, channels-last fp32 -> conv_0's blocked input
+  dnnl::memory::desc ln_md_, ln_blocked_md_;
+  // Workspace offsets in floats (runtime/workspace.h):
+  WorkspaceLayout layout_;
+  size_t ln_ = 0;        // [h·w, d] LayerNorm output, fp32 channels-last
+  size_t ln_blocked_ = 0;  // [d, h, w] blocked, in the activation type (conv_0's input)
+  size_t map_[3] = {};   // conv_0, conv_1, conv_2 outputs, blocked: [c, h, w], [c, 2h, 2w], [c, 4h, 4w]
+  size_t band_in_ = 0;   // [c, band + 2, W] upsampled rows + halo, blocked (fp32 or bf16)
+  size_t band_out_ = 0;  // [c, band, W] one band's conv output, blocked
+  size_t c4_band_ = 0;   // [C_max, band, W] conv_4 output of one band, blocked
+  size_t c4_ = 0;        // [C_max, 8h, 8w] conv_4 output, blocked
+  size_t resized_ = 0;   // [C_max, 16h, 16w] when a final resize is needed
+  bool resize_ = false;
 };
 
 }  // namespace m3vit::rt

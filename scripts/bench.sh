@@ -107,7 +107,7 @@ ensure_onnxruntime() {
   fi
 }
 
-# A model trained on the synthetic data (configs/tiny_synthetic.yaml, 400 steps) for the cases that
+# A model trained on the synthetic data (configs/tiny_synthetic.yaml, 120 steps of 8 images) for the cases that
 # need trained routers: printed path of its export, trained once and kept in BUILD/bench-data.
 trained_model() {
   if [[ -n "${M3VIT_TRAINED_MODEL:-}" ]]; then
@@ -116,8 +116,8 @@ trained_model() {
   fi
   local dir="$data/train-tiny"
   if [[ ! -f "$dir/best_model.safetensors" ]]; then
-    log "training configs/tiny_synthetic.yaml for 400 steps (once; kept in $dir)"
-    "$build/m3vit" train --config "$src/configs/tiny_synthetic.yaml" --steps 400 --eval-every 0 \
+    log "training configs/tiny_synthetic.yaml for 120 steps (once; kept in $dir)"
+    "$build/m3vit" train --config "$src/configs/tiny_synthetic.yaml" --steps 120 --eval-every 0 \
       --out "$dir" --overwrite --no-progress --threads "$threads" >&2 || return 1
   fi
   [[ -f "$dir/best_model.safetensors" ]] && echo "$dir/best_model.safetensors"
@@ -133,7 +133,7 @@ run_section() {
     printf '## %s\n\nThis section failed (exit %d); the end of its log:\n\n```\n%s\n```\n\n' \
       "$name" "$rc" "$(tail -n 20 "$data/$fn.log")"
   else
-    printf '%s\n' "$body"
+    printf '%s\n\n' "$body"
   fi
   log "$name done in $(( $(date +%s) - t0 )) s"
 }

@@ -230,24 +230,31 @@ TrainOutcome run_training(const ConfigFile& f, const TrainOptions& o, const Trai
   int64_t images_this_run = 0;
   bool evaluated_at_end = false;
 
-  // Time budget (the demo): steps kCalibFirst..kCalibLast of this run are timed, then the run is cut
-  // to the steps that fit; the schedule follows the new length from there on.
-  constexpr int64_t kCalibFirst = 2, kCalibLast = 12;
+  // Time budget (the demo): from step kCalibFirst of this run on, steps are timed; at steps 12, 25, 50,
+  // 100, ... the run length is set to what fits the remaining budget at the mean speed so far (never
+  // beyond the configured length), and the schedule follows the new length from there on.
+  constexpr int64_t kCalibFirst = 2;
+  const int64_t configured_steps = total_steps;
   Clock::time_point calib_t0 = t0;
+  int64_t next_calib = 12;
   const bool budgeted = o.time_budget_s > 0;
 
   while (pos.step < total_steps) {
-    if (budgeted && pos.step - start_step == kCalibFirst) calib_t0 = Clock::now();
-    if (budgeted && pos.step - start_step == kCalibLast) {
-      const double per_step = seconds_since(calib_t0) / static_cast<double>(kCalibLast - kCalibFirst);
+    const int64_t done_here = pos.step - start_step;
+    if (budgeted && done_here == kCalibFirst) calib_t0 = Clock::now();
+    if (budgeted && done_here == next_calib) {
+      next_calib = next_calib == 12 ? 25 : 2 * next_calib;
+      const double per_step = seconds_since(calib_t0) / static_cast<double>(done_here - kCalibFirst);
       const double left = o.time_budget_s - seconds_since(t0);
-      const int64_t fit = pos.step + std::max<int64_t>(1, static_cast<int64_t>(left / per_step));
-      if (fit < total_steps) {
+      const int64_t fit =
+          std::min(configured_steps, pos.step + std::max<int64_t>(1, static_cast<int64_t>(left / per_step)));
+      if (fit != total_steps) {
         total_steps = fit;
         epochs = (total_steps + steps_per_epoch - 1) / steps_per_epoch;
-        std::fprintf(stderr, "%s%.2f s/step: %lld steps fit the %.0f s budget\n", o.progress ? "\n" : "", per_step,
-                     (long long)total_steps, o.time_budget_s);
-        bar = ProgressBar("train", std::max<int64_t>(total_steps - start_step, 1), "step");
+        if (!o.progress || done_here == 12)
+          std::fprintf(stderr, "%s%.2f s/step: %lld steps fit the %.0f s budget\n", o.progress ? "\n" : "", per_step,
+                       (long long)total_steps, o.time_budget_s);
+        bar.set_total(total_steps - start_step);
       }
     }
     const double lr = scheduled_lr(o.schedule, o.lr, pos.epoch, epochs, pos.step, total_steps);
@@ -290,7 +297,7 @@ TrainOutcome run_training(const ConfigFile& f, const TrainOptions& o, const Trai
                                             fmt("%.1f", ips) + " img/s");
 
     const bool last = pos.step == total_steps;
-    if (epoch_end && o.eval_every > 0 && pos.epoch % o.eval_every == 0 && !last) validate();
+    if (epoch_end && o.eval_every > 0 && pos.epoch % o.eval_every == 0 && !last && val_ds->size() > 0) validate();
     if (last && val_ds->size() > 0) {
       validate();
       evaluated_at_end = true;

@@ -176,9 +176,6 @@ AttentionPlan::AttentionPlan(int tokens, int heads, int head_dim)
     : n_(tokens), heads_(heads), hd_(head_dim), npad_((tokens + 15) / 16 * 16 + 64) {
   if (tokens < 1 || heads < 1 || head_dim < 1) throw ConfigError("attention plan with an empty shape");
   cpu_simd_ = cpu_has_avx512() && (hd_ == 16 || hd_ == 32 || hd_ == 64);
-  q_.assign(static_cast<size_t>(heads) * n_ * hd_, 0.f);
-  kt_.assign(static_cast<size_t>(heads) * hd_ * npad_, 0.f);  // padding columns stay zero
-  v_.assign(static_cast<size_t>(heads) * n_ * hd_, 0.f);
   scratch_.resize(std::max(1, omp_get_max_threads()));
   for (auto& sc : scratch_) {
     sc.s.assign(static_cast<size_t>(kBQ) * kBK, 0.f);
@@ -188,14 +185,16 @@ AttentionPlan::AttentionPlan(int tokens, int heads, int head_dim)
   }
 }
 
-void AttentionPlan::repack(const float* qkv) {
+void AttentionPlan::repack(const float* qkv, float* q, float* kt, float* v) const {
   const int d = heads_ * hd_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd_));  // hd^-0.5 (attn.scale)
 #pragma omp parallel for schedule(static)
   for (int h = 0; h < heads_; ++h) {
-    float* qh = q_.data() + static_cast<int64_t>(h) * n_ * hd_;
-    float* kth = kt_.data() + static_cast<int64_t>(h) * hd_ * npad_;
-    float* vh = v_.data() + static_cast<int64_t>(h) * n_ * hd_;
+    float* qh = q + static_cast<int64_t>(h) * n_ * hd_;
+    float* kth = kt + static_cast<int64_t>(h) * hd_ * npad_;
+    float* vh = v + static_cast<int64_t>(h) * n_ * hd_;
+    // Padding key columns are read by the 16-wide score tiles and ignored: zero them anyway.
+    for (int j = 0; j < hd_; ++j) std::fill(kth + static_cast<int64_t>(j) * npad_ + n_, kth + (j + 1) * npad_, 0.f);
     for (int t = 0; t < n_; ++t) {
       const float* row = qkv + static_cast<int64_t>(t) * 3 * d + h * hd_;
       for (int j = 0; j < hd_; ++j) {
@@ -207,10 +206,11 @@ void AttentionPlan::repack(const float* qkv) {
   }
 }
 
-void AttentionPlan::block(int h, int q0, int nq, Scratch& sc, float* out, bool simd) const {
-  const float* q = q_.data() + (static_cast<int64_t>(h) * n_ + q0) * hd_;
-  const float* kt = kt_.data() + static_cast<int64_t>(h) * hd_ * npad_;
-  const float* v = v_.data() + static_cast<int64_t>(h) * n_ * hd_;
+void AttentionPlan::block(int h, int q0, int nq, const float* qall, const float* ktall, const float* vall, Scratch& sc,
+                          float* out, bool simd) const {
+  const float* q = qall + (static_cast<int64_t>(h) * n_ + q0) * hd_;
+  const float* kt = ktall + static_cast<int64_t>(h) * hd_ * npad_;
+  const float* v = vall + static_cast<int64_t>(h) * n_ * hd_;
   std::fill(sc.o.begin(), sc.o.end(), 0.f);
   std::fill(sc.m.begin(), sc.m.end(), -std::numeric_limits<float>::infinity());
   std::fill(sc.l.begin(), sc.l.end(), 0.f);
@@ -226,8 +226,11 @@ void AttentionPlan::block(int h, int q0, int nq, Scratch& sc, float* out, bool s
   }
 }
 
-void AttentionPlan::run(const float* qkv, float* out) {
-  repack(qkv);
+void AttentionPlan::run(const float* qkv, float* out, float* work) {
+  float* q = work;
+  float* kt = q + static_cast<size_t>(heads_) * n_ * hd_;
+  float* v = kt + static_cast<size_t>(heads_) * hd_ * npad_;
+  repack(qkv, q, kt, v);
   const int qblocks = (n_ + kBQ - 1) / kBQ;
   const int items = heads_ * qblocks;
   const bool simd = cpu_simd_ && use_simd;
@@ -236,7 +239,7 @@ void AttentionPlan::run(const float* qkv, float* out) {
   for (int it = 0; it < items; ++it) {
     const int h = it / qblocks, qb = it % qblocks;
     const int q0 = qb * kBQ, nq = std::min(kBQ, n_ - q0);
-    block(h, q0, nq, scratch_[omp_get_thread_num()], out, simd);
+    block(h, q0, nq, q, kt, v, scratch_[omp_get_thread_num()], out, simd);
   }
 }
 

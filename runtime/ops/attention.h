@@ -10,6 +10,7 @@
 // The kernels use AVX-512 when the CPU has it (checked once) and portable C++ otherwise.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -23,8 +24,10 @@ class AttentionPlan {
   AttentionPlan() = default;
   AttentionPlan(int tokens, int heads, int head_dim);
 
-  // qkv [N, 3d] -> out [N, d] (heads concatenated: column h·hd + j).
-  void run(const float* qkv, float* out);
+  // qkv [N, 3d] -> out [N, d] (heads concatenated: column h·hd + j). work: work_floats() floats,
+  // 64-byte aligned, any content (the per-head q, kᵀ, v copies).
+  void run(const float* qkv, float* out, float* work);
+  size_t work_floats() const { return static_cast<size_t>(heads_) * hd_ * (2 * n_ + npad_); }
 
   // Multiply-adds ×2 of q·kᵀ and P·v: 4·N²·d.
   int64_t flops() const { return 4LL * n_ * n_ * heads_ * hd_; }
@@ -37,14 +40,14 @@ class AttentionPlan {
     std::vector<float> o;     // [kBlockQ, hd] running output
     std::vector<float> m, l;  // [kBlockQ] running max and sum
   };
-  void repack(const float* qkv);
-  void block(int h, int q0, int nq, Scratch& sc, float* out, bool simd) const;
+  void repack(const float* qkv, float* q, float* kt, float* v) const;
+  void block(int h, int q0, int nq, const float* q, const float* kt, const float* v, Scratch& sc, float* out,
+             bool simd) const;
 
   int n_ = 0, heads_ = 0, hd_ = 0, npad_ = 0;
   bool cpu_simd_ = false;
-  std::vector<float> q_;   // [H, N, hd], pre-scaled by hd^-0.5
-  std::vector<float> kt_;  // [H, hd, npad] keys transposed, zero beyond N
-  std::vector<float> v_;   // [H, N, hd]
+  // In the caller's workspace: q [H, N, hd] pre-scaled by hd^-0.5, kᵀ [H, hd, npad] (zero beyond N),
+  // v [H, N, hd].
   std::vector<Scratch> scratch_;  // one per OpenMP thread
 };
 

@@ -1,5 +1,6 @@
 // oneDNN convolution plans for the task head (runtime/ops/conv.h) and the BatchNorm folding.
-// The head's convs are `nn.Conv2d(k=3, padding=1)` + SyncBN + ReLU (vit_up_head.py:197-219, spec §3.1).
+// The head's convs are `nn.Conv2d(k=3, padding=1)` + SyncBN + ReLU and a 1×1 conv_4
+// (vit_up_head.py:197-219, spec §3.1).
 #include "runtime/ops/conv.h"
 
 #include <cmath>
@@ -23,21 +24,35 @@ void fold_batchnorm(std::vector<float>& w, std::vector<float>& b, int out_ch, co
   }
 }
 
-ConvPlan::ConvPlan(DnnlContext& ctx, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom, bool relu,
-                   Precision prec)
-    : ctx_(&ctx), cin_(cin), cout_(cout), in_h_(in_h), w_(w), out_h_(in_h + pad_top + pad_bottom - 2), prec_(prec) {
-  if (out_h_ < 1 || w < 1 || cin < 1 || cout < 1) throw ConfigError("conv plan with an empty output");
-  memory::desc src_md({1, cin, in_h, w}, act_type(prec), tag::nhwc);
-  memory::desc dst_md({1, cout, out_h_, w}, dt::f32, tag::nhwc);
-  memory::desc w_md({cout, cin, 3, 3}, act_type(prec), tag::any);
+ConvPlan::ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom,
+                   bool relu, Precision prec)
+    : ctx_(&ctx), k_(kernel), cin_(cin), cout_(cout), in_h_(in_h), w_(w),
+      out_h_(kernel == 3 ? in_h + pad_top + pad_bottom - 2 : in_h) {
+  if ((kernel != 1 && kernel != 3) || out_h_ < 1 || w < 1 || cin < 1 || cout < 1)
+    throw ConfigError("conv plan with an unsupported kernel or an empty output");
+  const int pw = kernel == 3 ? 1 : 0, pt = kernel == 3 ? pad_top : 0, pb = kernel == 3 ? pad_bottom : 0;
+  memory::desc src_md({1, cin, in_h, w}, act_type(prec), tag::nChw16c);
+  memory::desc dst_md({1, cout, out_h_, w}, dt::f32, tag::nChw16c);
+  memory::desc w_md({cout, cin, kernel, kernel}, act_type(prec), tag::any);
   memory::desc b_md({cout}, dt::f32, tag::a);
   dnnl::post_ops po;
   if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
   dnnl::primitive_attr attr;
   attr.set_post_ops(po);
-  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md,
-                                    w_md, b_md, dst_md, {1, 1}, {pad_top, 1}, {pad_bottom, 1});
-  pd_ = dnnl::convolution_forward::primitive_desc(d, attr, ctx.eng);
+  auto make = [&](dnnl::algorithm alg) {
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, src_md, w_md, b_md, dst_md, {1, 1},
+                                      {pt, pw}, {pb, pw});
+    return dnnl::convolution_forward::primitive_desc(d, attr, ctx.eng);
+  };
+  if (kernel == 3 && prec == Precision::fp32) {
+    try {
+      pd_ = make(dnnl::algorithm::convolution_winograd);
+      winograd_ = true;
+    } catch (const dnnl::error&) {
+      winograd_ = false;  // not offered for this shape or CPU: the direct conv below
+    }
+  }
+  if (!winograd_) pd_ = make(dnnl::algorithm::convolution_direct);
   prim_ = dnnl::convolution_forward(pd_);
   src_m_ = memory(src_md, ctx.eng, nullptr);
   dst_m_ = memory(dst_md, ctx.eng, nullptr);
@@ -45,7 +60,7 @@ ConvPlan::ConvPlan(DnnlContext& ctx, int cin, int cout, int in_h, int w, int pad
 
 PackedConv ConvPlan::pack(const float* w, const float* b) const {
   PackedConv p;
-  memory user({{cout_, cin_, 3, 3}, dt::f32, tag::oihw}, ctx_->eng, const_cast<float*>(w));
+  memory user({{cout_, cin_, k_, k_}, dt::f32, tag::oihw}, ctx_->eng, const_cast<float*>(w));
   p.weights = memory(pd_.weights_desc(), ctx_->eng);
   dnnl::reorder(user, p.weights).execute(ctx_->strm, user, p.weights);
   p.bias = memory({{cout_}, dt::f32, tag::a}, ctx_->eng);
@@ -55,11 +70,11 @@ PackedConv ConvPlan::pack(const float* w, const float* b) const {
 }
 
 void ConvPlan::run(const void* src, const PackedConv& w, float* dst) const {
-  // memory objects are shallow handles: copies share the descriptor, set_data_handle rebinds data.
-  memory s = src_m_, d = dst_m_;
-  s.set_data_handle(const_cast<void*>(src));
-  d.set_data_handle(dst);
-  prim_.execute(ctx_->strm, {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w.weights}, {DNNL_ARG_BIAS, w.bias}, {DNNL_ARG_DST, d}});
+  // memory objects are shallow handles: rebinding the data handle keeps the plan's descriptor.
+  src_m_.set_data_handle(const_cast<void*>(src));
+  dst_m_.set_data_handle(dst);
+  prim_.execute(ctx_->strm,
+                {{DNNL_ARG_SRC, src_m_}, {DNNL_ARG_WEIGHTS, w.weights}, {DNNL_ARG_BIAS, w.bias}, {DNNL_ARG_DST, dst_m_}});
   ctx_->strm.wait();
 }
 

@@ -33,47 +33,58 @@ inline void store(uint16_t* p, float v) { *p = f32_to_bf16(v); }
 }  // namespace
 
 template <typename T>
-void upsample2x_rows_nhwc(const float* in, int H, int W, int C, int y0, int y1, T* out) {
-  const int Ho = 2 * H, Wo = 2 * W;
+void upsample2x_rows_blocked(const float* in, int H, int W, int C, int y0, int y1, T* out) {
+  const int Ho = 2 * H, Wo = 2 * W, R = y1 - y0, CB = (C + 15) / 16;
   const ResizeAxis ax = resize_axis(W, Wo), ay = resize_axis(H, Ho);
-#pragma omp parallel for schedule(static)
-  for (int y = y0; y < y1; ++y) {
-    T* orow = out + static_cast<int64_t>(y - y0) * Wo * C;
-    if (y < 0 || y >= Ho) {
-      std::memset(orow, 0, sizeof(T) * Wo * C);
-      continue;
-    }
-    const float ly = ay.l[y], hy = 1.f - ly;
-    const float* r0 = in + static_cast<int64_t>(ay.i0[y]) * W * C;
-    const float* r1 = in + static_cast<int64_t>(ay.i1[y]) * W * C;
-    for (int x = 0; x < Wo; ++x) {
-      const float lx = ax.l[x], hx = 1.f - lx;
-      const float* a = r0 + static_cast<int64_t>(ax.i0[x]) * C;
-      const float* b = r0 + static_cast<int64_t>(ax.i1[x]) * C;
-      const float* c = r1 + static_cast<int64_t>(ax.i0[x]) * C;
-      const float* d = r1 + static_cast<int64_t>(ax.i1[x]) * C;
-      T* o = orow + static_cast<int64_t>(x) * C;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int cb = 0; cb < CB; ++cb)
+    for (int y = y0; y < y1; ++y) {
+      T* orow = out + (static_cast<int64_t>(cb) * R + (y - y0)) * Wo * 16;
+      if (y < 0 || y >= Ho) {
+        std::memset(orow, 0, sizeof(T) * Wo * 16);
+        continue;
+      }
+      const float ly = ay.l[y], hy = 1.f - ly;
+      const float* plane = in + static_cast<int64_t>(cb) * H * W * 16;
+      const float* r0 = plane + static_cast<int64_t>(ay.i0[y]) * W * 16;
+      const float* r1 = plane + static_cast<int64_t>(ay.i1[y]) * W * 16;
+      for (int x = 0; x < Wo; ++x) {
+        const float lx = ax.l[x], hx = 1.f - lx;
+        const float* a = r0 + ax.i0[x] * 16;
+        const float* b = r0 + ax.i1[x] * 16;
+        const float* c = r1 + ax.i0[x] * 16;
+        const float* d = r1 + ax.i1[x] * 16;
+        T* o = orow + x * 16;
 #pragma omp simd
-      for (int ch = 0; ch < C; ++ch) store(o + ch, hy * (hx * a[ch] + lx * b[ch]) + ly * (hx * c[ch] + lx * d[ch]));
+        for (int ch = 0; ch < 16; ++ch) store(o + ch, hy * (hx * a[ch] + lx * b[ch]) + ly * (hx * c[ch] + lx * d[ch]));
+      }
     }
-  }
 }
 
-template void upsample2x_rows_nhwc<float>(const float*, int, int, int, int, int, float*);
-template void upsample2x_rows_nhwc<uint16_t>(const float*, int, int, int, int, int, uint16_t*);
+template void upsample2x_rows_blocked<float>(const float*, int, int, int, int, int, float*);
+template void upsample2x_rows_blocked<uint16_t>(const float*, int, int, int, int, int, uint16_t*);
 
-void resize_nhwc_to_chw(const float* in, int H, int W, int C, float* out, int Ho, int Wo) {
+void copy_rows_blocked(const float* band, int C, int rows, int W, float* map, int H, int r0) {
+  const int CB = (C + 15) / 16;
+  const size_t n = static_cast<size_t>(rows) * W * 16;
+#pragma omp parallel for schedule(static)
+  for (int cb = 0; cb < CB; ++cb)
+    std::memcpy(map + (static_cast<int64_t>(cb) * H + r0) * W * 16, band + static_cast<int64_t>(cb) * n, n * sizeof(float));
+}
+
+void resize_blocked_to_chw(const float* in, int C, int H, int W, float* out, int Ho, int Wo) {
   const ResizeAxis ax = resize_axis(W, Wo), ay = resize_axis(H, Ho);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int ch = 0; ch < C; ++ch)
     for (int y = 0; y < Ho; ++y) {
       const float ly = ay.l[y], hy = 1.f - ly;
-      const float* r0 = in + static_cast<int64_t>(ay.i0[y]) * W * C + ch;
-      const float* r1 = in + static_cast<int64_t>(ay.i1[y]) * W * C + ch;
+      const float* plane = in + static_cast<int64_t>(ch / 16) * H * W * 16 + ch % 16;
+      const float* r0 = plane + static_cast<int64_t>(ay.i0[y]) * W * 16;
+      const float* r1 = plane + static_cast<int64_t>(ay.i1[y]) * W * 16;
       float* o = out + (static_cast<int64_t>(ch) * Ho + y) * Wo;
       for (int x = 0; x < Wo; ++x) {
         const float lx = ax.l[x], hx = 1.f - lx;
-        const int64_t j0 = static_cast<int64_t>(ax.i0[x]) * C, j1 = static_cast<int64_t>(ax.i1[x]) * C;
+        const int64_t j0 = static_cast<int64_t>(ax.i0[x]) * 16, j1 = static_cast<int64_t>(ax.i1[x]) * 16;
         o[x] = hy * (hx * r0[j0] + lx * r0[j1]) + ly * (hx * r1[j0] + lx * r1[j1]);
       }
     }

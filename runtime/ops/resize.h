@@ -16,14 +16,18 @@ struct ResizeAxis {
 };
 ResizeAxis resize_axis(int in, int out);
 
-// Rows [y0, y1) of the ×2-upsampled map of in [H, W, C] (nhwc, fp32), written to out as
-// [y1 − y0, 2W, C] in type T (float, or uint16_t = bf16 bits). Rows outside [0, 2H) are written as
-// zeros: they are the zero padding of the 3×3 conv that reads the band.
+// Rows [y0, y1) of the ×2-upsampled map of in [C, H, W] in the blocked layout nChw16c
+// ([ceil(C/16)][H][W][16], fp32), written to out as the blocked [C, y1 − y0, 2W] in type T (float, or
+// uint16_t = bf16 bits). Rows outside [0, 2H) are written as zeros: they are the zero padding of the
+// 3×3 conv that reads the band. The 16 channels of a block share one interpolation: one vector.
 template <typename T>
-void upsample2x_rows_nhwc(const float* in, int H, int W, int C, int y0, int y1, T* out);
+void upsample2x_rows_blocked(const float* in, int H, int W, int C, int y0, int y1, T* out);
 
-// in [H, W, C] (nhwc) -> out [C, Ho, Wo] (planar), bilinear.
-void resize_nhwc_to_chw(const float* in, int H, int W, int C, float* out, int Ho, int Wo);
+// Copies a blocked band [C, rows, W] into rows [r0, r0 + rows) of a blocked map [C, H, W].
+void copy_rows_blocked(const float* band, int C, int rows, int W, float* map, int H, int r0);
+
+// in [C, H, W] blocked (nChw16c) -> out [C, Ho, Wo] (planar), bilinear.
+void resize_blocked_to_chw(const float* in, int C, int H, int W, float* out, int Ho, int Wo);
 // in [C, H, W] -> out [C, Ho, Wo], bilinear.
 void resize_chw(const float* in, int C, int H, int W, float* out, int Ho, int Wo);
 

@@ -14,7 +14,7 @@ trap 'rm -rf "$TMP"' EXIT
 # second one after the resume.
 sed 's/synthetic_train_images: 16/synthetic_train_images: 48/' "$SRC/tests/train/configs/tiny_train.yaml" >"$TMP/cfg.yaml"
 grep -q 'synthetic_train_images: 48' "$TMP/cfg.yaml"
-COMMON=(--config "$TMP/cfg.yaml" --steps 16 --threads 1 --checkpoint-every 3 --eval-every 0 --no-progress)
+COMMON=(--config "$TMP/cfg.yaml" --steps 40 --threads 1 --checkpoint-every 3 --eval-every 0 --no-progress)
 
 lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
 
@@ -27,7 +27,7 @@ lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
 pid=$!
 for _ in $(seq 1 6000); do
   [ "$(lines "$TMP/killed/train_log.jsonl")" -ge 7 ] && break
-  sleep 0.01
+  sleep 0.005
 done
 kill -KILL "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
@@ -37,7 +37,7 @@ if [ -f "$TMP/killed/model.safetensors" ]; then
 fi
 [ -f "$TMP/killed/checkpoint.safetensors" ] || { echo "FAIL: no checkpoint before the kill"; exit 1; }
 "$M3VIT" train "${COMMON[@]}" --out "$TMP/killed" --resume >"$TMP/resume.out" 2>"$TMP/resume.err"
-grep -q 'resuming .* at step [0-9]* (epoch 1, batch [1-9]' "$TMP/resume.err" || {
+grep -qE 'resuming .* at step [0-9]+ \(epoch [0-9]+, batch [1-9]' "$TMP/resume.err" || {
   echo "FAIL: expected a mid-epoch resume, got:"
   cat "$TMP/resume.err"
   exit 1
@@ -52,7 +52,7 @@ fi
 pid=$!
 for _ in $(seq 1 6000); do
   [ "$(lines "$TMP/term/train_log.jsonl")" -ge 2 ] && break
-  sleep 0.01
+  sleep 0.005
 done
 kill -TERM "$pid"
 rc=0

@@ -150,29 +150,80 @@ std::vector<float> conv_ref(const std::vector<float>& src, int H, int W, int cin
   return y;
 }
 
-// fp32 conv with 9·cin <= 300 terms: bound 1e-5 of max|y|.
+// nhwc [H, W, C] <-> nChw16c [ceil(C/16)][H][W][16] (channels padded with zeros).
+std::vector<float> to_blocked(const std::vector<float>& x, int H, int W, int C) {
+  std::vector<float> y(blocked_floats(C, H, W), 0.f);
+  for (int h = 0; h < H; ++h)
+    for (int w = 0; w < W; ++w)
+      for (int c = 0; c < C; ++c) y[((static_cast<size_t>(c / 16) * H + h) * W + w) * 16 + c % 16] = x[(static_cast<size_t>(h) * W + w) * C + c];
+  return y;
+}
+std::vector<float> from_blocked(const std::vector<float>& y, int H, int W, int C) {
+  std::vector<float> x(static_cast<size_t>(H) * W * C);
+  for (int h = 0; h < H; ++h)
+    for (int w = 0; w < W; ++w)
+      for (int c = 0; c < C; ++c) x[(static_cast<size_t>(h) * W + w) * C + c] = y[((static_cast<size_t>(c / 16) * H + h) * W + w) * 16 + c % 16];
+  return x;
+}
+
+// fp32 3×3 conv with 9·cin <= 300 terms: bound 1e-5 of max|y|. Winograd F(4×4, 3×3) adds rounding
+// from its transforms (entries up to 8) yet measures the same ~1e-7 here; 1e-5 still separates
+// rounding from a wrong tap. 32 → 32 channels must run as Winograd (on AVX-512), 24 → 40 may not.
 TEST(ConvPlan, WholeMapAndBandsMatchNaive) {
   DnnlContext ctx;
-  const int H = 12, W = 10, cin = 24, cout = 32;
-  const auto src = randv(static_cast<size_t>(H) * W * cin, 21), w = randv(cout * cin * 9, 22, 0.2f), b = randv(cout, 23);
-  ConvPlan whole(ctx, cin, cout, H, W, 1, 1, true, Precision::fp32);
-  std::vector<float> y(static_cast<size_t>(H) * W * cout);
-  whole.run(src.data(), whole.pack(w.data(), b.data()), y.data());
-  const auto want = conv_ref(src, H, W, cin, w, b, cout, 1, 1, true);
-  check_close("conv 3x3 whole map", y.data(), want.data(), y.size(), 1e-5);
-  // A band of 4 output rows from 6 input rows (its own halo), as the head runs conv_1..3.
-  ConvPlan band(ctx, cin, cout, 6, W, 0, 0, true, Precision::fp32);
-  std::vector<float> yb(static_cast<size_t>(4) * W * cout);
-  band.run(src.data() + static_cast<size_t>(3) * W * cin, band.pack(w.data(), b.data()), yb.data());
-  // Output rows 4..7 of the whole map read input rows 3..8: the band from input row 3.
-  check_close("conv 3x3 band rows 4..7", yb.data(), want.data() + static_cast<size_t>(4) * W * cout, yb.size(), 1e-5);
+  struct Case {
+    int cin, cout;
+    bool want_winograd;
+  };
+  for (Case cs : {Case{32, 32, true}, Case{24, 40, false}}) {
+    const int H = 12, W = 10, cin = cs.cin, cout = cs.cout;
+    const auto src = randv(static_cast<size_t>(H) * W * cin, 21), w = randv(cout * cin * 9, 22, 0.2f), b = randv(cout, 23);
+    const auto bsrc = to_blocked(src, H, W, cin);
+    ConvPlan whole(ctx, 3, cin, cout, H, W, 1, 1, true, Precision::fp32);
+    if (cs.want_winograd && __builtin_cpu_supports("avx512f")) {
+      EXPECT_TRUE(whole.winograd());
+    }
+    std::vector<float> y(blocked_floats(cout, H, W));
+    whole.run(bsrc.data(), whole.pack(w.data(), b.data()), y.data());
+    const auto want = conv_ref(src, H, W, cin, w, b, cout, 1, 1, true);
+    const std::string tag = std::to_string(cin) + "->" + std::to_string(cout) + (whole.winograd() ? " winograd" : " direct");
+    check_close("conv 3x3 whole map " + tag, from_blocked(y, H, W, cout).data(), want.data(), want.size(), 1e-5);
+    // A band of 4 output rows from 6 input rows (its own halo), as the head runs conv_1..3:
+    // output rows 4..7 of the whole map read input rows 3..8.
+    ConvPlan band(ctx, 3, cin, cout, 6, W, 0, 0, true, Precision::fp32);
+    std::vector<float> rows(src.begin() + static_cast<size_t>(3) * W * cin, src.begin() + static_cast<size_t>(9) * W * cin);
+    const auto brows = to_blocked(rows, 6, W, cin);
+    std::vector<float> yb(blocked_floats(cout, 4, W));
+    band.run(brows.data(), band.pack(w.data(), b.data()), yb.data());
+    check_close("conv 3x3 band rows 4..7 " + tag, from_blocked(yb, 4, W, cout).data(),
+                want.data() + static_cast<size_t>(4) * W * cout, static_cast<size_t>(4) * W * cout, 1e-5);
+  }
+}
+
+// conv_4: 1×1 conv, 21 output channels (not a multiple of 16: the blocked output is padded).
+TEST(ConvPlan, OneByOne) {
+  DnnlContext ctx;
+  const int H = 3, W = 7, cin = 32, cout = 21;
+  const auto src = randv(static_cast<size_t>(H) * W * cin, 25), w = randv(cout * cin, 26, 0.3f), b = randv(cout, 27);
+  ConvPlan plan(ctx, 1, cin, cout, H, W, 0, 0, false, Precision::fp32);
+  std::vector<float> yb(blocked_floats(cout, H, W));
+  plan.run(to_blocked(src, H, W, cin).data(), plan.pack(w.data(), b.data()), yb.data());
+  const std::vector<float> y = from_blocked(yb, H, W, cout);
+  std::vector<float> want(y.size());
+  for (int p = 0; p < H * W; ++p)
+    for (int o = 0; o < cout; ++o) {
+      double s = b[o];
+      for (int i = 0; i < cin; ++i) s += static_cast<double>(src[p * cin + i]) * w[o * cin + i];
+      want[p * cout + o] = static_cast<float>(s);
+    }
+  check_close("conv 1x1", y.data(), want.data(), y.size(), 1e-5);
 }
 
 // conv(W', b') with BN folded == BN(conv(W, b)) in eval mode; double-folded weights rounded once to
 // fp32: bound 1e-5.
 TEST(ConvPlan, BatchNormFoldEqualsConvThenBatchNorm) {
   DnnlContext ctx;
-  const int H = 5, W = 7, cin = 8, cout = 16;
+  const int H = 5, W = 7, cin = 16, cout = 16;
   const auto src = randv(static_cast<size_t>(H) * W * cin, 31), w = randv(cout * cin * 9, 32, 0.3f), b = randv(cout, 33);
   const auto gamma = randv(cout, 34), beta = randv(cout, 35), mean = randv(cout, 36);
   auto var = randv(cout, 37);
@@ -180,15 +231,15 @@ TEST(ConvPlan, BatchNormFoldEqualsConvThenBatchNorm) {
   const double eps = 1e-5;
   std::vector<float> wf = w, bf = b;
   fold_batchnorm(wf, bf, cout, gamma.data(), beta.data(), mean.data(), var.data(), eps);
-  ConvPlan plan(ctx, cin, cout, H, W, 1, 1, false, Precision::fp32);
-  std::vector<float> y(static_cast<size_t>(H) * W * cout);
-  plan.run(src.data(), plan.pack(wf.data(), bf.data()), y.data());
+  ConvPlan plan(ctx, 3, cin, cout, H, W, 1, 1, false, Precision::fp32);
+  std::vector<float> y(blocked_floats(cout, H, W));
+  plan.run(to_blocked(src, H, W, cin).data(), plan.pack(wf.data(), bf.data()), y.data());
   auto want = conv_ref(src, H, W, cin, w, b, cout, 1, 1, false);
   for (size_t i = 0; i < want.size(); ++i) {
     const int o = static_cast<int>(i % cout);
     want[i] = static_cast<float>((want[i] - mean[o]) / std::sqrt(var[o] + eps) * gamma[o] + beta[o]);
   }
-  check_close("conv + folded BN", y.data(), want.data(), y.size(), 1e-5);
+  check_close("conv + folded BN", from_blocked(y, H, W, cout).data(), want.data(), want.size(), 1e-5);
 }
 
 // softmax(q·kᵀ/√hd)·v per head, in double, from the fused qkv layout [N, 3, heads, hd].
@@ -229,8 +280,8 @@ TEST(AttentionPlan, BlockedRunningSoftmaxMatchesNaive) {
     for (bool simd : {true, false}) {
       AttentionPlan plan(c.n, c.heads, c.hd);
       plan.use_simd = simd;
-      std::vector<float> out(want.size());
-      plan.run(qkv.data(), out.data());
+      std::vector<float> out(want.size()), work(plan.work_floats(), NAN);  // the workspace holds anything
+      plan.run(qkv.data(), out.data(), work.data());
       check_close("attention N=" + std::to_string(c.n) + " hd=" + std::to_string(c.hd) + (simd ? " simd" : " portable"),
                   out.data(), want.data(), out.size(), 1e-5);
     }
@@ -259,9 +310,9 @@ TEST(LayerNorm, MatchesDoubleReference) {
 // Hand-computed bilinear (align_corners=false): ×2 of [0, 4] is [0, 1, 3, 4]
 // (sources −0.25→0, 0.25, 0.75, 1.25→clamped); 3 -> 2 samples at 0.25 and 1.75: [0,4,8] -> [1, 7].
 TEST(Resize, HandComputedValues) {
-  const std::vector<float> in = {0, 4, 8, 12};  // [2, 2, 1] nhwc = [[0, 4], [8, 12]]
+  const std::vector<float> in = to_blocked({0, 4, 8, 12}, 2, 2, 1);  // one channel [[0, 4], [8, 12]]
   std::vector<float> out(16);
-  resize_nhwc_to_chw(in.data(), 2, 2, 1, out.data(), 4, 4);
+  resize_blocked_to_chw(in.data(), 1, 2, 2, out.data(), 4, 4);
   const float row[4] = {0, 1, 3, 4}, col[4] = {0, 2, 6, 8};  // along x: 0..4; along y: 0..8
   for (int y = 0; y < 4; ++y)
     for (int x = 0; x < 4; ++x) EXPECT_FLOAT_EQ(out[y * 4 + x], row[x] + col[y]) << y << "," << x;
@@ -272,21 +323,29 @@ TEST(Resize, HandComputedValues) {
   EXPECT_FLOAT_EQ(two[1], 7.f);
 }
 
-// The banded ×2 upsampling writes exactly the rows of the whole ×2 map, zeros outside it.
+// The banded ×2 upsampling (blocked layout) writes exactly the rows of the whole ×2 map, zeros
+// outside it, and agrees with the planar bilinear resize; copy_rows_blocked puts a band back.
 TEST(Resize, UpsampleBandRowsEqualTheWholeMap) {
-  const int H = 3, W = 4, C = 5;
+  const int H = 3, W = 4, C = 20;  // two channel blocks, the second padded
   const auto in = randv(static_cast<size_t>(H) * W * C, 61);
-  std::vector<float> whole(static_cast<size_t>(2 * H) * 2 * W * C), band(static_cast<size_t>(4) * 2 * W * C);
-  upsample2x_rows_nhwc(in.data(), H, W, C, 0, 2 * H, whole.data());
-  upsample2x_rows_nhwc(in.data(), H, W, C, -1, 3, band.data());  // rows -1 (zero), 0, 1, 2
+  const auto bin = to_blocked(in, H, W, C);
+  std::vector<float> whole(blocked_floats(C, 2 * H, 2 * W)), band(blocked_floats(C, 4, 2 * W));
+  upsample2x_rows_blocked(bin.data(), H, W, C, 0, 2 * H, whole.data());
+  upsample2x_rows_blocked(bin.data(), H, W, C, -1, 3, band.data());  // rows -1 (zero), 0, 1, 2
+  const auto w_nhwc = from_blocked(whole, 2 * H, 2 * W, C), b_nhwc = from_blocked(band, 4, 2 * W, C);
   const size_t row = static_cast<size_t>(2 * W) * C;
-  for (size_t i = 0; i < row; ++i) EXPECT_EQ(band[i], 0.f);
-  for (size_t i = 0; i < 3 * row; ++i) EXPECT_EQ(band[row + i], whole[i]);
-  // And the planar resize of the same map agrees with the nhwc ×2 (channel 2, a few pixels).
+  for (size_t i = 0; i < row; ++i) EXPECT_EQ(b_nhwc[i], 0.f);
+  for (size_t i = 0; i < 3 * row; ++i) EXPECT_EQ(b_nhwc[row + i], w_nhwc[i]);
   std::vector<float> chw(static_cast<size_t>(C) * 2 * H * 2 * W);
-  resize_nhwc_to_chw(in.data(), H, W, C, chw.data(), 2 * H, 2 * W);
+  resize_blocked_to_chw(bin.data(), C, H, W, chw.data(), 2 * H, 2 * W);
   for (int y = 0; y < 2 * H; ++y)
-    for (int x = 0; x < 2 * W; ++x) EXPECT_FLOAT_EQ(chw[(2 * 2 * H + y) * 2 * W + x], whole[(y * 2 * W + x) * C + 2]);
+    for (int x = 0; x < 2 * W; ++x)
+      for (int c : {2, 17}) EXPECT_FLOAT_EQ(chw[(static_cast<size_t>(c) * 2 * H + y) * 2 * W + x], w_nhwc[(y * 2 * W + x) * C + c]);
+  std::vector<float> map(whole.size(), -1.f), band3(blocked_floats(C, 3, 2 * W));
+  upsample2x_rows_blocked(bin.data(), H, W, C, 0, 3, band3.data());
+  copy_rows_blocked(band3.data(), C, 3, 2 * W, map.data(), 2 * H, 0);  // rows 0..2 back into a map
+  const auto m_nhwc = from_blocked(map, 2 * H, 2 * W, C);
+  for (size_t i = 0; i < 3 * row; ++i) EXPECT_EQ(m_nhwc[i], w_nhwc[i]);
 }
 
 }  // namespace

@@ -79,3 +79,32 @@ TEST(ExpertStream, StreamEqualsResidentWithFixedBuffers) {
 
 }  // namespace
 }  // namespace m3vit
+
+namespace m3vit {
+namespace {
+
+// bf16 mode against fp32 on the same model: matmul and conv inputs and weights are rounded to 8
+// mantissa bits (relative 2^-9 each), accumulation stays fp32. Through ~25 layers the rounding adds
+// up to ~1e-2 of the largest output in the worst pixel; bound 3e-2 (docs/RUNTIME.md "Accuracy").
+// And it must differ from fp32 (else the bf16 kernels did not run).
+TEST(Bf16Mode, WithinItsToleranceOfFp32) {
+  if (!rt::cpu_has_bf16()) GTEST_SKIP() << "no AVX512-BF16 on this CPU";
+  const ModelConfig cfg = rt_test::tiny_config(GateType::multi, 48, 64, 2);
+  const std::string dir = rt_test::scratch_dir("bf16");
+  const std::string model = dir + "/m.safetensors";
+  rt_test::write_random_export(cfg, model, 8);
+  const std::vector<float> img = rt_test::random_image(cfg, 9);
+  rt::EngineOptions o16;
+  o16.precision = rt::Precision::bf16;
+  rt::Engine e32(model), e16(model, o16);
+  for (int t = 0; t < cfg.num_tasks(); ++t) {
+    const auto a = e32.run(t, img), b = e16.run(t, img);
+    const auto r = rt_test::compare("bf16 vs fp32, task " + cfg.tasks[t].name, b.data(), a.data(), a.size());
+    EXPECT_LE(r.rel(), 3e-2);
+    EXPECT_GE(r.rel(), 1e-5);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace m3vit

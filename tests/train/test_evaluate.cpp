@@ -56,6 +56,9 @@ TEST(Evaluate, MatchesOracleOnPascalLayoutAtOriginalResolution) {
     torch::NoGradGuard ng;
     for (auto& p : model->named_parameters())
       if (p.key().find("decoders.") == 0 && p.key().find("conv_4") != std::string::npos) p.value().mul_(25);
+    // Favour the classes of the scenes' large surfaces (background, floor, wall) so that some IoU is > 0.
+    auto bias = model->named_parameters()["decoders.semseg.conv_4.bias"];
+    bias.slice(0, 0, 3).add_(30);
   }
   auto val = open_dataset(f, "val");
   ASSERT_EQ(val->size(), 7u);
