@@ -52,6 +52,9 @@ void bench_config(const std::string& path, int task, int threads, int reps, cons
   rt::EngineOptions o32;
   o32.threads = threads;
   rt::Engine e32(weights, o32);
+  rt::EngineOptions odirect = o32;
+  odirect.winograd = false;
+  rt::Engine edirect(weights, odirect);
   std::unique_ptr<rt::Engine> e16;
   if (rt::cpu_has_bf16()) {
     rt::EngineOptions o16 = o32;
@@ -68,7 +71,8 @@ void bench_config(const std::string& path, int task, int threads, int reps, cons
   const FlopsReport fr = count_flops(cfg);
   const double single = 2 * fr.single_task(task).macs, all = 2 * fr.all_tasks().macs;
 
-  Row r32{"m3vit runtime, fp32", {}, single, false}, r16{"m3vit runtime, bf16", {}, single, true},
+  Row r32{std::string("m3vit runtime, fp32") + (e32.head_winograd() ? " (Winograd head convs)" : ""), {}, single, false},
+      rdirect{"m3vit runtime, fp32, direct head convs", {}, single, false}, r16{"m3vit runtime, bf16", {}, single, true},
       eager{"libtorch eager forward_task", {}, single, false}, fall{"libtorch forward_all (every task)", {}, all, false};
   torch::Tensor yt;
   rt::RunTimes stages;
@@ -76,10 +80,12 @@ void bench_config(const std::string& path, int task, int threads, int reps, cons
     const double a = time_ms([&] { e32.run(task, img.data(), y32.data()); });
     stages = e32.last_times();
     const double b = e16 ? time_ms([&] { e16->run(task, img.data(), y16.data()); }) : 0;
+    const double bd = time_ms([&] { edirect.run(task, img.data(), y16.data()); });
     const double c = time_ms([&] { yt = model->forward_task(x, task); });
     const double d = time_ms([&] { model->forward_all(x); });
     if (r < 0) continue;
     r32.ms.push_back(a);
+    rdirect.ms.push_back(bd);
     if (e16) r16.ms.push_back(b);
     eager.ms.push_back(c);
     fall.ms.push_back(d);
@@ -97,12 +103,14 @@ void bench_config(const std::string& path, int task, int threads, int reps, cons
   std::printf("### %s: %s, %d×%d, %d tasks, task %s (%d channels)\n\n", cfg.name.c_str(), path.c_str(), cfg.img_h,
               cfg.img_w, cfg.num_tasks(), cfg.tasks[task].name.c_str(), C);
   std::printf("Median of %d interleaved repetitions after one warm-up, %d threads. Counted FLOPs: single task %.1f "
-              "GFLOP, every task (forward_all) %.1f GFLOP. Peak %.0f GFLOP/s fp32, %.0f bf16.\n\n",
+              "GFLOP, every task (forward_all) %.1f GFLOP. Peak %.0f GFLOP/s fp32, %.0f bf16. With Winograd head "
+              "convs the runtime does fewer multiplies than it is credited with, so its \"%% of peak\" can exceed "
+              "100%%; the direct-conv row computes every counted FLOP.\n\n",
               reps, threads, single / 1e9, all / 1e9, peak_gflops(false, threads), peak_gflops(true, threads));
   std::printf("%s\n%s\n", row({"engine", "ms", "GFLOP/s", "% of peak", "vs libtorch eager forward_task"}).c_str(),
               rule(5).c_str());
   const double eager_ms = median(eager.ms);
-  for (const Row* rw : {&r32, &r16, &eager, &fall}) {
+  for (const Row* rw : {&r32, &rdirect, &r16, &eager, &fall}) {
     if (rw->ms.empty()) continue;
     const double ms = median(rw->ms), gf = rw->flops / ms / 1e6;
     std::printf("%s\n", row({rw->name, fmt("%.1f", ms), fmt("%.1f", gf), fmt("%.0f%%", 100 * gf / peak_gflops(rw->bf16, threads)),
@@ -117,9 +125,12 @@ void bench_config(const std::string& path, int task, int threads, int reps, cons
   if (e16) std::printf("; bf16 max|diff| %.1e (%.1e of max|output|)", e16max, e16max / ref);
   std::printf(".\n\n");
   const double speedup = eager_ms / ms32, frac = single / ms32 / 1e6 / peak_gflops(false, threads);
+  const double frac_direct = single / median(rdirect.ms) / 1e6 / peak_gflops(false, threads);
   goals.push_back(cfg.name + ": runtime fp32 " + fmt("%.2f×", speedup) + " faster than libtorch eager (goal >= 2.5×, " +
-                  (speedup >= 2.5 ? "met" : "not met") + "), " + fmt("%.0f%%", 100 * frac) +
-                  " of fp32 peak (goal >= 65%, " + (frac >= 0.65 ? "met" : "not met") + ").");
+                  (speedup >= 2.5 ? "met" : "not met") + "); " + fmt("%.0f%%", 100 * frac) +
+                  " of the fp32 peak for the counted FLOPs, " + fmt("%.0f%%", 100 * frac_direct) +
+                  " with direct convs, i.e. with every counted FLOP computed (goal >= 65%, " +
+                  (frac_direct >= 0.65 ? "met" : "not met") + ").");
 }
 
 }  // namespace

@@ -33,12 +33,13 @@ struct Reading {
   double weights_mb = 0, experts_mb = 0;
 };
 
-int child(const std::string& model, const std::string& mode, int threads) {
+int child(const std::string& model, const std::string& mode, int threads, bool winograd) {
   tune_malloc();
   const long start = proc_status_kb("VmRSS");
   rt::EngineOptions opt;
   opt.experts = rt::expert_mode_from_string(mode);
   opt.threads = threads;
+  opt.winograd = winograd;
   rt::Engine eng(model, opt);
   const ModelConfig& c = eng.config();
   std::vector<float> img = rt::synthetic_image(c, 1);
@@ -48,8 +49,10 @@ int child(const std::string& model, const std::string& mode, int threads) {
   return 0;
 }
 
-Reading measure(const std::string& self, const std::string& model, const std::string& mode, int threads) {
-  const std::string cmd = "'" + self + "' --child '" + model + "' " + mode + " " + std::to_string(threads);
+Reading measure(const std::string& self, const std::string& model, const std::string& mode, int threads,
+                bool winograd = false) {
+  const std::string cmd = "'" + self + "' --child '" + model + "' " + mode + " " + std::to_string(threads) + " " +
+                          (winograd ? "winograd" : "direct");
   Reading r;
   std::FILE* p = ::popen(cmd.c_str(), "r");
   if (!p || std::fscanf(p, "%ld %ld %lf %lf", &r.start_kb, &r.peak_kb, &r.weights_mb, &r.experts_mb) != 4) {
@@ -65,7 +68,8 @@ std::string mb(long kb) { return fmt("%.1f", kb / 1024.0); }
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 5 && std::string(argv[1]) == "--child") return child(argv[2], argv[3], std::stoi(argv[4]));
+  if (argc >= 6 && std::string(argv[1]) == "--child")
+    return child(argv[2], argv[3], std::stoi(argv[4]), std::string(argv[5]) == "winograd");
   const std::string config = arg(argc, argv, "--config", "configs/pascal_vits_moe16.yaml");
   const std::string scratch = arg(argc, argv, "--scratch", "/tmp");
   const int threads = std::stoi(arg(argc, argv, "--threads", "2"));
@@ -79,15 +83,17 @@ int main(int argc, char** argv) {
   std::printf("## Memory: peak resident set, streamed vs resident experts (%s, top-%d, %d threads)\n\n",
               base.name.c_str(), base.moe_top_k, threads);
   std::printf("Each cell is a fresh process: load, run one image of task %s, read VmHWM. \"start\" is the "
-              "resident set before loading (code and libraries, no libtorch); \"engine\" = peak − start. Expert "
-              "buffers: every expert (resident) or the two streaming buffers plus one expert's fp32 rows as read "
-              "(stream).\n\n",
+              "resident set before loading (code and libraries, no libtorch). Expert buffers: every expert "
+              "(resident) or the two streaming buffers plus one expert's fp32 rows as read (stream). The head's "
+              "convs are direct here (`--conv direct`), so that only the experts differ between the columns; "
+              "the Winograd weights of the default would add the same amount to both (last line).\n\n",
               base.tasks[0].name.c_str());
   std::printf("%s\n%s\n", row({"E", "file MB", "resident peak MB", "stream peak MB", "resident / stream",
                                "resident expert buffers MB", "stream expert buffers MB", "start MB"}).c_str(),
               rule(8).c_str());
   std::vector<long> stream_peaks;
   double paper_ratio = 0;
+  Reading wino_res, wino_str;
   for (int E : Es) {
     ModelConfig c = base;
     c.moe_experts = E;
@@ -96,6 +102,10 @@ int main(int argc, char** argv) {
     const double file_mb = std::filesystem::file_size(path) / 1e6;
     const Reading res = measure(self, path, "resident", threads);
     const Reading str = measure(self, path, "stream", threads);
+    if (E == base.moe_experts) {
+      wino_res = measure(self, path, "resident", threads, true);
+      wino_str = measure(self, path, "stream", threads, true);
+    }
     std::filesystem::remove(path);
     stream_peaks.push_back(str.peak_kb);
     const double ratio = static_cast<double>(res.peak_kb) / str.peak_kb;
@@ -114,6 +124,10 @@ int main(int argc, char** argv) {
   if (paper_ratio > 0)
     std::printf("Full loading / stream at E = %d: %.2f× (goal >= 2.4×, %s).", base.moe_experts, paper_ratio,
                 paper_ratio >= 2.4 ? "met" : "not met");
+  if (wino_res.peak_kb > 0)
+    std::printf("\n\nWith the default Winograd head convs at E = %d: resident %s MB, stream %s MB (%.2f×).",
+                base.moe_experts, mb(wino_res.peak_kb).c_str(), mb(wino_str.peak_kb).c_str(),
+                static_cast<double>(wino_res.peak_kb) / wino_str.peak_kb);
   std::printf("\n\n");
   return 0;
 }

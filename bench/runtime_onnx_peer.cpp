@@ -39,6 +39,13 @@ std::string run_cmd(const std::string& cmd, int& rc) {
   return out;
 }
 
+std::string json_string(const std::string& js, const std::string& key) {
+  const auto p = js.find("\"" + key + "\":\"");
+  if (p == std::string::npos) return "?";
+  const auto b = p + key.size() + 4;
+  return js.substr(b, js.find('"', b) - b);
+}
+
 double json_number(const std::string& js, const std::string& key) {
   const auto p = js.find("\"" + key + "\":");
   return p == std::string::npos ? -1 : std::atof(js.c_str() + p + key.size() + 3);
@@ -124,7 +131,7 @@ int main(int argc, char** argv) {
               std::filesystem::path(onnx).filename().c_str(), reps, gflop, peak_gflops(false, threads), threads);
   std::printf("%s\n%s\n", row({"engine", "load ms", "latency ms", "GFLOP/s", "% of peak", "vs ONNX Runtime"}).c_str(),
               rule(6).c_str());
-  std::printf("%s\n", row({"ONNX Runtime 1.30 (fp32)", fmt("%.0f", ort_load), fmt("%.1f", ort_ms),
+  std::printf("%s\n", row({"ONNX Runtime " + json_string(js, "version") + " (fp32)", fmt("%.0f", ort_load), fmt("%.1f", ort_ms),
                            fmt("%.1f", gflop / ort_ms * 1e3), fmt("%.0f%%", 100 * gflop / ort_ms * 1e3 / peak_gflops(false, threads)),
                            "1.00×"})
                           .c_str());

@@ -3,7 +3,7 @@
 //
 //   m3vit run --model M.safetensors --task T (--image in.png | --input-npy x.npy) [--resize]
 //             [--out pred.png] [--save-logits out.npy] [--experts resident|stream] [--memory-budget B]
-//             [--precision fp32|bf16] [--threads N] [--repeat N]
+//             [--precision fp32|bf16] [--conv winograd|direct] [--threads N] [--repeat N]
 //
 // M is an export written by `m3vit export` (docs/ARCHITECTURE.md, "Model export"). Inputs and outputs
 // are those of `m3vit infer`, so the two can be compared file for file: the same ImageNet
@@ -36,7 +36,7 @@ constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
 
 struct RunArgs {
   std::string model, task, image, input_npy, save_logits, out;
-  std::string experts = "resident", memory_budget, precision = "fp32";
+  std::string experts = "resident", memory_budget, precision = "fp32", conv = "winograd";
   bool resize = false;
   int threads = 0, repeat = 1;
 };
@@ -108,6 +108,7 @@ void run_run(const RunArgs& a) {
   opt.experts = rt::expert_mode_from_string(a.experts);
   opt.precision = rt::precision_from_string(a.precision);
   opt.threads = a.threads;
+  opt.winograd = a.conv == "winograd";
   if (!a.memory_budget.empty()) opt.memory_budget = rt::parse_bytes(a.memory_budget);
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -134,9 +135,9 @@ void run_run(const RunArgs& a) {
   const rt::RunTimes& t = eng.last_times();
   std::printf("model    %s (%s), task %s (%d of %d)\n", a.model.c_str(), cfg.name.c_str(), a.task.c_str(), task,
               cfg.num_tasks());
-  std::printf("runtime  %s, experts %s, %d threads, loaded in %.2f s, %.1f MB of weights held\n",
-              rt::to_string(opt.precision), rt::to_string(opt.experts), eng.options().threads > 0 ? eng.options().threads : default_threads(),
-              load_s, eng.weight_bytes() / 1e6);
+  std::printf("runtime  %s, experts %s, head convs %s, %d threads, loaded in %.2f s, %.1f MB of weights held\n",
+              rt::to_string(opt.precision), rt::to_string(opt.experts), eng.head_winograd() ? "Winograd" : "direct",
+              eng.options().threads > 0 ? eng.options().threads : default_threads(), load_s, eng.weight_bytes() / 1e6);
   std::printf("input    %s\n", (a.image.empty() ? a.input_npy : a.image).c_str());
   std::printf("logits   [1, %d, %d, %d]  hash %s  (%.3f s)\n", C, cfg.img_h, cfg.img_w, logits_hash(y).c_str(),
               t.total / 1e3);
@@ -178,6 +179,8 @@ void register_run(CLI::App& app) {
                   "stream mode: bytes for expert buffers, e.g. 8M (default: two experts)");
   sub->add_option("--precision", a->precision, "fp32 (default) or bf16 (AVX512-BF16)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  sub->add_option("--conv", a->conv, "fp32 head convs: winograd (default, faster, 4x the conv weights) or direct")
+      ->check(CLI::IsMember({"winograd", "direct"}));
   sub->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_option("--repeat", a->repeat, "run the image this many times and report the mean and best time")
       ->check(CLI::PositiveNumber);

@@ -54,7 +54,7 @@ Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::m
   m.backbone = std::make_unique<Backbone>(m.ctx, file, opt.precision);
   m.experts = std::make_unique<ExpertStream>(m.ctx, file, opt.experts, opt.memory_budget, m.backbone->moe().fc1(),
                                              m.backbone->moe().fc2());
-  m.head = std::make_unique<PupHead>(m.ctx, m.cfg, opt.precision);
+  m.head = std::make_unique<PupHead>(m.ctx, m.cfg, opt.precision, opt.winograd);
   m.tasks = std::make_unique<TaskSwitch>(file, m.backbone->moe().router_plan(), *m.head);
   m.work.reserve(std::max(m.backbone->work_floats(), m.head->work_floats()));
   const FlopsReport fr = count_flops(m.cfg);

@@ -27,6 +27,9 @@ struct EngineOptions {
   ExpertMode experts = ExpertMode::resident;
   size_t memory_budget = 0;  // stream mode: bytes for the expert buffers (0 = two experts)
   int threads = 0;           // OpenMP threads for every op; 0 = all hardware threads
+  // fp32 head convs as Winograd (runtime/ops/conv.h): 2.7× faster, but the transformed weights take
+  // 4× the memory of the heads' 3×3 weights (+160 MB for the five PASCAL heads). false: direct convs.
+  bool winograd = true;
 };
 
 // Optional record of one run's intermediates (allocates; for tests and debugging only).

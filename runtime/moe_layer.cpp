@@ -40,15 +40,19 @@ void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w,
   // 2. Per-expert token queues (counting sort).
   q_.build(idx_.data(), w_.data(), n_, k_);
 
-  // 3. Experts, in queue order, each queue cut into near-equal chunks: one per thread if the queue
-  // is long enough, more if a chunk would exceed kMaxChunk rows.
+  // 3. Experts, in queue order, each queue cut into near-equal chunks of at most kMaxChunk rows.
+  // With a buffer for every thread's expert (resident, or enough streaming buffers), each expert
+  // goes to one thread, so its weights are read by one core only. With two streaming buffers the
+  // threads share each expert instead (one per thread when long enough), so that one buffer is
+  // always free for the next load: the paper's ping-pong.
   const int max_rows = fc1_.max_rows();
   const int nt = std::min<int>(omp_get_max_threads(), static_cast<int>(scratch_.size()));
+  const bool share = experts.mode() == ExpertMode::stream && experts.slots() <= nt;
   chunks_.clear();
   int out = 0;
   for (int i = 0; i < static_cast<int>(q_.active.size()); ++i) {
     const int e = q_.active[i], count = q_.count[e];
-    const int parts = std::max({(count + max_rows - 1) / max_rows, std::min(nt, count / kMinChunk), 1});
+    const int parts = std::max({(count + max_rows - 1) / max_rows, share ? std::min(nt, count / kMinChunk) : 1, 1});
     for (int c = 0, start = q_.offset[e]; c < parts; ++c) {
       const int rows = count / parts + (c < count % parts ? 1 : 0);
       chunks_.push_back({i, start, rows, out});

@@ -29,11 +29,10 @@ namespace m3vit::rt {
 
 class MoeLayer {
  public:
-  // Rows per expert matmul call, at most. A queue is split into as many near-equal chunks as there
-  // are threads (when it has at least kMinChunk rows per thread), and more if a chunk would exceed
-  // kMaxChunk. Every chunk re-reads its expert's weights (1.2 MB for ViT-S), so chunks are kept
-  // large: on one core, chunks of 256 rows ran 5% slower than one dense matmul of the same MACs,
-  // chunks of 128 rows 8% slower; with equal weights for every expert the difference vanishes.
+  // Rows per expert matmul call, at most. Every chunk re-reads its expert's weights (1.2 MB for
+  // ViT-S), so chunks are kept large: on one core, chunks of 256 rows ran 5% slower than one dense
+  // matmul of the same MACs, chunks of 128 rows 8% slower; with equal weights for every expert the
+  // difference vanishes. kMinChunk: the smallest chunk a queue is split into to share it.
   static constexpr int kMaxChunk = 256;
   static constexpr int kMinChunk = 32;
 

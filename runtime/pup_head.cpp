@@ -30,11 +30,12 @@ size_t HeadWeights::bytes() const {
   return n;
 }
 
-PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec)
+PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool winograd)
     : ctx_(&ctx), prec_(prec), h_(cfg.grid_h()), w_(cfg.grid_w()), d_(cfg.embed_dim), c_(cfg.head_channels),
       img_h_(cfg.img_h), img_w_(cfg.img_w), ln_eps_(cfg.ln_eps) {
   using dnnl::memory;
-  conv0_ = ConvPlan(ctx, 3, d_, c_, h_, w_, 1, 1, /*relu=*/true, prec);
+  conv0_ = ConvPlan(ctx, 3, d_, c_, h_, w_, 1, 1, /*relu=*/true, prec, winograd);
+  size_t pad = conv0_.scratchpad_bytes();
   size_t band_in = 0, band_out = 0;
   for (int s = 0; s < 3; ++s) {
     UpStage& st = up_[s];
@@ -42,7 +43,8 @@ PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec)
     st.in_w = w_ << s;
     st.band = band_rows(2 * st.in_h, 2 * st.in_w);
     // The band buffer carries its halo rows (zeros at the map's top and bottom), so no vertical padding.
-    st.plan = ConvPlan(ctx, 3, c_, c_, st.band + 2, 2 * st.in_w, 0, 0, /*relu=*/true, prec);
+    st.plan = ConvPlan(ctx, 3, c_, c_, st.band + 2, 2 * st.in_w, 0, 0, /*relu=*/true, prec, winograd);
+    pad = std::max(pad, st.plan.scratchpad_bytes());
     band_in = std::max(band_in, blocked_floats(c_, st.band + 2, 2 * st.in_w) * act_size(prec));
     band_out = std::max(band_out, blocked_floats(c_, st.band, 2 * st.in_w));
     map_[s] = layout_.add(blocked_floats(c_, h_ << s, w_ << s));
@@ -63,6 +65,8 @@ PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec)
   c4_ = layout_.add(blocked_floats(cmax, 8 * h_, 8 * w_));
   resize_ = 16 * h_ != img_h_ || 16 * w_ != img_w_;
   if (resize_) resized_ = layout_.add(static_cast<size_t>(cmax) * (16 * h_) * (16 * w_));
+  for (const auto& [c, plan] : conv4_) pad = std::max(pad, plan.scratchpad_bytes());
+  conv_pad_ = layout_.add((pad + 3) / 4);
 }
 
 ConvPlan& PupHead::conv4_plan(int out_channels) {
@@ -115,7 +119,8 @@ void PupHead::forward(const float* tokens, const HeadWeights& w, float* out, flo
     to_blocked_.execute(ctx_->strm, src, dst);  // to nChw16c (and bf16 in bf16 mode)
     ctx_->strm.wait();
   }
-  conv0_.run(ln_blocked, w.conv[0], map[0]);  // [c, h, w]
+  void* pad = work + conv_pad_;
+  conv0_.run(ln_blocked, w.conv[0], map[0], pad);  // [c, h, w]
   ConvPlan& c4 = conv4_plan(C);
   for (int s = 0; s < 3; ++s) {
     const UpStage& st = up_[s];
@@ -126,11 +131,11 @@ void PupHead::forward(const float* tokens, const HeadWeights& w, float* out, flo
         upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, r0 - 1, r0 + st.band + 1, static_cast<uint16_t*>(band_in));
       else
         upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, r0 - 1, r0 + st.band + 1, static_cast<float*>(band_in));
-      st.plan.run(band_in, w.conv[s + 1], band_out);  // [c, band, W]
+      st.plan.run(band_in, w.conv[s + 1], band_out, pad);  // [c, band, W]
       if (s < 2)
         copy_rows_blocked(band_out, c_, st.band, W, map[s + 1], H, r0);
       else {
-        c4.run(band_out, w.conv4, c4band);  // [C, band, W]
+        c4.run(band_out, w.conv4, c4band, pad);  // [C, band, W]
         copy_rows_blocked(c4band, C, st.band, W, c4o, H, r0);
       }
     }

@@ -37,7 +37,8 @@ class PupHead {
   static constexpr int kBandPixels = 8192;  // output pixels per band: [32, 256] rows at 512×512 input
 
   PupHead() = default;
-  PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec);
+  // winograd: run the fp32 3×3 convs as Winograd (runtime/ops/conv.h: faster, 4× the conv weights).
+  PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool winograd);
 
   // Reads, folds and packs the head of `task` (BN eps 1e-5: SyncBN's default, vit_up_head.py).
   HeadWeights pack(const ModelFile& file, const std::string& task, int out_channels);
@@ -76,6 +77,7 @@ class PupHead {
   size_t c4_band_ = 0;   // [C_max, band, W] conv_4 output of one band, blocked
   size_t c4_ = 0;        // [C_max, 8h, 8w] conv_4 output, blocked
   size_t resized_ = 0;   // [C_max, 16h, 16w] when a final resize is needed
+  size_t conv_pad_ = 0;  // oneDNN scratchpad of the convs (the largest of them)
   bool resize_ = false;
 };
 

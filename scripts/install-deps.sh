@@ -10,7 +10,7 @@ PKGS=(
   # Only the -openmp variant: the pthread one wins the alternative and ignores set_num_threads.
   libopenblas0-openmp libopenblas-openmp-dev
   libdnnl-dev
-  nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
+  nlohmann-json3-dev libcli11-dev libyaml-cpp-dev jq
   libstb-dev
   libmatio-dev
   libgtest-dev libgmock-dev libbenchmark-dev

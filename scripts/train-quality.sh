@@ -8,7 +8,7 @@ set -euo pipefail
 build=$(cd "${1:?usage: scripts/train-quality.sh BUILD_DIR [MINUTES]}" && pwd)
 minutes=${2:-5}
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-bin="$build/train_quality"
+bin="$build/bench/train_quality"
 [[ -x "$bin" ]] || { echo "train-quality: $bin not found; build it first (make)" >&2; exit 2; }
 cd "$src"
 # libgomp's threads sleep instead of spinning when they wait: with 2 torch threads on 2 cores, any other

@@ -3,7 +3,7 @@
 // machine; platform-notes.md), all graph optimisations.
 //   node bench/onnx/run_ort.js model.onnx input.bin output.bin reps
 // input.bin: float32 [1, 3, H, W] (H, W from the model); output.bin receives the last output.
-// Prints one JSON line: {"load_ms", "first_ms", "ms": [per rep], "median_ms", "threads"}.
+// Prints one JSON line: {"load_ms", "first_ms", "ms": [per rep], "median_ms", "threads", "dims", "version"}.
 const fs = require('fs');
 const ort = require('onnxruntime-node');
 
@@ -38,8 +38,9 @@ async function main() {
   const y = out[session.outputNames[0]].data;
   fs.writeFileSync(outputPath, Buffer.from(y.buffer, y.byteOffset, y.byteLength));
   const sorted = [...ms].sort((a, b) => a - b);
+  const version = require('onnxruntime-node/package.json').version;
   console.log(JSON.stringify({load_ms: loadMs, first_ms: firstMs, ms, median_ms: sorted[Math.floor(sorted.length / 2)],
-                              threads: 2, dims: out[session.outputNames[0]].dims}));
+                              threads: 2, dims: out[session.outputNames[0]].dims, version}));
 }
 
 main().catch((e) => {

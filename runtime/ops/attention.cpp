@@ -25,8 +25,10 @@ constexpr int kBK = AttentionPlan::kBlockK;
 // `#pragma GCC unroll` on every loop over rows (NR), vectors (NV, NH).
 
 // S[NR, 16·NV] = Q[NR, hd] · Kt[hd, 16·NV]; q row stride hd, kt row stride ldk, s row stride kBK.
+// Also folds the tile's first `valid` columns into the running row maxima rmax[NR] (the columns past
+// the last key are padding and must not count).
 template <int NR, int NV>
-M3VIT_AVX512 void qk_tile(const float* q, int hd, const float* kt, int64_t ldk, float* s) {
+M3VIT_AVX512 void qk_tile(const float* q, int hd, const float* kt, int64_t ldk, float* s, int valid, __m512* rmax) {
   __m512 acc[NR][NV];
   #pragma GCC unroll 16
   for (int r = 0; r < NR; ++r)
@@ -46,14 +48,26 @@ M3VIT_AVX512 void qk_tile(const float* q, int hd, const float* kt, int64_t ldk, 
   #pragma GCC unroll 16
   for (int r = 0; r < NR; ++r)
     #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(s + r * kBK + 16 * v, acc[r][v]);
+    for (int v = 0; v < NV; ++v) {
+      _mm512_storeu_ps(s + r * kBK + 16 * v, acc[r][v]);
+      const int left = valid - 16 * v;
+      if (left >= 16)
+        rmax[r] = _mm512_max_ps(rmax[r], acc[r][v]);
+      else if (left > 0)
+        rmax[r] = _mm512_mask_max_ps(rmax[r], static_cast<__mmask16>((1u << left) - 1u), rmax[r], acc[r][v]);
+    }
 }
 
+// Scores of NR query rows against nk keys (nkp = nk rounded up to 16), and each row's maximum.
 template <int NR>
-M3VIT_AVX512 void qk_rows(const float* q, int hd, const float* kt, int64_t ldk, int nkp, float* s) {
+M3VIT_AVX512 void qk_rows(const float* q, int hd, const float* kt, int64_t ldk, int nk, int nkp, float* s,
+                          float* row_max) {
+  __m512 rmax[NR];
+  for (int r = 0; r < NR; ++r) rmax[r] = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   int j = 0;
-  for (; j + 64 <= nkp; j += 64) qk_tile<NR, 4>(q, hd, kt + j, ldk, s + j);
-  for (; j < nkp; j += 16) qk_tile<NR, 1>(q, hd, kt + j, ldk, s + j);
+  for (; j + 64 <= nkp; j += 64) qk_tile<NR, 4>(q, hd, kt + j, ldk, s + j, nk - j, rmax);
+  for (; j < nkp; j += 16) qk_tile<NR, 1>(q, hd, kt + j, ldk, s + j, nk - j, rmax);
+  for (int r = 0; r < NR; ++r) row_max[r] = _mm512_reduce_max_ps(rmax[r]);
 }
 
 // O[NR, 16·NH] += P[NR, nk] · V[nk, 16·NH]; p row stride kBK, o row stride 16·NH.
@@ -91,24 +105,22 @@ M3VIT_AVX512 void pv_rows(const float* p, const float* v, int nq, int nk, float*
   for (; r < nq; ++r) pv_tile<1, NH>(p + r * kBK, v, nk, o + r * hd);
 }
 
-// Running-softmax update of one row over nk scores: returns e^(m_old − m_new), writes P in place.
-M3VIT_AVX512 float softmax_row_avx512(float* s, int nk, float& m, float& l) {
-  __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  int j = 0;
-  for (; j + 16 <= nk; j += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + j));
-  const __mmask16 tail = static_cast<__mmask16>((1u << (nk - j)) - 1u);
-  if (j < nk) vmax = _mm512_mask_max_ps(vmax, tail, vmax, _mm512_maskz_loadu_ps(tail, s + j));
-  const float m_new = std::max(m, _mm512_reduce_max_ps(vmax));
-  const float alpha = std::exp(m - m_new);  // 0 on the first block (m = -inf)
+// Running-softmax update of one row over nk scores whose maximum is block_max: returns
+// 2^(m_old − m_new), writes P in place. Scores are in log2 units (the query carries log2 e).
+M3VIT_AVX512 float softmax_row_avx512(float* s, int nk, float block_max, float& m, float& l) {
+  const float m_new = std::max(m, block_max);
+  const float alpha = std::exp2(m - m_new);  // 0 on the first block (m = -inf)
   const __m512 mb = _mm512_set1_ps(m_new);
   __m512 vsum = _mm512_setzero_ps();
-  for (j = 0; j + 16 <= nk; j += 16) {
-    const __m512 p = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + j), mb));
+  int j = 0;
+  for (; j + 16 <= nk; j += 16) {
+    const __m512 p = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(s + j), mb));
     _mm512_storeu_ps(s + j, p);
     vsum = _mm512_add_ps(vsum, p);
   }
   if (j < nk) {
-    const __m512 p = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + j), mb));
+    const __mmask16 tail = static_cast<__mmask16>((1u << (nk - j)) - 1u);
+    const __m512 p = exp2_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + j), mb));
     _mm512_mask_storeu_ps(s + j, tail, p);
     vsum = _mm512_mask_add_ps(vsum, tail, vsum, p);
   }
@@ -121,11 +133,12 @@ M3VIT_AVX512 void block_avx512(const float* q, const float* kt, const float* v, 
                                float* s, float* o, float* m, float* l) {
   for (int k0 = 0; k0 < n; k0 += kBK) {
     const int nk = std::min(kBK, n - k0), nkp = (nk + 15) / 16 * 16;
+    float bmax[kBQ];
     int r = 0;
-    for (; r + 4 <= nq; r += 4) qk_rows<4>(q + r * hd, hd, kt + k0, npad, nkp, s + r * kBK);
-    for (; r < nq; ++r) qk_rows<1>(q + r * hd, hd, kt + k0, npad, nkp, s + r * kBK);
+    for (; r + 4 <= nq; r += 4) qk_rows<4>(q + r * hd, hd, kt + k0, npad, nk, nkp, s + r * kBK, bmax + r);
+    for (; r < nq; ++r) qk_rows<1>(q + r * hd, hd, kt + k0, npad, nk, nkp, s + r * kBK, bmax + r);
     for (r = 0; r < nq; ++r) {
-      const float alpha = softmax_row_avx512(s + r * kBK, nk, m[r], l[r]);
+      const float alpha = softmax_row_avx512(s + r * kBK, nk, bmax[r], m[r], l[r]);
       float* orow = o + r * hd;
       for (int c = 0; c < hd; ++c) orow[c] *= alpha;
     }
@@ -152,10 +165,10 @@ void block_portable(const float* q, const float* kt, const float* v, int n, int 
       }
       float mb = m[r];
       for (int j = 0; j < nk; ++j) mb = std::max(mb, sr[j]);
-      const float alpha = std::exp(m[r] - mb);
+      const float alpha = std::exp2(m[r] - mb);
       float sum = 0.f;
       for (int j = 0; j < nk; ++j) {
-        sr[j] = std::exp(sr[j] - mb);
+        sr[j] = std::exp2(sr[j] - mb);
         sum += sr[j];
       }
       l[r] = l[r] * alpha + sum;
@@ -187,7 +200,9 @@ AttentionPlan::AttentionPlan(int tokens, int heads, int head_dim)
 
 void AttentionPlan::repack(const float* qkv, float* q, float* kt, float* v) const {
   const int d = heads_ * hd_;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd_));  // hd^-0.5 (attn.scale)
+  // hd^-0.5 (attn.scale), times log2(e): the softmax then works in powers of 2 (exp2 is cheaper than
+  // exp), softmax(s) = 2^(s·log2 e − m) / Σ.
+  const float scale = 1.4426950408889634f / std::sqrt(static_cast<float>(hd_));
 #pragma omp parallel for schedule(static)
   for (int h = 0; h < heads_; ++h) {
     float* qh = q + static_cast<int64_t>(h) * n_ * hd_;

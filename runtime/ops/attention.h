@@ -5,7 +5,7 @@
 // Computed per head in blocks of queries × keys, with a running max and running sum per query row
 // (the one-pass softmax of the accelerator, anchors.md §2.7, in the form FlashAttention uses): for
 // each key block, S = q·kᵀ, m' = max(m, rowmax S), P = exp(S − m'), l = l·e^(m−m') + ΣP,
-// O = O·e^(m−m') + P·v; at the end O / l. Only a [block_q, block_k] tile of scores ever exists, so a
+// O = O·e^(m−m') + P·v; at the end O / l. (Computed in base 2, log2 e folded into the query scale.) Only a [block_q, block_k] tile of scores ever exists, so a
 // long sequence never materialises its N×N score matrix.
 // The kernels use AVX-512 when the CPU has it (checked once) and portable C++ otherwise.
 #pragma once
@@ -46,7 +46,7 @@ class AttentionPlan {
 
   int n_ = 0, heads_ = 0, hd_ = 0, npad_ = 0;
   bool cpu_simd_ = false;
-  // In the caller's workspace: q [H, N, hd] pre-scaled by hd^-0.5, kᵀ [H, hd, npad] (zero beyond N),
+  // In the caller's workspace: q [H, N, hd] pre-scaled by hd^-0.5·log2(e), kᵀ [H, hd, npad] (zero beyond N),
   // v [H, N, hd].
   std::vector<Scratch> scratch_;  // one per OpenMP thread
 };

@@ -25,7 +25,7 @@ void fold_batchnorm(std::vector<float>& w, std::vector<float>& b, int out_ch, co
 }
 
 ConvPlan::ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom,
-                   bool relu, Precision prec)
+                   bool relu, Precision prec, bool winograd)
     : ctx_(&ctx), k_(kernel), cin_(cin), cout_(cout), in_h_(in_h), w_(w),
       out_h_(kernel == 3 ? in_h + pad_top + pad_bottom - 2 : in_h) {
   if ((kernel != 1 && kernel != 3) || out_h_ < 1 || w < 1 || cin < 1 || cout < 1)
@@ -39,12 +39,13 @@ ConvPlan::ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, in
   if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
   dnnl::primitive_attr attr;
   attr.set_post_ops(po);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);  // one buffer for every plan: the workspace
   auto make = [&](dnnl::algorithm alg) {
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, src_md, w_md, b_md, dst_md, {1, 1},
                                       {pt, pw}, {pb, pw});
     return dnnl::convolution_forward::primitive_desc(d, attr, ctx.eng);
   };
-  if (kernel == 3 && prec == Precision::fp32) {
+  if (winograd && kernel == 3 && prec == Precision::fp32) {
     try {
       pd_ = make(dnnl::algorithm::convolution_winograd);
       winograd_ = true;
@@ -56,6 +57,7 @@ ConvPlan::ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, in
   prim_ = dnnl::convolution_forward(pd_);
   src_m_ = memory(src_md, ctx.eng, nullptr);
   dst_m_ = memory(dst_md, ctx.eng, nullptr);
+  pad_m_ = memory(pd_.scratchpad_desc(), ctx.eng, nullptr);
 }
 
 PackedConv ConvPlan::pack(const float* w, const float* b) const {
@@ -69,12 +71,16 @@ PackedConv ConvPlan::pack(const float* w, const float* b) const {
   return p;
 }
 
-void ConvPlan::run(const void* src, const PackedConv& w, float* dst) const {
+void ConvPlan::run(const void* src, const PackedConv& w, float* dst, void* scratch) const {
   // memory objects are shallow handles: rebinding the data handle keeps the plan's descriptor.
   src_m_.set_data_handle(const_cast<void*>(src));
   dst_m_.set_data_handle(dst);
-  prim_.execute(ctx_->strm,
-                {{DNNL_ARG_SRC, src_m_}, {DNNL_ARG_WEIGHTS, w.weights}, {DNNL_ARG_BIAS, w.bias}, {DNNL_ARG_DST, dst_m_}});
+  pad_m_.set_data_handle(scratch);
+  prim_.execute(ctx_->strm, {{DNNL_ARG_SRC, src_m_},
+                             {DNNL_ARG_WEIGHTS, w.weights},
+                             {DNNL_ARG_BIAS, w.bias},
+                             {DNNL_ARG_DST, dst_m_},
+                             {DNNL_ARG_SCRATCHPAD, pad_m_}});
   ctx_->strm.wait();
 }
 

@@ -6,9 +6,11 @@
 // to a multiple of 16 with zeros. In this layout oneDNN has a Winograd F(4×4, 3×3) kernel for fp32
 // (jit_wino_4x3), which computes a 3×3 conv with about a third of the multiplies of the direct
 // convolution: on this machine 2.7× faster than the direct brgemm conv, with the same error against
-// a double reference (~1e-6 relative; tests/runtime/test_ops.cpp). fp32 3×3 plans use it when oneDNN
-// offers it for the shape and fall back to the direct conv otherwise; bf16 plans are direct
-// (oneDNN 2.6 has no bf16 Winograd). A plan's input may be a band of rows that carries its own halo
+// a double reference (~1e-6 relative; tests/runtime/test_ops.cpp). Its price is memory: the
+// transformed weights take 4× the 3×3 weights (6×6 tiles), 160 MB more for the five PASCAL heads,
+// and it needs a large scratchpad (up to 54 MB, shared by all plans through the workspace). fp32 3×3
+// plans use it when asked and oneDNN offers it for the shape, and fall back to the direct conv
+// otherwise; bf16 plans are direct (oneDNN 2.6 has no bf16 Winograd). A plan's input may be a band of rows that carries its own halo
 // (top/bottom padding 0), which lets the head run its large maps in bands (runtime/pup_head.cpp).
 #pragma once
 
@@ -41,10 +43,12 @@ class ConvPlan {
   // fp32, out_h = in_h + pad_top + pad_bottom − 2. kernel 1: no padding, out_h = in_h. (Both ends
   // blocked: a blocked-to-channels-last 1×1 conv is a reference loop in oneDNN 2.6.)
   ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom, bool relu,
-           Precision prec);
+           Precision prec, bool winograd = false);
   // w [cout, cin, k, k] and b [cout], fp32 (BN already folded).
   PackedConv pack(const float* w, const float* b) const;
-  void run(const void* src, const PackedConv& w, float* dst) const;
+  // scratch: scratchpad_bytes() of 64-byte aligned memory (the caller's workspace).
+  void run(const void* src, const PackedConv& w, float* dst, void* scratch) const;
+  size_t scratchpad_bytes() const { return pd_.scratchpad_desc().get_size(); }
 
   int out_h() const { return out_h_; }
   bool winograd() const { return winograd_; }
@@ -55,7 +59,7 @@ class ConvPlan {
   bool winograd_ = false;
   dnnl::convolution_forward::primitive_desc pd_;
   dnnl::convolution_forward prim_;
-  dnnl::memory src_m_, dst_m_;  // descriptors fixed at plan time; data handles set per call
+  dnnl::memory src_m_, dst_m_, pad_m_;  // descriptors fixed at plan time; data handles set per call
 };
 
 }  // namespace m3vit::rt

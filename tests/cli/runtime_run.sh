@@ -41,11 +41,18 @@ for task in ["semseg", "human_parts", "sal", "normals", "edge", "depth"]:
     assert struct.unpack(">II", png[16:24]) == (96, 96)
 PYEOF
 
-# 2. Streamed experts: the same logits, bit for bit (same kernels, weights packed by the reader).
-"$m3vit" run --model "$model" --task semseg --image "$img" --experts stream --memory-budget 4M >"$tmp/stream.txt"
-cat "$tmp/stream.txt"
-[[ "$(hash_of "$tmp/stream.txt")" == "$(hash_of "$tmp/run_semseg.txt")" ]] || fail "stream and resident hashes differ"
-grep -q "streamed" "$tmp/stream.txt" || fail "stream mode did not report its loads"
+# 2. Streamed experts: the same logits, bit for bit (same kernels, weights packed by the reader), with
+# the default two buffers (threads share each expert) and with a budget for more (one per thread).
+for budget in "" 4M; do
+  "$m3vit" run --model "$model" --task semseg --image "$img" --experts stream ${budget:+--memory-budget $budget} \
+    >"$tmp/stream.txt"
+  cat "$tmp/stream.txt"
+  [[ "$(hash_of "$tmp/stream.txt")" == "$(hash_of "$tmp/run_semseg.txt")" ]] || fail "stream ($budget) and resident hashes differ"
+  grep -q "streamed" "$tmp/stream.txt" || fail "stream mode did not report its loads"
+done
+# Direct head convs: the same function within fp32 rounding (compared through the saved logits).
+"$m3vit" run --model "$model" --task semseg --image "$img" --conv direct --save-logits "$tmp/direct.npy" >/dev/null
+$py -c "import numpy as np, sys; a=np.load('$tmp/direct.npy'); b=np.load('$tmp/run_semseg.npy'); r=abs(a-b).max()/abs(b).max(); print(f'ok   direct vs Winograd convs: {r:.1e}'); sys.exit(int(r > 1e-5))"
 
 # 3. bf16 runs where the CPU has AVX512-BF16 and changes the logits (it is not silently fp32).
 if grep -q avx512_bf16 /proc/cpuinfo; then

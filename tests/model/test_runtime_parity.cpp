@@ -3,7 +3,8 @@
 // Runtime parity: the libtorch-free engine (runtime/engine.h) against the libtorch model's
 // forward_task, task by task. Each case builds a tiny MultiTaskModel from a seed, perturbs biases,
 // norm scales and BatchNorm running statistics (so the runtime's BN folding is exercised), writes it
-// with export_model, loads that file into rt::Engine (resident and streamed experts) and compares:
+// with export_model, loads that file into rt::Engine (resident experts with Winograd head convs,
+// streamed experts with direct ones) and compares:
 //   - the output of every task, within 1e-4 of max|output| (the parity bound of the runtime; both
 //     sides are fp32, what is measured is ~1e-6 from differently ordered sums);
 //   - per MoE layer the top-k expert indices, which must be IDENTICAL, and their weights;
@@ -116,6 +117,7 @@ TEST_P(RuntimeParity, EveryTaskEqualsForwardTask) {
   for (rt::ExpertMode mode : {rt::ExpertMode::resident, rt::ExpertMode::stream}) {
     rt::EngineOptions opt;
     opt.experts = mode;
+    opt.winograd = mode == rt::ExpertMode::resident;  // both conv algorithms of the head
     rt::Engine eng(path, opt);
     for (int t = 0; t < cfg.num_tasks(); ++t) {
       const std::string task = cfg.tasks[t].name;

@@ -24,13 +24,15 @@ using rt_test::check_close;
 struct OracleCase {
   GateType gate;
   int img_h, img_w;
+  bool dense = false;  // no MoE block at all (the M-ViT baseline)
 };
 
 class EngineVsOracle : public ::testing::TestWithParam<OracleCase> {};
 
 TEST_P(EngineVsOracle, EveryTaskMatchesForwardTask) {
   const OracleCase pc = GetParam();
-  const ModelConfig cfg = rt_test::tiny_config(pc.gate, pc.img_h, pc.img_w, 3);
+  ModelConfig cfg = rt_test::tiny_config(pc.gate, pc.img_h, pc.img_w, 3);
+  if (pc.dense) cfg.moe_blocks.clear();
   const std::string dir = rt_test::scratch_dir("engine-oracle");
   const std::string model = dir + "/model.safetensors";
   rt_test::write_random_export(cfg, model, 1234);
@@ -40,13 +42,14 @@ TEST_P(EngineVsOracle, EveryTaskMatchesForwardTask) {
   for (rt::ExpertMode mode : {rt::ExpertMode::resident, rt::ExpertMode::stream}) {
     EngineOptions opt;
     opt.experts = mode;
+    opt.winograd = mode == rt::ExpertMode::resident;  // both conv algorithms of the head
     Engine eng(model, opt);
     for (int t = 0; t < cfg.num_tasks(); ++t) {
       const std::string task = cfg.tasks[t].name;
       rt::RunTrace trace;
       std::vector<float> out(static_cast<size_t>(cfg.tasks[t].out_channels) * cfg.img_h * cfg.img_w);
       eng.run(t, image.data(), out.data(), &trace);
-      SCOPED_TRACE(std::string(rt::to_string(mode)) + " " + task);
+      SCOPED_TRACE(std::string(rt::to_string(mode)) + (opt.winograd ? " winograd " : " direct ") + task);
       // Routing first: the same experts with the same gate weights.
       int j = 0;
       for (int b = 0; b < cfg.depth; ++b) {
@@ -72,10 +75,10 @@ TEST_P(EngineVsOracle, EveryTaskMatchesForwardTask) {
 
 INSTANTIATE_TEST_SUITE_P(Gates, EngineVsOracle,
                          ::testing::Values(OracleCase{GateType::multi, 32, 48}, OracleCase{GateType::task_cond, 48, 32},
-                                           OracleCase{GateType::shared, 32, 32}),
+                                           OracleCase{GateType::shared, 32, 32}, OracleCase{GateType::multi, 32, 32, true}),
                          [](const auto& info) {
-                           return std::string(to_string(info.param.gate)) + "_" + std::to_string(info.param.img_h) +
-                                  "x" + std::to_string(info.param.img_w);
+                           return (info.param.dense ? std::string("dense") : std::string(to_string(info.param.gate))) + "_" +
+                                  std::to_string(info.param.img_h) + "x" + std::to_string(info.param.img_w);
                          });
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "runtime/ops/layernorm.h"
 #include "runtime/ops/matmul.h"
 #include "runtime/ops/resize.h"
+#include "runtime/workspace.h"
 #include "tests/runtime/runtime_test_util.h"
 
 namespace m3vit::rt {
@@ -168,33 +169,36 @@ std::vector<float> from_blocked(const std::vector<float>& y, int H, int W, int C
 
 // fp32 3×3 conv with 9·cin <= 300 terms: bound 1e-5 of max|y|. Winograd F(4×4, 3×3) adds rounding
 // from its transforms (entries up to 8) yet measures the same ~1e-7 here; 1e-5 still separates
-// rounding from a wrong tap. 32 → 32 channels must run as Winograd (on AVX-512), 24 → 40 may not.
+// rounding from a wrong tap. Winograd (on AVX-512, padded channels too) and direct.
 TEST(ConvPlan, WholeMapAndBandsMatchNaive) {
   DnnlContext ctx;
   struct Case {
     int cin, cout;
-    bool want_winograd;
+    bool winograd;
   };
-  for (Case cs : {Case{32, 32, true}, Case{24, 40, false}}) {
+  Workspace pad;
+  pad.reserve(16 << 20);  // scratchpads of these small convs
+  for (Case cs : {Case{32, 32, true}, Case{24, 40, true}, Case{32, 32, false}}) {
     const int H = 12, W = 10, cin = cs.cin, cout = cs.cout;
     const auto src = randv(static_cast<size_t>(H) * W * cin, 21), w = randv(cout * cin * 9, 22, 0.2f), b = randv(cout, 23);
     const auto bsrc = to_blocked(src, H, W, cin);
-    ConvPlan whole(ctx, 3, cin, cout, H, W, 1, 1, true, Precision::fp32);
-    if (cs.want_winograd && __builtin_cpu_supports("avx512f")) {
-      EXPECT_TRUE(whole.winograd());
+    ConvPlan whole(ctx, 3, cin, cout, H, W, 1, 1, true, Precision::fp32, cs.winograd);
+    ASSERT_LE(whole.scratchpad_bytes(), pad.bytes());
+    if (__builtin_cpu_supports("avx512f")) {
+      EXPECT_EQ(whole.winograd(), cs.winograd);
     }
     std::vector<float> y(blocked_floats(cout, H, W));
-    whole.run(bsrc.data(), whole.pack(w.data(), b.data()), y.data());
+    whole.run(bsrc.data(), whole.pack(w.data(), b.data()), y.data(), pad.base());
     const auto want = conv_ref(src, H, W, cin, w, b, cout, 1, 1, true);
     const std::string tag = std::to_string(cin) + "->" + std::to_string(cout) + (whole.winograd() ? " winograd" : " direct");
     check_close("conv 3x3 whole map " + tag, from_blocked(y, H, W, cout).data(), want.data(), want.size(), 1e-5);
     // A band of 4 output rows from 6 input rows (its own halo), as the head runs conv_1..3:
     // output rows 4..7 of the whole map read input rows 3..8.
-    ConvPlan band(ctx, 3, cin, cout, 6, W, 0, 0, true, Precision::fp32);
+    ConvPlan band(ctx, 3, cin, cout, 6, W, 0, 0, true, Precision::fp32, cs.winograd);
     std::vector<float> rows(src.begin() + static_cast<size_t>(3) * W * cin, src.begin() + static_cast<size_t>(9) * W * cin);
     const auto brows = to_blocked(rows, 6, W, cin);
     std::vector<float> yb(blocked_floats(cout, 4, W));
-    band.run(brows.data(), band.pack(w.data(), b.data()), yb.data());
+    band.run(brows.data(), band.pack(w.data(), b.data()), yb.data(), pad.base());
     check_close("conv 3x3 band rows 4..7 " + tag, from_blocked(yb, 4, W, cout).data(),
                 want.data() + static_cast<size_t>(4) * W * cout, static_cast<size_t>(4) * W * cout, 1e-5);
   }
@@ -206,8 +210,10 @@ TEST(ConvPlan, OneByOne) {
   const int H = 3, W = 7, cin = 32, cout = 21;
   const auto src = randv(static_cast<size_t>(H) * W * cin, 25), w = randv(cout * cin, 26, 0.3f), b = randv(cout, 27);
   ConvPlan plan(ctx, 1, cin, cout, H, W, 0, 0, false, Precision::fp32);
+  Workspace pad;
+  pad.reserve(plan.scratchpad_bytes() / 4 + 16);
   std::vector<float> yb(blocked_floats(cout, H, W));
-  plan.run(to_blocked(src, H, W, cin).data(), plan.pack(w.data(), b.data()), yb.data());
+  plan.run(to_blocked(src, H, W, cin).data(), plan.pack(w.data(), b.data()), yb.data(), pad.base());
   const std::vector<float> y = from_blocked(yb, H, W, cout);
   std::vector<float> want(y.size());
   for (int p = 0; p < H * W; ++p)
@@ -231,9 +237,11 @@ TEST(ConvPlan, BatchNormFoldEqualsConvThenBatchNorm) {
   const double eps = 1e-5;
   std::vector<float> wf = w, bf = b;
   fold_batchnorm(wf, bf, cout, gamma.data(), beta.data(), mean.data(), var.data(), eps);
-  ConvPlan plan(ctx, 3, cin, cout, H, W, 1, 1, false, Precision::fp32);
+  ConvPlan plan(ctx, 3, cin, cout, H, W, 1, 1, false, Precision::fp32, /*winograd=*/true);
+  Workspace pad;
+  pad.reserve(plan.scratchpad_bytes() / 4 + 16);
   std::vector<float> y(blocked_floats(cout, H, W));
-  plan.run(to_blocked(src, H, W, cin).data(), plan.pack(wf.data(), bf.data()), y.data());
+  plan.run(to_blocked(src, H, W, cin).data(), plan.pack(wf.data(), bf.data()), y.data(), pad.base());
   auto want = conv_ref(src, H, W, cin, w, b, cout, 1, 1, false);
   for (size_t i = 0; i < want.size(); ++i) {
     const int o = static_cast<int>(i % cout);
