@@ -186,8 +186,8 @@ int main(int argc, char** argv) {
           std::to_string(moe.f.data.synthetic_seed) + "), augmentation " + (moe.o.augment ? "on" : "off") +
           ". Training seed " + std::to_string(moe.o.seed) + ", " + moe.o.optimizer.type + " lr " + fmt("%g", moe.o.lr) +
           ", batch " + std::to_string(moe.o.batch_size) + ". Budget: " +
-          (a.steps > 0 ? std::to_string(a.steps) + " steps" : fmt("%.0f", a.minutes) + " minutes of M³ViT training") +
-          " = " + std::to_string(moe.steps) + " steps for both. M³ViT: " + fmt("%.0f", moe.seconds) + " s, " +
+          (a.steps > 0 ? "" : fmt("%.0f", a.minutes) + " minutes of M³ViT training = ") + std::to_string(moe.steps) +
+          " steps for both. M³ViT: " + fmt("%.0f", moe.seconds) + " s, " +
           fmt("%.1f", moe.img_per_s) + " img/s; M-ViT: " + fmt("%.0f", dense.seconds) + " s, " +
           fmt("%.1f", dense.img_per_s) + " img/s (wall-clock numbers depend on what else the machine runs).\n\n";
     md += "Reproduce a row exactly: `m3vit train --config " + a.config + " --steps " + std::to_string(moe.steps) +

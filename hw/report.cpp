@@ -284,8 +284,8 @@ std::string hardware_report(const ReportInputs& in) {
   md << "## 9. Fixed-point encoder against fp32\n\n" << fx_section(in) << "\n";
   md << "### Per-task metric change\n\n";
   if (in.fx_metrics.empty()) {
-    md << "Not run (`m3vit hw --fx-metrics N --weights W`): it needs trained weights, which the trainer "
-       << "produces; pending.\n";
+    md << "Not run in this section (`m3vit hw --fx-metrics N --weights W` needs trained weights); section 10 "
+       << "gives the comparison on a trained export when the report is built with HW_FX_WEIGHTS.\n";
   } else {
     md << in.fx_metrics_note << " Heads on the fp32 backbone's tokens and on the fixed-point encoder's tokens, "
        << "synthetic validation scenes.\n\n| task | metric | images | fp32 | fixed point | change |\n"
