@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "common/errors.h"
@@ -128,6 +129,11 @@ DemoOutcome run_demo(const DemoOptions& opt) {
     o.time_budget_s = opt.train_seconds;
   }
   at::set_num_threads(opt.threads);
+  if (opt.threads > 1 && !std::getenv("OMP_WAIT_POLICY"))
+    std::fprintf(stderr,
+                 "note: OMP_WAIT_POLICY is not set. If other programs keep the cores busy, OpenMP's spinning "
+                 "threads can slow training many times over; scripts/demo.sh sets OMP_WAIT_POLICY=passive "
+                 "(or use --threads 1).\n");
   std::error_code ec;
   fs::create_directories(opt.out_dir + "/images", ec);
   if (ec) throw IoError("cannot create " + opt.out_dir + "/images: " + ec.message());
