@@ -95,7 +95,7 @@ section_extensions() {
   done
 }
 
-# ---- helpers ------------------------------------------------------------------------------------
+# ---- building blocks ------------------------------------------------------------------------------
 
 # npm's onnxruntime-node into BUILD/bench-data/onnx (git-ignored with the build folder). The package's
 # install script would fetch CUDA binaries; the CPU binaries ship inside it (platform-notes.md).

@@ -19,28 +19,28 @@ async function main() {
     extra: {session: {intra_op: {allow_spinning: '0'}, inter_op: {allow_spinning: '0'}}},
   };
   let t0 = process.hrtime.bigint();
-  const session = await ort.InferenceSession.create(modelPath, opts);
+  const model = await ort.InferenceSession.create(modelPath, opts);
   const loadMs = Number(process.hrtime.bigint() - t0) / 1e6;
-  const meta = session.inputNames[0];
+  const meta = model.inputNames[0];
   const buf = fs.readFileSync(inputPath);
   const data = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
   const h = parseInt(process.env.M3VIT_H, 10), w = parseInt(process.env.M3VIT_W, 10);
   const input = new ort.Tensor('float32', data, [1, 3, h, w]);
   t0 = process.hrtime.bigint();
-  let out = await session.run({[meta]: input});
+  let out = await model.run({[meta]: input});
   const firstMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const ms = [];
   for (let r = 0; r < reps; ++r) {
     t0 = process.hrtime.bigint();
-    out = await session.run({[meta]: input});
+    out = await model.run({[meta]: input});
     ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
-  const y = out[session.outputNames[0]].data;
+  const y = out[model.outputNames[0]].data;
   fs.writeFileSync(outputPath, Buffer.from(y.buffer, y.byteOffset, y.byteLength));
   const sorted = [...ms].sort((a, b) => a - b);
   const version = require('onnxruntime-node/package.json').version;
   console.log(JSON.stringify({load_ms: loadMs, first_ms: firstMs, ms, median_ms: sorted[Math.floor(sorted.length / 2)],
-                              threads: 2, dims: out[session.outputNames[0]].dims, version}));
+                              threads: 2, dims: out[model.outputNames[0]].dims, version}));
 }
 
 main().catch((e) => {

@@ -1,5 +1,5 @@
 // The oneDNN objects every runtime op shares: one CPU engine and one in-order stream, plus the
-// precision switch (fp32 default, bf16 on AVX512-BF16) and the helpers that turn our plain row-major
+// precision switch (fp32 default, bf16 on AVX512-BF16) and the functions that turn our plain row-major
 // buffers into oneDNN memory descriptors. Following oneDNN's examples (primitives/matmul.cpp,
 // cnn_inference_f32.cpp): primitives are created once at load, only execute() runs per image.
 #pragma once

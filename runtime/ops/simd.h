@@ -1,4 +1,4 @@
-// AVX-512 helpers shared by the runtime's hand-written kernels (attention, routing softmax). Every
+// AVX-512 pieces shared by the runtime's hand-written kernels (attention, routing softmax). Every
 // function carries the target attribute, so the rest of the build stays at the baseline ISA; callers
 // check cpu_has_avx512() once and keep a portable path.
 #pragma once

@@ -1,4 +1,4 @@
-// Helpers for the runtime tests (torch-free): scratch directories, tiny model configs, exports with
+// Shared code of the runtime tests (torch-free): scratch directories, tiny model configs, exports with
 // seeded random weights written through io/safetensors, the PyTorch oracle (tests/oracle/run_oracle.py
 // under /usr/bin/python3) and a check_close that prints the max error (style.md §4).
 #pragma once
