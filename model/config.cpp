@@ -45,6 +45,16 @@ void ModelConfig::validate() const {
   if (tam && tasks.size() > 5) fail("TAM supports 2..5 tasks (models.py:62-71)");
   if (tam && tasks.size() < 2) fail("TAM needs at least 2 tasks");
   if (head_channels < 1) fail("head_channels must be positive");
+  // TAM level L works on the head's feature map of (2^(L+1) h) x (2^(L+1) w); its two stride-2 convs
+  // and two transposed convs give the input size back only when both sides are multiples of 4
+  // (models.py:9-101 has the same limit). Level 0 therefore needs an even patch grid.
+  if (tam)
+    for (int l = 0; l < 3; ++l)
+      if (tam_levels[l] && (((grid_h() << (l + 1)) % 4) || ((grid_w() << (l + 1)) % 4)))
+        fail("TAM level " + std::to_string(l) + " needs a feature map whose sides are multiples of 4, but the " +
+             std::to_string(grid_h()) + "x" + std::to_string(grid_w()) + " patch grid gives " +
+             std::to_string(grid_h() << (l + 1)) + "x" + std::to_string(grid_w() << (l + 1)) +
+             " (use an even grid or other tam_levels)");
 }
 
 std::vector<int> odd_blocks(int depth) {

@@ -299,3 +299,29 @@ TEST(Config, PythonTruthiness) {
   EXPECT_FALSE(truthy(""));
   EXPECT_FALSE(truthy("null"));
 }
+
+// TAM level 0 runs on a (2h x 2w) map that must have sides divisible by 4: an odd patch grid is a
+// config error named at load, not a shape error deep inside training.
+TEST(ConfigValidate, TamLevelNeedsMapSidesDivisibleByFour) {
+  m3vit::ModelConfig c;
+  c.img_h = 32;  // 2x3 grid
+  c.img_w = 48;
+  c.embed_dim = 32;
+  c.num_heads = 4;
+  c.depth = 2;
+  c.moe_blocks = {1};
+  c.tasks = {{"semseg", 5}, {"depth", 1}};
+  c.tam = true;
+  c.tam_levels[0] = true;
+  c.tam_levels[1] = c.tam_levels[2] = false;
+  try {
+    c.validate();
+    FAIL() << "a 2x3 grid with TAM level 0 was accepted";
+  } catch (const m3vit::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("TAM level 0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("4x6"), std::string::npos) << e.what();
+  }
+  c.tam_levels[0] = false;  // levels 1, 2 use 8x12 and 16x24 maps
+  c.tam_levels[1] = c.tam_levels[2] = true;
+  EXPECT_NO_THROW(c.validate());
+}

@@ -236,6 +236,8 @@ TEST_F(CheckpointTest, ExportRoundTripGivesIdenticalOutputs) {
   for (GateType gate : {GateType::multi, GateType::task_cond, GateType::shared}) {
     ModelConfig cfg = tiny_config(gate);
     cfg.tam = true;  // TAM tensors are part of the export too
+    cfg.tam_levels[0] = false;  // level 0 needs an even patch grid; this one is 2x3
+    cfg.tam_levels[1] = true;
     torch::manual_seed(3);
     MultiTaskModel m(cfg);
     randomise_buffers(*m);

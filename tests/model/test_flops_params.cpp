@@ -62,7 +62,7 @@ void expect_counts_match(const ModelConfig& cfg) {
 }  // namespace
 
 TEST(FlopsParams, CounterMatchesTheModelForEveryGate) {
-  ModelConfig cfg = load_config(M3VIT_SOURCE_DIR "/configs/tiny_test.yaml");  // TAM levels 0, 1
+  ModelConfig cfg = load_config(M3VIT_SOURCE_DIR "/configs/tiny_test.yaml");  // TAM levels 1, 2
   for (GateType gate : {GateType::multi, GateType::shared, GateType::task_cond}) {
     cfg.gate = gate;
     expect_counts_match(cfg);

@@ -106,7 +106,7 @@ std::vector<std::string> model_keys(MultiTaskModel& m) {
 }
 
 TEST(ModelKeys, MultiGateTwoTasksTamLevel0AreTheAuthorsKeys) {
-  ModelConfig c = tiny(GateType::multi);
+  ModelConfig c = tiny(GateType::multi, 8);  // 4x6 grid: TAM level 0 needs an even grid (validate())
   c.tam = true;
   c.tam_levels[0] = true;
   c.tam_levels[1] = false;
@@ -114,7 +114,7 @@ TEST(ModelKeys, MultiGateTwoTasksTamLevel0AreTheAuthorsKeys) {
   MultiTaskModel m(c);
   EXPECT_EQ(model_keys(m), expected_keys(c, true));
   auto params = m->named_parameters();
-  EXPECT_EQ(params["backbone.pos_embed"].sizes(), (std::vector<int64_t>{1, 7, 32}));
+  EXPECT_EQ(params["backbone.pos_embed"].sizes(), (std::vector<int64_t>{1, 1 + 4 * 6, 32}));  // 4x6 grid
   EXPECT_EQ(params["backbone.blocks.1.mlp.gate.1.w_gate"].sizes(), (std::vector<int64_t>{32, 4}));
   EXPECT_EQ(params["backbone.blocks.3.mlp.experts.htoh4.weight"].sizes(), (std::vector<int64_t>{4, 32, 32}));
   EXPECT_EQ(params["backbone.blocks.3.mlp.experts.h4toh.bias"].sizes(), (std::vector<int64_t>{4, 32}));
