@@ -75,11 +75,11 @@ Result time_layer(const rt::ModelFile& file, int moe_layer, const std::vector<fl
   for (auto* v : {&w1, &w2, &b1, &b2})
     for (auto& x : *v) x = u(rng);
   rt::PackedWeights p1 = fc1.pack(w1.data(), b1.data()), p2 = fc2.pack(w2.data(), b2.data());
-  std::vector<float> hidden(static_cast<size_t>(N) * H), x(static_cast<size_t>(N) * d, 0.f), work(moe.work_floats());
+  std::vector<float> hidden(static_cast<size_t>(N) * H), x(static_cast<size_t>(N) * d, 0.f);
 
   std::vector<double> tm, td;
   for (int r = 0; r < reps + 2; ++r) {
-    const double a = time_ms([&] { moe.forward(xn.data(), x.data(), router, experts, moe_layer, work.data()); });
+    const double a = time_ms([&] { moe.forward(xn.data(), x.data(), router, experts, moe_layer); });
     const double b = time_ms([&] {
       fc1.run(xn.data(), p1, hidden.data());
       fc2.run(hidden.data(), p2, x.data());

@@ -75,8 +75,7 @@ Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec)
   };
   layout_.floats = std::max({region({{&patches_, static_cast<size_t>(hw) * pp}}),
                              region({{&qkv_, 3 * nd}, {&att_, nd}, {&attn_work_, attn_.work_floats()}}),
-                             region({{&hid_, static_cast<size_t>(n_) * mh}}),
-                             region({{&moe_work_, c.moe_blocks.empty() ? 0 : moe_.work_floats()}})});
+                             region({{&hid_, static_cast<size_t>(n_) * mh}})});
 }
 
 size_t Backbone::bytes() const {
@@ -137,7 +136,7 @@ const float* Backbone::forward(const float* image, int task, const TaskSwitch& t
       times.mlp += ms_since(t0);
     } else {
       if (trace) trace->moe_in.emplace_back(xn, xn + static_cast<size_t>(n_) * d_);
-      moe_.forward(xn, x_.data(), tasks.router(task, b.moe_layer), experts, b.moe_layer, work + moe_work_);
+      moe_.forward(xn, x_.data(), tasks.router(task, b.moe_layer), experts, b.moe_layer);
       times.moe += ms_since(t0);
       times.experts_computed += static_cast<int>(moe_.queues().active.size());
       if (trace) {

@@ -51,7 +51,7 @@ class Backbone {
   std::vector<float> x_;  // [N, d] residual stream; the head reads it, so it is not in the workspace
   // Workspace offsets (runtime/workspace.h). xn lives through a block; the rest only inside one
   // step, so they overlap: patches (embedding) | qkv + attention copies + att (attention) |
-  // hid (dense MLP) | expert outputs (MoE).
+  // hid (dense MLP). The MoE layer needs none: it adds its rows into x directly.
   WorkspaceLayout layout_;
   size_t xn_ = 0;       // [N, d] LayerNorm output
   size_t patches_ = 0;  // [h·w, 3·p·p]
@@ -59,7 +59,6 @@ class Backbone {
   size_t att_ = 0;      // [N, d]
   size_t attn_work_ = 0;
   size_t hid_ = 0;      // [N, mlp hidden]
-  size_t moe_work_ = 0;
 };
 
 }  // namespace m3vit::rt

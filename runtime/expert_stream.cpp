@@ -161,6 +161,7 @@ void ExpertStream::begin_layer(int moe_layer, const std::vector<int32_t>& active
     s.state = Slot::kFree;
     s.error.clear();
   }
+  aborted_ = false;
   active_.assign(active.begin(), active.end());
   // Fill every buffer: expert 0 into slot 0, expert 1 into slot 1 (ping-pong), ...
   for (int i = 0; i < static_cast<int>(std::min(active_.size(), slot_.size())); ++i) post(i);
@@ -174,10 +175,11 @@ const ExpertWeights& ExpertStream::acquire(int i) {
   std::unique_lock<std::mutex> lk(mu_);
   if (!(s.job == i && (s.state == Slot::kReady || s.state == Slot::kFailed))) {
     const auto t0 = std::chrono::steady_clock::now();
-    cv_.wait(lk, [&] { return s.job == i && (s.state == Slot::kReady || s.state == Slot::kFailed); });
+    cv_.wait(lk, [&] { return aborted_ || (s.job == i && (s.state == Slot::kReady || s.state == Slot::kFailed)); });
     stats_.wait_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
-  if (s.state == Slot::kFailed) throw IoError(s.error);
+  if (s.job == i && s.state == Slot::kFailed) throw IoError(s.error);
+  if (aborted_) throw IoError(path_ + ": expert streaming stopped after an earlier error in MoE layer " + std::to_string(layer_));
   return s.view;
 }
 
@@ -190,6 +192,15 @@ void ExpertStream::release(int i) {
     // other buffer, expert i+2 arrives in this one.
     const int next = i + static_cast<int>(slot_.size());
     if (next < static_cast<int>(active_.size())) post(next);
+  }
+  cv_.notify_all();
+}
+
+void ExpertStream::abort() {
+  if (mode_ == ExpertMode::resident) return;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    aborted_ = true;
   }
   cv_.notify_all();
 }

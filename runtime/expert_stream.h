@@ -65,6 +65,9 @@ class ExpertStream {
   void begin_layer(int moe_layer, const std::vector<int32_t>& active);
   const ExpertWeights& acquire(int i);  // the i-th active expert; throws IoError if its read failed
   void release(int i);
+  // After an error in the layer: every acquire() waiting or to come throws, until the next
+  // begin_layer() (which first lets the loads in flight finish).
+  void abort();
 
   ExpertMode mode() const { return mode_; }
   int slots() const { return static_cast<int>(slot_.size()); }
@@ -112,6 +115,7 @@ class ExpertStream {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool aborted_ = false;
   std::thread reader_;
   ExpertStreamStats stats_;
 };

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <exception>
 
+#include "runtime/ops/simd.h"
+
 namespace m3vit::rt {
 
 MoeLayer::MoeLayer(DnnlContext& ctx, int tokens, int d, int hidden, int E, int k, Precision prec)
@@ -17,87 +19,130 @@ MoeLayer::MoeLayer(DnnlContext& ctx, int tokens, int d, int hidden, int E, int k
       fc1_(ctx, d, hidden, std::min(kMaxChunk, tokens), Epilogue::gelu, prec),
       fc2_(ctx, hidden, d, std::min(kMaxChunk, tokens), Epilogue::none, prec),
       logits_(static_cast<size_t>(tokens) * E), idx_(static_cast<size_t>(tokens) * k),
-      w_(static_cast<size_t>(tokens) * k), pos_(static_cast<size_t>(tokens) * k), left_(new std::atomic<int>[E]) {
+      w_(static_cast<size_t>(tokens) * k), left_(new std::atomic<int>[E]) {
   q_.reserve(tokens, E, k);
-  scratch_.resize(std::max(1, omp_get_max_threads()));
-  // Chunks per queue: at most one per kMaxChunk rows + 1, or one per thread.
-  chunks_.reserve(static_cast<size_t>(E) * (scratch_.size() + 1) + static_cast<size_t>(tokens) * k / kMaxChunk + 1);
-  // Every chunk may compute up to kRowStep - 1 padding rows.
-  y_rows_ = static_cast<size_t>(tokens) * k + chunks_.capacity() * MatmulBank::kRowStep;
+  const int nt = std::max(1, omp_get_max_threads());
+  scratch_.resize(nt);
+  // Router blocks. Their packed weights must be router_'s (the tasks' routers are packed once by
+  // router_plan()); oneDNN's brgemm picks one layout for every row count, checked here.
+  block_rows_ = std::min(kRouterBlock, (tokens + nt - 1) / nt);
+  const int last = tokens - (tokens - 1) / block_rows_ * block_rows_;
+  for (int rows : {block_rows_, last}) {
+    if (rows == block_rows_ && !router_block_.empty()) break;
+    router_block_.emplace_back(ctx, d, E, true, rows, Epilogue::none, Precision::fp32, /*user_scratchpad=*/true);
+    if (!(router_block_.back().weights_desc() == router_.weights_desc())) {
+      router_block_.clear();
+      break;
+    }
+  }
+  // Chunks: per thread and expert one, plus one per kMaxChunk rows.
+  const size_t max_chunks = static_cast<size_t>(E) * nt + static_cast<size_t>(tokens) * k / kMaxChunk + 1;
+  chunks_.reserve(max_chunks);
   for (auto& s : scratch_) {
     s.in.assign(static_cast<size_t>(fc1_.max_rows()) * d, 0.f);
     s.hidden.assign(static_cast<size_t>(fc1_.max_rows()) * hidden, 0.f);
+    s.chunks.reserve(max_chunks);
     fc1_.reserve(s.mm);
     fc2_.reserve(s.mm);
+    for (const auto& p : router_block_) p.reserve(s.mm);
+  }
+}
+
+void MoeLayer::route_block(int b, const float* xn, const PackedWeights& router_w, MatmulScratch& mm) {
+  if (router_block_.empty()) {  // one block: all tokens through router_, from one thread
+    router_.run(xn, router_w, logits_.data());
+    route_tokens(logits_.data(), n_, E_, k_, idx_.data(), w_.data());
+    return;
+  }
+  const int64_t t0 = static_cast<int64_t>(b) * block_rows_;
+  const MatmulPlan& plan = t0 + block_rows_ <= n_ ? router_block_[0] : router_block_.back();
+  // [rows, d] x [d, E] -> [rows, E] -> top-k per token.
+  plan.run(xn + t0 * d_, router_w, logits_.data() + t0 * E_, &mm);
+  route_tokens(logits_.data() + t0 * E_, plan.rows(), E_, k_, idx_.data() + t0 * k_, w_.data() + t0 * k_);
+}
+
+void MoeLayer::plan_chunks(int team) {
+  chunks_.clear();
+  for (int u = 0; u < team; ++u) scratch_[u].chunks.clear();
+  const int max_rows = fc1_.max_rows();
+  for (int i = 0; i < static_cast<int>(q_.active.size()); ++i) {
+    const int e = q_.active[i];
+    const int32_t* begin = q_.token.data() + q_.offset[e];
+    const int32_t* end = begin + q_.count[e];
+    int parts = 0;
+    for (int u = 0; u < team; ++u) {
+      // Thread u's tokens [lo, hi): its part of the (ascending) queue.
+      const int lo = static_cast<int>(static_cast<int64_t>(n_) * u / team);
+      const int hi = static_cast<int>(static_cast<int64_t>(n_) * (u + 1) / team);
+      const int32_t* a = std::lower_bound(begin, end, lo);
+      const int32_t* b = std::lower_bound(a, end, hi);
+      const int count = static_cast<int>(b - a);
+      const int n = (count + max_rows - 1) / max_rows;
+      for (int c = 0, start = static_cast<int>(a - q_.token.data()); c < n; ++c) {
+        const int rows = count / n + (c < count % n ? 1 : 0);
+        scratch_[u].chunks.push_back(static_cast<int>(chunks_.size()));
+        chunks_.push_back({i, start, rows});
+        start += rows;
+      }
+      parts += n;
+    }
+    left_[i].store(parts);
   }
 }
 
 void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w, ExpertStream& experts,
-                       int moe_layer, float* y) {
-  // 1. Route: [N, d] x [d, E] -> [N, E] -> top-k per token.
-  router_.run(xn, router_w, logits_.data());
-  route_tokens(logits_.data(), n_, E_, k_, idx_.data(), w_.data());
-  // 2. Per-expert token queues (counting sort).
-  q_.build(idx_.data(), w_.data(), n_, k_);
-
-  // 3. Experts, in queue order, each queue cut into near-equal chunks of at most kMaxChunk rows.
-  // With a buffer for every thread's expert (resident, or enough streaming buffers), each expert
-  // goes to one thread, so its weights are read by one core only. With two streaming buffers the
-  // threads share each expert instead (one per thread when long enough), so that one buffer is
-  // always free for the next load: the paper's ping-pong.
-  const int max_rows = fc1_.max_rows();
-  const int nt = std::min<int>(omp_get_max_threads(), static_cast<int>(scratch_.size()));
-  const bool share = experts.mode() == ExpertMode::stream && experts.slots() <= nt;
-  chunks_.clear();
-  int out = 0;
-  for (int i = 0; i < static_cast<int>(q_.active.size()); ++i) {
-    const int e = q_.active[i], count = q_.count[e];
-    const int parts = std::max({(count + max_rows - 1) / max_rows, share ? std::min(nt, count / kMinChunk) : 1, 1});
-    for (int c = 0, start = q_.offset[e]; c < parts; ++c) {
-      const int rows = count / parts + (c < count % parts ? 1 : 0);
-      chunks_.push_back({i, start, rows, out});
-      for (int r = 0; r < rows; ++r) pos_[q_.pair[start + r]] = out + r;
-      start += rows;
-      out += MatmulBank::padded(rows, max_rows);
-    }
-    left_[i].store(parts);
-  }
-  experts.begin_layer(moe_layer, q_.active);
+                       int moe_layer) {
+  const int nt = static_cast<int>(scratch_.size());
+  const int blocks = router_block_.empty() ? 1 : (n_ + block_rows_ - 1) / block_rows_;
   std::exception_ptr error;
+  std::atomic<bool> failed{false};
+  auto guard = [&](auto&& step) {
+    if (failed.load()) return;
+    try {
+      step();
+    } catch (...) {
+#pragma omp critical(m3vit_moe_error)
+      if (!error) error = std::current_exception();
+      failed.store(true);
+      // Threads waiting for a load that the failed chunk would have made room for must not wait
+      // forever: they get an error too, and the first error is the one reported.
+      experts.abort();
+    }
+  };
 #pragma omp parallel num_threads(nt)
   {
     ThreadScratch& ts = scratch_[omp_get_thread_num()];
+    // 1. Route, a block of tokens at a time; a thread that wakes late takes fewer blocks.
 #pragma omp for schedule(dynamic, 1)
-    for (int c = 0; c < static_cast<int>(chunks_.size()); ++c) {
-      const Chunk ch = chunks_[c];
-      try {
+    for (int b = 0; b < blocks; ++b) guard([&] { route_block(b, xn, router_w, ts.mm); });
+    // 2. Per-expert token queues (counting sort, O(N·k)), each thread's chunks, the first loads.
+#pragma omp single
+    guard([&] {
+      q_.build(idx_.data(), w_.data(), n_, k_);
+      plan_chunks(omp_get_num_threads());
+      experts.begin_layer(moe_layer, q_.active);
+    });
+    // 3. Experts over this thread's tokens, in queue order.
+    for (int c : ts.chunks) {
+      guard([&] {
+        const Chunk ch = chunks_[c];
         const int32_t* tok = q_.token.data() + ch.start;
+        const float* gate = q_.weight.data() + ch.start;
         for (int r = 0; r < ch.rows; ++r)  // gather: [rows, d]
           std::memcpy(ts.in.data() + static_cast<int64_t>(r) * d_, xn + static_cast<int64_t>(tok[r]) * d_, d_ * 4);
         const ExpertWeights& ew = experts.acquire(ch.active);  // waits only for an unfinished load
-        fc1_.run(ts.in.data(), ch.rows, *ew.fc1, ts.hidden.data(), ts.mm);   // [rows, hid], GELU fused
-        fc2_.run(ts.hidden.data(), ch.rows, *ew.fc2, y + static_cast<int64_t>(ch.out) * d_, ts.mm);
+        fc1_.run(ts.in.data(), ch.rows, *ew.fc1, ts.hidden.data(), ts.mm);  // [rows, hid], GELU fused
+        fc2_.run(ts.hidden.data(), ch.rows, *ew.fc2, ts.in.data(), ts.mm);  // [rows, d] over the input
         // The expert's last chunk frees its buffer for a later expert.
         if (left_[ch.active].fetch_sub(1) == 1) experts.release(ch.active);
-      } catch (...) {
-#pragma omp critical(m3vit_moe_error)
-        if (!error) error = std::current_exception();
-      }
+        // x[token] += gate · row: this thread's tokens only, while the rows are in its cache.
+        for (int r = 0; r < ch.rows; ++r)
+          axpy_row(gate[r], ts.in.data() + static_cast<int64_t>(r) * d_, x + static_cast<int64_t>(tok[r]) * d_, d_,
+                   /*assign=*/false);
+      });
     }
   }
   if (error) std::rethrow_exception(error);
-
-  // 4. Combine: x[t] += Σ_j w_tj · y[pos(t, j)], each token's k rows in its top-k order.
-#pragma omp parallel for schedule(static)
-  for (int t = 0; t < n_; ++t) {
-    float* dst = x + static_cast<int64_t>(t) * d_;
-    for (int j = 0; j < k_; ++j) {
-      const float* src = y + static_cast<int64_t>(pos_[t * k_ + j]) * d_;
-      const float g = w_[t * k_ + j];
-#pragma omp simd
-      for (int c = 0; c < d_; ++c) dst[c] += g * src[c];
-    }
-  }
 }
 
 }  // namespace m3vit::rt

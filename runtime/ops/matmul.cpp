@@ -85,6 +85,21 @@ void MatmulPlan::run(const float* x, const PackedWeights& w, float* y, MatmulScr
   strm.wait();
 }
 
+namespace {
+// Grows s to hold a scratchpad of pad bytes and bf16_elems bf16 inputs; never shrinks it, so one
+// scratch serves every plan a thread runs.
+void grow_scratch(MatmulScratch& s, const dnnl::engine& eng, size_t pad, size_t bf16_elems) {
+  if (s.pad) pad = std::max(pad, s.pad.get_desc().get_size());
+  s.pad = memory({{static_cast<memory::dim>(std::max<size_t>(pad, 1))}, dt::u8, tag::a}, eng);
+  if (!s.strm) s.strm = dnnl::stream(eng);
+  if (s.bf16.size() < bf16_elems) s.bf16.resize(bf16_elems);
+}
+}  // namespace
+
+void MatmulPlan::reserve(MatmulScratch& s) const {
+  grow_scratch(s, ctx_->eng, scratchpad_bytes(), prec_ == Precision::bf16 ? static_cast<size_t>(rows_) * in_ : 0);
+}
+
 MatmulBank::MatmulBank(DnnlContext& ctx, int in, int out, int max_rows, Epilogue epi, Precision prec)
     : ctx_(&ctx), max_rows_(max_rows) {
   for (int m = std::min(kRowStep, max_rows);; m = std::min(m + kRowStep, max_rows)) {
@@ -101,9 +116,7 @@ MatmulBank::MatmulBank(DnnlContext& ctx, int in, int out, int max_rows, Epilogue
 void MatmulBank::reserve(MatmulScratch& s) const {
   size_t pad = 0;
   for (const auto& p : plans_) pad = std::max(pad, p.scratchpad_bytes());
-  s.pad = memory({{static_cast<memory::dim>(std::max<size_t>(pad, 1))}, dt::u8, tag::a}, ctx_->eng);
-  s.strm = dnnl::stream(ctx_->eng);
-  if (precision() == Precision::bf16) s.bf16.resize(std::max(s.bf16.size(), static_cast<size_t>(max_rows_) * in()));
+  grow_scratch(s, ctx_->eng, pad, precision() == Precision::bf16 ? static_cast<size_t>(max_rows_) * in() : 0);
 }
 
 void MatmulBank::run(const float* x, int rows, const PackedWeights& w, float* y, MatmulScratch& scratch) const {

@@ -55,6 +55,9 @@ class MatmulPlan {
   // plan's. scratch: required for a user-scratchpad plan.
   void run(const float* x, const PackedWeights& w, float* y, MatmulScratch* scratch = nullptr) const;
 
+  // Sizes a thread's scratch for this (user-scratchpad) plan; keeps what other plans need.
+  void reserve(MatmulScratch& s) const;
+
   int in() const { return in_; }
   int out() const { return out_; }
   int rows() const { return rows_; }

@@ -52,4 +52,20 @@ M3VIT_AVX512 inline __m512 exp2_512(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
+// Row update of the MoE scatter-add (runtime/moe_layer.cpp): y = a·x (assign) or y += a·x, n floats. The build's baseline ISA would do them 4 floats at a time, which cost the
+// MoE layer ~4% at ViT-S (measured); masked 16-float steps cover any n.
+M3VIT_AVX512 inline void axpy512(float a, const float* x, float* y, int n, bool assign) {
+  const __m512 va = _mm512_set1_ps(a);
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 m = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1u);
+    const __m512 v = _mm512_mul_ps(va, _mm512_maskz_loadu_ps(m, x + i));
+    _mm512_mask_storeu_ps(y + i, m, assign ? v : _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+inline void axpy_row(float a, const float* x, float* y, int n, bool assign) {
+  static const bool simd = cpu_has_avx512();
+  if (simd) return axpy512(a, x, y, n, assign);
+  for (int i = 0; i < n; ++i) y[i] = assign ? a * x[i] : y[i] + a * x[i];
+}
+
 }  // namespace m3vit::rt
