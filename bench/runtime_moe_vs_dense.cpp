@@ -53,7 +53,11 @@ Result time_layer(const rt::ModelFile& file, int moe_layer, const std::vector<fl
   const int N = c.num_tokens(), d = c.embed_dim, hid = c.moe_hidden(), E = c.moe_experts, k = c.moe_top_k;
   rt::DnnlContext ctx;
   rt::MoeLayer moe(ctx, N, d, hid, E, k, rt::Precision::fp32);
-  rt::ExpertStream experts(ctx, file, mode, 0, moe.fc1(), moe.fc2());
+  std::unique_ptr<rt::WeightStream> ring;
+  if (mode == rt::ExpertMode::stream)
+    ring = std::make_unique<rt::WeightStream>(ctx.eng, file.path(), 2, rt::ExpertStream::slot_bytes(moe.fc1(), moe.fc2()),
+                                              static_cast<size_t>(hid) * d);
+  rt::ExpertStream experts(ctx, file, mode, moe.fc1(), moe.fc2(), ring.get());
   int block = -1;
   for (int i = 0, j = 0; i < c.depth; ++i)
     if (c.is_moe_block(i) && j++ == moe_layer) block = i;
@@ -93,14 +97,14 @@ Result time_layer(const rt::ModelFile& file, int moe_layer, const std::vector<fl
   res.layer = moe_layer;
   res.moe_ms = median(tm);
   res.dense_ms = median(td);
-  const auto& q = moe.queues();
-  res.active = static_cast<int>(q.active.size());
-  res.qmin = *std::min_element(q.count.begin(), q.count.end());
-  res.qmax = *std::max_element(q.count.begin(), q.count.end());
+  const std::vector<int32_t>& count = moe.queue_lengths();
+  res.active = moe.experts_used();
+  res.qmin = *std::min_element(count.begin(), count.end());
+  res.qmax = *std::max_element(count.begin(), count.end());
   double mean = 0, var = 0;
-  for (int n : q.count) mean += n;
+  for (int n : count) mean += n;
   mean /= E;
-  for (int n : q.count) var += (n - mean) * (n - mean);
+  for (int n : count) var += (n - mean) * (n - mean);
   res.qcv = std::sqrt(var / E) / mean;
   return res;
 }

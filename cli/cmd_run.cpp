@@ -36,7 +36,7 @@ constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
 
 struct RunArgs {
   std::string model, task, image, input_npy, save_logits, out;
-  std::string experts = "resident", memory_budget, precision = "fp32", conv = "winograd";
+  std::string experts = "resident", layers = "resident", memory_budget, precision = "fp32", conv = "winograd";
   bool resize = false;
   int threads = 0, repeat = 1;
 };
@@ -106,6 +106,7 @@ void run_run(const RunArgs& a) {
   check_output_dir(a.save_logits, "--save-logits");
   rt::EngineOptions opt;
   opt.experts = rt::expert_mode_from_string(a.experts);
+  opt.layers = rt::expert_mode_from_string(a.layers);
   opt.precision = rt::precision_from_string(a.precision);
   opt.threads = a.threads;
   opt.winograd = a.conv == "winograd";
@@ -135,8 +136,10 @@ void run_run(const RunArgs& a) {
   const rt::RunTimes& t = eng.last_times();
   std::printf("model    %s (%s), task %s (%d of %d)\n", a.model.c_str(), cfg.name.c_str(), a.task.c_str(), task,
               cfg.num_tasks());
-  std::printf("runtime  %s, experts %s, head convs %s, %d threads, loaded in %.2f s, %.1f MB of weights held\n",
-              rt::to_string(opt.precision), rt::to_string(opt.experts), eng.head_winograd() ? "Winograd" : "direct",
+  std::printf("runtime  %s, experts %s, layers %s, head convs %s, %d threads, loaded in %.2f s, %.1f MB of weights "
+              "held\n",
+              rt::to_string(opt.precision), rt::to_string(opt.experts), rt::to_string(opt.layers),
+              eng.head_winograd() ? "Winograd" : "direct",
               eng.options().threads > 0 ? eng.options().threads : default_threads(), load_s, eng.weight_bytes() / 1e6);
   std::printf("input    %s\n", (a.image.empty() ? a.input_npy : a.image).c_str());
   std::printf("logits   [1, %d, %d, %d]  hash %s  (%.3f s)\n", C, cfg.img_h, cfg.img_w, logits_hash(y).c_str(),
@@ -146,9 +149,10 @@ void run_run(const RunArgs& a) {
               total_ms / a.repeat, best_ms, a.repeat, t.embed, t.attention, t.mlp, t.moe, t.head,
               eng.counted_flops(task) / best_ms / 1e6);
   std::printf("experts  %d non-empty queues", t.experts_computed);
-  if (opt.experts == rt::ExpertMode::stream)
-    std::printf(", %lld streamed (%.1f MB), %.2f thread-ms waiting for a load", static_cast<long long>(t.stream.loads),
-                t.stream.bytes_read / 1e6, t.stream.wait_ms);
+  if (eng.stream_bytes() > 0)
+    std::printf("; %lld weight loads streamed (%.1f MB) through %.1f MB of buffers, %.2f thread-ms waiting for a load",
+                static_cast<long long>(t.stream.loads), t.stream.bytes_read / 1e6, eng.stream_bytes() / 1e6,
+                t.stream.wait_ms);
   std::printf("\n");
   if (!a.save_logits.empty()) {
     write_npy(a.save_logits, DType::F32, {1, C, cfg.img_h, cfg.img_w}, y.data());
@@ -175,8 +179,12 @@ void register_run(CLI::App& app) {
   sub->add_option("--out,-o", a->out, "write the task picture as PNG");
   sub->add_option("--experts", a->experts, "resident: all experts in RAM; stream: read from the file as needed")
       ->check(CLI::IsMember({"resident", "stream"}));
+  sub->add_option("--layers", a->layers,
+                  "attention, dense MLP and head conv weights: resident (default) or stream (read from the file as "
+                  "needed, through the same buffers as streamed experts)")
+      ->check(CLI::IsMember({"resident", "stream"}));
   sub->add_option("--memory-budget", a->memory_budget,
-                  "stream mode: bytes for expert buffers, e.g. 8M (default: two experts)");
+                  "stream modes: bytes for the weight buffers, e.g. 8M (default: two of the largest streamed load)");
   sub->add_option("--precision", a->precision, "fp32 (default) or bf16 (AVX512-BF16)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
   sub->add_option("--conv", a->conv, "fp32 head convs: winograd (default, faster, 4x the conv weights) or direct")

@@ -6,6 +6,7 @@
 #include <utility>
 #include <chrono>
 
+#include "runtime/layer_stream.h"
 #include "runtime/model_file.h"
 #include "runtime/ops/layernorm.h"
 #include "runtime/task_switch.h"
@@ -19,7 +20,7 @@ double ms_since(clock_type::time_point t0) {
 }
 }  // namespace
 
-Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec)
+Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec, bool pack_dense)
     : cfg_(f.config()), n_(cfg_.num_tokens()), d_(cfg_.embed_dim) {
   const ModelConfig& c = cfg_;
   const int hw = c.num_patches(), pp = c.in_chans * c.patch * c.patch, mh = c.mlp_hidden();
@@ -49,13 +50,15 @@ Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec)
     b.n1b = vec("norm1.bias");
     b.n2w = vec("norm2.weight");
     b.n2b = vec("norm2.bias");
-    b.qkv = qkv_plan_.pack(f.data(block_key(i, "attn.qkv.weight")),
-                      c.qkv_bias ? f.data(block_key(i, "attn.qkv.bias")) : nullptr);
-    b.proj = proj_.pack(f.data(block_key(i, "attn.proj.weight")), f.data(block_key(i, "attn.proj.bias")));
-    f.release(block_key(i, "attn.qkv.weight"));
-    if (c.is_moe_block(i)) {
-      b.moe_layer = moe_layer++;
-    } else {
+    if (c.is_moe_block(i)) b.moe_layer = moe_layer++;
+    if (pack_dense) {
+      b.qkv = qkv_plan_.pack(f.data(block_key(i, "attn.qkv.weight")),
+                             c.qkv_bias ? f.data(block_key(i, "attn.qkv.bias")) : nullptr);
+      b.proj = proj_.pack(f.data(block_key(i, "attn.proj.weight")), f.data(block_key(i, "attn.proj.bias")));
+      f.release(block_key(i, "attn.qkv.weight"));
+      f.release(block_key(i, "attn.proj.weight"));
+    }
+    if (pack_dense && b.moe_layer < 0) {
       b.fc1 = fc1_.pack(f.data(block_key(i, "mlp.fc1.weight")), f.data(block_key(i, "mlp.fc1.bias")));
       b.fc2 = fc2_.pack(f.data(block_key(i, "mlp.fc2.weight")), f.data(block_key(i, "mlp.fc2.bias")));
       f.release(block_key(i, "mlp.fc1.weight"));
@@ -81,8 +84,7 @@ Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec)
 size_t Backbone::bytes() const {
   size_t n = patch_w_.bytes() + (cls_.size() + pos_.size()) * 4;
   for (const auto& b : blocks_) {
-    n += (b.n1w.size() * 4) * 4 + b.qkv.bytes() + b.proj.bytes();
-    if (b.fc1.weights) n += b.fc1.bytes() + b.fc2.bytes();
+    n += (b.n1w.size() * 4) * 4 + b.qkv.bytes() + b.proj.bytes() + b.fc1.bytes() + b.fc2.bytes();
   }
   return n;
 }
@@ -104,7 +106,7 @@ void Backbone::patchify(const float* image, float* patches) const {
 }
 
 const float* Backbone::forward(const float* image, int task, const TaskSwitch& tasks, ExpertStream& experts,
-                               RunTimes& times, RunTrace* trace, float* work) {
+                               RunTimes& times, RunTrace* trace, float* work, LayerStream* layers) {
   const ModelConfig& c = cfg_;
   float* xn = work + xn_;
   float* qkv = work + qkv_;
@@ -118,31 +120,45 @@ const float* Backbone::forward(const float* image, int task, const TaskSwitch& t
   for (int64_t i = 0; i < static_cast<int64_t>(x_.size()); ++i) x_[i] += pos_[i];
   times.embed += ms_since(t0);
 
+  // A dense layer's weights: packed here, or streamed (waits for the load; done() frees the buffer).
+  auto weights = [&](int i, LayerStream::Kind k, const PackedWeights& packed) -> const PackedWeights& {
+    return layers ? layers->dense(i, k) : packed;
+  };
+  auto done = [&](int i, LayerStream::Kind k) {
+    if (layers) layers->done(i, k);
+  };
   for (int i = 0; i < c.depth; ++i) {
     const BlockWeights& b = blocks_[i];
     t0 = clock_type::now();
     // x += proj(attention(LN1(x)))
     layer_norm(x_.data(), xn, n_, d_, b.n1w.data(), b.n1b.data(), c.ln_eps);
-    qkv_plan_.run(xn, b.qkv, qkv);                // [N, 3d]
-    attn_.run(qkv, att, work + attn_work_);       // [N, d]
-    proj_.run(att, b.proj, x_.data());            // residual add fused
+    qkv_plan_.run(xn, weights(i, LayerStream::kQkv, b.qkv), qkv);  // [N, 3d]
+    done(i, LayerStream::kQkv);
+    attn_.run(qkv, att, work + attn_work_);                         // [N, d]
+    proj_.run(att, weights(i, LayerStream::kProj, b.proj), x_.data());  // residual add fused
+    done(i, LayerStream::kProj);
     times.attention += ms_since(t0);
 
     t0 = clock_type::now();
     layer_norm(x_.data(), xn, n_, d_, b.n2w.data(), b.n2b.data(), c.ln_eps);
     if (b.moe_layer < 0) {
-      fc1_.run(xn, b.fc1, hid);         // [N, 4d], GELU fused
-      fc2_.run(hid, b.fc2, x_.data());  // residual add fused
+      fc1_.run(xn, weights(i, LayerStream::kFc1, b.fc1), hid);  // [N, 4d], GELU fused
+      done(i, LayerStream::kFc1);
+      fc2_.run(hid, weights(i, LayerStream::kFc2, b.fc2), x_.data());  // residual add fused
+      done(i, LayerStream::kFc2);
       times.mlp += ms_since(t0);
     } else {
+      // Streamed layers after resident experts: the loads up to the next MoE layer can start now
+      // (with streamed experts they are posted after the experts' loads, by the expert stream).
+      if (layers && experts.mode() == ExpertMode::resident) layers->after_moe_layer(b.moe_layer);
       if (trace) trace->moe_in.emplace_back(xn, xn + static_cast<size_t>(n_) * d_);
       moe_.forward(xn, x_.data(), tasks.router(task, b.moe_layer), experts, b.moe_layer);
       times.moe += ms_since(t0);
-      times.experts_computed += static_cast<int>(moe_.queues().active.size());
+      times.experts_computed += moe_.experts_used();
       if (trace) {
         trace->topk_idx.push_back(moe_.topk_idx());
         trace->topk_w.push_back(moe_.topk_w());
-        trace->queue_len.push_back(moe_.queues().count);
+        trace->queue_len.push_back(moe_.queue_lengths());
       }
     }
     if (trace) trace->block_out.push_back(x_);

@@ -16,26 +16,34 @@
 
 namespace m3vit::rt {
 
+class LayerStream;
 class ModelFile;
 class TaskSwitch;
 
 class Backbone {
  public:
-  Backbone(DnnlContext& ctx, const ModelFile& file, Precision prec);
+  // pack_dense false: the attention and dense MLP weights are streamed (runtime/layer_stream.h).
+  Backbone(DnnlContext& ctx, const ModelFile& file, Precision prec, bool pack_dense = true);
 
   // image [3, H, W] -> tokens [N, d] after the last block (returned pointer valid until the next call).
-  // work: the shared workspace, at least work_floats() floats.
+  // work: the shared workspace, at least work_floats() floats. layers: the streamed dense weights
+  // (null when they are packed here).
   const float* forward(const float* image, int task, const TaskSwitch& tasks, ExpertStream& experts, RunTimes& times,
-                       RunTrace* trace, float* work);
+                       RunTrace* trace, float* work, LayerStream* layers = nullptr);
   size_t work_floats() const { return layout_.floats; }
 
   MoeLayer& moe() { return moe_; }
+  // The dense plans (the layouts streamed weights are packed into): qkv, proj, fc1, fc2.
+  const MatmulPlan& qkv_plan() const { return qkv_plan_; }
+  const MatmulPlan& proj_plan() const { return proj_; }
+  const MatmulPlan& fc1_plan() const { return fc1_; }
+  const MatmulPlan& fc2_plan() const { return fc2_; }
   size_t bytes() const;  // dense weights held
 
  private:
   struct BlockWeights {
     std::vector<float> n1w, n1b, n2w, n2b;  // LayerNorm γ, β [d]
-    PackedWeights qkv, proj, fc1, fc2;      // fc1/fc2 empty for a MoE block
+    PackedWeights qkv, proj, fc1, fc2;      // fc1/fc2 empty for a MoE block; all empty when streamed
     int moe_layer = -1;                     // index among MoE layers, -1 for a dense block
   };
   void patchify(const float* image, float* patches) const;

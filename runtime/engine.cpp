@@ -9,6 +9,7 @@
 #include "common/platform.h"
 #include "model/flops.h"
 #include "runtime/backbone.h"
+#include "runtime/layer_stream.h"
 #include "runtime/model_file.h"
 #include "runtime/pup_head.h"
 #include "runtime/task_switch.h"
@@ -30,7 +31,9 @@ struct Engine::Impl {
   int threads = 1;
   DnnlContext ctx;
   std::unique_ptr<Backbone> backbone;
+  std::unique_ptr<WeightStream> ring;  // stream modes
   std::unique_ptr<ExpertStream> experts;
+  std::unique_ptr<LayerStream> layers;  // layers = stream
   std::unique_ptr<PupHead> head;
   std::unique_ptr<TaskSwitch> tasks;
   std::vector<double> flops;  // per task
@@ -46,23 +49,62 @@ Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::m
   omp_set_num_threads(m.threads);
   if (opt.precision == Precision::bf16 && !cpu_has_bf16())
     throw ConfigError("bf16 mode needs a CPU with AVX512-BF16 (this one has none); use fp32");
-  if (opt.experts == ExpertMode::resident && opt.memory_budget != 0)
-    throw ConfigError("--memory-budget applies to --experts stream only");
+  const bool stream_experts = opt.experts == ExpertMode::stream, stream_layers = opt.layers == ExpertMode::stream;
+  if (!stream_experts && !stream_layers && opt.memory_budget != 0)
+    throw ConfigError("--memory-budget applies to --experts stream or --layers stream only");
   // Open and check everything first: a bad file fails here before any packing work.
   ModelFile file(path);
   m.cfg = file.config();
-  m.backbone = std::make_unique<Backbone>(m.ctx, file, opt.precision);
-  m.experts = std::make_unique<ExpertStream>(m.ctx, file, opt.experts, opt.memory_budget, m.backbone->moe().fc1(),
-                                             m.backbone->moe().fc2());
+  m.backbone = std::make_unique<Backbone>(m.ctx, file, opt.precision, /*pack_dense=*/!stream_layers);
   m.head = std::make_unique<PupHead>(m.ctx, m.cfg, opt.precision, opt.winograd);
-  m.tasks = std::make_unique<TaskSwitch>(file, m.backbone->moe().router_plan(), *m.head);
+  const MoeLayer& moe = m.backbone->moe();
+  LayerStream::Plans plans;
+  plans.dense[LayerStream::kQkv] = &m.backbone->qkv_plan();
+  plans.dense[LayerStream::kProj] = &m.backbone->proj_plan();
+  plans.dense[LayerStream::kFc1] = &m.backbone->fc1_plan();
+  plans.dense[LayerStream::kFc2] = &m.backbone->fc2_plan();
+  for (int j = 0; j < 4; ++j) plans.conv[j] = &m.head->conv_plan(j);
+  if (stream_experts || stream_layers) {
+    // One ring for everything streamed; its buffers hold the largest load.
+    size_t slot = 0, staging = 0;
+    std::string largest;
+    if (stream_experts && !m.cfg.moe_blocks.empty()) {
+      slot = ExpertStream::slot_bytes(moe.fc1(), moe.fc2());
+      staging = static_cast<size_t>(m.cfg.moe_hidden()) * m.cfg.embed_dim;
+      largest = "an expert";
+    }
+    if (stream_layers && LayerStream::slot_bytes(plans) > slot) {
+      slot = LayerStream::slot_bytes(plans);
+      largest = "the largest dense layer or head conv";
+    }
+    if (stream_layers) staging = std::max(staging, LayerStream::staging_floats(m.cfg));
+    if (slot > 0) {
+      const size_t budget = opt.memory_budget == 0 ? 2 * slot : opt.memory_budget;
+      if (budget < 2 * slot)
+        throw ConfigError("memory budget " + std::to_string(budget) + " bytes is below two weight buffers (2 × " +
+                          std::to_string(slot) + " bytes for " + largest + ", " + to_string(opt.precision) + ")");
+      m.ring = std::make_unique<WeightStream>(m.ctx.eng, path, static_cast<int>(budget / slot), slot, staging);
+    }
+  }
+  m.experts = std::make_unique<ExpertStream>(m.ctx, file, m.cfg.moe_blocks.empty() ? ExpertMode::resident : opt.experts,
+                                             moe.fc1(), moe.fc2(), m.ring.get());
+  if (stream_layers) {
+    m.layers = std::make_unique<LayerStream>(m.ctx, file, plans, *m.ring);
+    LayerStream* layers = m.layers.get();
+    m.experts->set_after_layer([layers](int l) { layers->after_moe_layer(l); });
+  }
+  m.tasks = std::make_unique<TaskSwitch>(file, m.backbone->moe().router_plan(), *m.head, /*head_convs=*/!stream_layers);
   m.work.reserve(std::max(m.backbone->work_floats(), m.head->work_floats()));
   const FlopsReport fr = count_flops(m.cfg);
   for (int t = 0; t < m.cfg.num_tasks(); ++t) m.flops.push_back(2.0 * fr.single_task(t).macs);
-  // `file` unmaps here: every weight now lives in packed buffers (streamed experts: in the file).
+  // `file` unmaps here: every weight now lives in packed buffers (streamed ones: in the file).
 }
 
-Engine::~Engine() = default;
+Engine::~Engine() {
+  // The reader thread may be running a load of the expert or layer stream: let it finish before
+  // those are destroyed (members go in reverse order, the ring after them).
+  if (impl_ && impl_->ring) impl_->ring->reset();
+}
 
 const ModelConfig& Engine::config() const { return impl_->cfg; }
 const EngineOptions& Engine::options() const { return impl_->opt; }
@@ -78,9 +120,10 @@ double Engine::counted_flops(int task) const {
 }
 
 size_t Engine::weight_bytes() const {
-  return impl_->backbone->bytes() + impl_->tasks->bytes() + impl_->experts->buffer_bytes();
+  return impl_->backbone->bytes() + impl_->tasks->bytes() + expert_bytes() + stream_bytes();
 }
-size_t Engine::expert_bytes() const { return impl_->experts->buffer_bytes(); }
+size_t Engine::expert_bytes() const { return impl_->experts->resident_bytes(); }
+size_t Engine::stream_bytes() const { return impl_->ring ? impl_->ring->bytes() : 0; }
 bool Engine::head_winograd() const { return impl_->head->winograd(); }
 
 
@@ -91,14 +134,19 @@ void Engine::run(int task, const float* image, float* out, RunTrace* trace) {
   const auto t0 = std::chrono::steady_clock::now();
   check_finite(image, static_cast<int64_t>(m.cfg.in_chans) * m.cfg.img_h * m.cfg.img_w, "input image");
   m.times = RunTimes{};
-  m.experts->reset_stats();
-  const float* tokens = m.backbone->forward(image, task, *m.tasks, *m.experts, m.times, trace, m.work.base());
+  if (m.ring) {
+    m.ring->reset();  // a failed earlier image may have left loads behind
+    m.ring->reset_stats();
+  }
+  if (m.layers) m.layers->begin_image(task);
+  const float* tokens =
+      m.backbone->forward(image, task, *m.tasks, *m.experts, m.times, trace, m.work.base(), m.layers.get());
   const auto th = std::chrono::steady_clock::now();
-  m.head->forward(tokens, m.tasks->head(task), out, m.work.base());
+  m.head->forward(tokens, m.tasks->head(task), out, m.work.base(), m.layers.get());
   const auto t1 = std::chrono::steady_clock::now();
   m.times.head = std::chrono::duration<double, std::milli>(t1 - th).count();
   m.times.total = std::chrono::duration<double, std::milli>(t1 - t0).count();
-  m.times.stream = m.experts->stats();
+  if (m.ring) m.times.stream = m.ring->stats();
 }
 
 std::vector<float> Engine::run(int task, const std::vector<float>& image) {

@@ -7,8 +7,8 @@
 // (spec §8): of the MoE weights it touches the task's router and the experts its tokens are routed
 // to. The libtorch model's forward_task computes the same function (tests/model/test_runtime_parity).
 // Components: runtime/model_file (load + checks), task_switch (per-task routers and heads),
-// token_queue + moe_layer (reordered MoE), expert_stream (resident / streamed experts),
-// pup_head (banded head), runtime/ops (oneDNN matmul and conv, attention, LayerNorm, resize).
+// token_queue + moe_layer (reordered MoE), weight_stream (the ring of stream mode), expert_stream
+// (resident / streamed experts), layer_stream (streamed dense layers and head convs), pup_head (banded head), runtime/ops (oneDNN matmul and conv, attention, LayerNorm, resize).
 #pragma once
 
 #include <cstdint>
@@ -25,7 +25,11 @@ namespace m3vit::rt {
 struct EngineOptions {
   Precision precision = Precision::fp32;
   ExpertMode experts = ExpertMode::resident;
-  size_t memory_budget = 0;  // stream mode: bytes for the expert buffers (0 = two experts)
+  // The attention and dense MLP layers and the heads' 3×3 convs: resident (packed at load) or
+  // streamed from the file through the same buffers as the experts (runtime/layer_stream.h).
+  ExpertMode layers = ExpertMode::resident;
+  // Stream modes: bytes for the weight buffers (0 = two buffers of the largest streamed load).
+  size_t memory_budget = 0;
   int threads = 0;           // OpenMP threads for every op; 0 = all hardware threads
   // fp32 head convs as Winograd (runtime/ops/conv.h): 2.7× faster, but the transformed weights take
   // 4× the memory of the heads' 3×3 weights (+160 MB for the five PASCAL heads). false: direct convs.
@@ -45,7 +49,7 @@ struct RunTrace {
 struct RunTimes {
   double embed = 0, attention = 0, mlp = 0, moe = 0, head = 0, total = 0;
   int experts_computed = 0;  // non-empty expert queues over all MoE layers
-  ExpertStreamStats stream;  // stream mode: loads, bytes read, time waited for a load
+  WeightStreamStats stream;  // stream modes: loads, bytes read, time waited for a load
 };
 
 class Engine {
@@ -69,9 +73,11 @@ class Engine {
   // FLOPs of one image of `task` as counted for efficiency: 2 × the multiply-adds of model/flops.h
   // (matmuls and convs; only the k chosen experts per token).
   double counted_flops(int task) const;
-  // Bytes held for weights: everything resident, and the expert part of it.
+  // Bytes held for weights: everything resident plus the stream buffers; the resident experts; the
+  // stream buffers (the weight ring's slots and staging; 0 when nothing is streamed).
   size_t weight_bytes() const;
   size_t expert_bytes() const;
+  size_t stream_bytes() const;
   // True when the head's 3×3 convs run as Winograd (fp32; runtime/ops/conv.h).
   bool head_winograd() const;
 

@@ -1,13 +1,7 @@
 // Resident and streamed expert weights (runtime/expert_stream.h).
 #include "runtime/expert_stream.h"
 
-#include <fcntl.h>
-#include <omp.h>
-#include <unistd.h>
-
-#include <chrono>
 #include <cmath>
-#include <cstring>
 
 #include "common/errors.h"
 #include "runtime/model_file.h"
@@ -41,9 +35,18 @@ size_t parse_bytes(const std::string& s) {
   return static_cast<size_t>(v * mul);
 }
 
-ExpertStream::ExpertStream(DnnlContext& ctx, const ModelFile& file, ExpertMode mode, size_t budget,
-                           const MatmulBank& fc1, const MatmulBank& fc2)
-    : mode_(mode), path_(file.path()), eng_(ctx.eng) {
+namespace {
+size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+}  // namespace
+
+size_t ExpertStream::slot_bytes(const MatmulBank& fc1, const MatmulBank& fc2) {
+  return align64(fc1.weights_desc().get_size()) + align64(fc1.out() * sizeof(float)) +
+         align64(fc2.weights_desc().get_size()) + align64(fc2.out() * sizeof(float));
+}
+
+ExpertStream::ExpertStream(DnnlContext& ctx, const ModelFile& file, ExpertMode mode, const MatmulBank& fc1,
+                           const MatmulBank& fc2, WeightStream* ring)
+    : mode_(mode), ring_(ring), eng_(ctx.eng) {
   const ModelConfig& c = file.config();
   d_ = c.embed_dim;
   hid_ = c.moe_hidden();
@@ -53,7 +56,6 @@ ExpertStream::ExpertStream(DnnlContext& ctx, const ModelFile& file, ExpertMode m
     if (c.is_moe_block(i)) moe_blocks.push_back(i);
   if (moe_blocks.empty()) return;
   const size_t w1 = static_cast<size_t>(hid_) * d_;
-  expert_bytes_ = fc1.weights_desc().get_size() + fc2.weights_desc().get_size() + (hid_ + d_) * sizeof(float);
 
   if (mode == ExpertMode::resident) {
     fc1_.resize(moe_blocks.size());
@@ -80,190 +82,92 @@ ExpertStream::ExpertStream(DnnlContext& ctx, const ModelFile& file, ExpertMode m
   }
 
   // Stream mode: check every expert tensor once (by reading, not mapping), remember where they are.
+  if (!ring_) throw Error("expert streaming needs a weight ring");
   for (int b : moe_blocks) {
     const std::string k1 = block_key(b, "mlp.experts.htoh4."), k2 = block_key(b, "mlp.experts.h4toh.");
     for (const std::string& k : {k1 + "weight", k1 + "bias", k2 + "weight", k2 + "bias"}) file.check_finite_by_reading(k);
     src_.push_back({file.file_offset(k1 + "weight"), file.file_offset(k1 + "bias"), file.file_offset(k2 + "weight"),
                     file.file_offset(k2 + "bias")});
   }
-  const size_t need = 2 * expert_bytes_;
-  if (budget == 0) budget = need;
-  if (budget < need)
-    throw ConfigError("memory budget " + std::to_string(budget) + " bytes is below two expert buffers (" +
-                      std::to_string(need) + " bytes for d=" + std::to_string(d_) + ", hidden=" +
-                      std::to_string(hid_) + ", " + to_string(fc1.precision()) + ")");
-  const int nslots = static_cast<int>(std::min<size_t>(budget / expert_bytes_, static_cast<size_t>(std::max(E_, 2))));
+  if (ring_->slot_bytes() < slot_bytes(fc1, fc2) || ring_->staging_floats() < w1)
+    throw Error("weight ring slots are smaller than one expert");
   using dnnl::memory;
-  slot_.resize(nslots);
-  for (auto& s : slot_) {
-    s.fc1.weights = memory(fc1.weights_desc(), eng_);
-    s.fc1.bias = memory({{1, hid_}, memory::data_type::f32, memory::format_tag::ab}, eng_);
-    s.fc2.weights = memory(fc2.weights_desc(), eng_);
-    s.fc2.bias = memory({{1, d_}, memory::data_type::f32, memory::format_tag::ab}, eng_);
-    s.view = {&s.fc1, &s.fc2};
+  packed1_ = fc1.weights_desc();
+  packed2_ = fc2.weights_desc();
+  off_b1_ = align64(packed1_.get_size());
+  off_w2_ = off_b1_ + align64(hid_ * sizeof(float));
+  off_b2_ = off_w2_ + align64(packed2_.get_size());
+  // Views of every slot, made once: an acquired expert is a pointer to its slot's view.
+  slot_fc1_.resize(ring_->slots());
+  slot_fc2_.resize(ring_->slots());
+  for (int s = 0; s < ring_->slots(); ++s) {
+    uint8_t* base = ring_->slot(s);
+    slot_fc1_[s].weights = memory(packed1_, eng_, base);
+    slot_fc1_[s].bias = memory({{1, hid_}, memory::data_type::f32, memory::format_tag::ab}, eng_, base + off_b1_);
+    slot_fc2_[s].weights = memory(packed2_, eng_, base + off_w2_);
+    slot_fc2_[s].bias = memory({{1, d_}, memory::data_type::f32, memory::format_tag::ab}, eng_, base + off_b2_);
   }
+  for (int s = 0; s < ring_->slots(); ++s) slot_view_.push_back({&slot_fc1_[s], &slot_fc2_[s]});
   // The file's [out, in] rows are format "ba" of the matmul's [in, out] operand.
   plain1_ = memory::desc({d_, hid_}, memory::data_type::f32, memory::format_tag::ba);
   plain2_ = memory::desc({hid_, d_}, memory::data_type::f32, memory::format_tag::ba);
-  pack1_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng_, plain1_, eng_, fc1.weights_desc()));
-  pack2_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng_, plain2_, eng_, fc2.weights_desc()));
-  staging_.assign(w1, 0.f);
-  fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) throw IoError(path_ + ": cannot open for expert streaming");
-  queue_.reserve(slot_.size());
+  pack1_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng_, plain1_, eng_, packed1_));
+  pack2_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng_, plain2_, eng_, packed2_));
   active_.reserve(E_);
-  reader_ = std::thread([this] { reader_loop(); });
 }
 
-ExpertStream::~ExpertStream() {
-  if (reader_.joinable()) {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    reader_.join();
-  }
-  if (fd_ >= 0) ::close(fd_);
-}
-
-size_t ExpertStream::buffer_bytes() const {
-  if (mode_ == ExpertMode::stream) return slot_.size() * expert_bytes_ + staging_.size() * sizeof(float);
+size_t ExpertStream::resident_bytes() const {
   size_t n = 0;
   for (size_t l = 0; l < fc1_.size(); ++l)
     for (size_t e = 0; e < fc1_[l].size(); ++e) n += fc1_[l][e].bytes() + fc2_[l][e].bytes();
   return n;
 }
 
-void ExpertStream::post(int i) {
-  Slot& s = slot_[i % slot_.size()];
-  s.job = i;
-  s.state = Slot::kLoading;
-  queue_.push_back({layer_, active_[i], i});
-}
-
 void ExpertStream::begin_layer(int moe_layer, const std::vector<int32_t>& active) {
   layer_ = moe_layer;
-  if (mode_ == ExpertMode::resident) {
-    active_.assign(active.begin(), active.end());
-    return;
-  }
-  std::unique_lock<std::mutex> lk(mu_);
-  // A previous layer that ended early (an error) may still have loads in flight: let them finish.
-  cv_.wait(lk, [&] {
-    if (!queue_.empty()) return false;
-    for (auto& s : slot_)
-      if (s.state == Slot::kLoading) return false;
-    return true;
-  });
-  for (auto& s : slot_) {
-    s.job = -1;
-    s.state = Slot::kFree;
-    s.error.clear();
-  }
-  aborted_ = false;
   active_.assign(active.begin(), active.end());
-  // Fill every buffer: expert 0 into slot 0, expert 1 into slot 1 (ping-pong), ...
-  for (int i = 0; i < static_cast<int>(std::min(active_.size(), slot_.size())); ++i) post(i);
-  lk.unlock();
-  cv_.notify_all();
+  if (mode_ == ExpertMode::resident) return;
+  for (size_t i = 0; i < active_.size(); ++i) {
+    const int e = active_[i];
+    const int t = ring_->post([this, moe_layer, e](uint8_t* slot, dnnl::stream& strm) {
+      return load(moe_layer, e, slot, strm);
+    });
+    if (i == 0) base_ = t;
+  }
+  if (after_layer_) after_layer_(moe_layer);
 }
 
 const ExpertWeights& ExpertStream::acquire(int i) {
   if (mode_ == ExpertMode::resident) return resident_[layer_][active_[i]];
-  Slot& s = slot_[i % slot_.size()];
-  std::unique_lock<std::mutex> lk(mu_);
-  if (!(s.job == i && (s.state == Slot::kReady || s.state == Slot::kFailed))) {
-    const auto t0 = std::chrono::steady_clock::now();
-    cv_.wait(lk, [&] { return aborted_ || (s.job == i && (s.state == Slot::kReady || s.state == Slot::kFailed)); });
-    stats_.wait_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  }
-  if (s.job == i && s.state == Slot::kFailed) throw IoError(s.error);
-  if (aborted_) throw IoError(path_ + ": expert streaming stopped after an earlier error in MoE layer " + std::to_string(layer_));
-  return s.view;
+  return slot_view_[ring_->acquire(base_ + i)];
 }
 
 void ExpertStream::release(int i) {
-  if (mode_ == ExpertMode::resident) return;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    slot_[i % slot_.size()].state = Slot::kFree;
-    // The freed buffer takes the expert `slots` positions ahead: while expert i+1 computes from the
-    // other buffer, expert i+2 arrives in this one.
-    const int next = i + static_cast<int>(slot_.size());
-    if (next < static_cast<int>(active_.size())) post(next);
-  }
-  cv_.notify_all();
+  if (mode_ == ExpertMode::stream) ring_->release(base_ + i);
 }
 
 void ExpertStream::abort() {
-  if (mode_ == ExpertMode::resident) return;
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    aborted_ = true;
-  }
-  cv_.notify_all();
+  if (mode_ == ExpertMode::stream) ring_->abort();
 }
 
-void ExpertStream::reader_loop() {
-  // The reorders below run on this thread alone (OpenMP settings are per thread): the compute
-  // threads keep both cores.
-  omp_set_num_threads(1);
-  dnnl::stream strm(eng_);
-  std::unique_lock<std::mutex> lk(mu_);
-  for (;;) {
-    cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
-    if (stop_) return;
-    const Job job = queue_.front();
-    queue_.erase(queue_.begin());
-    Slot& s = slot_[job.index % slot_.size()];
-    lk.unlock();
-    std::string err;
-    int64_t bytes = 0;
-    try {
-      bytes = load(job.layer, job.expert, s, strm);
-    } catch (const std::exception& e) {
-      err = e.what();
-    }
-    lk.lock();
-    s.error = err;
-    s.state = err.empty() ? Slot::kReady : Slot::kFailed;
-    ++stats_.loads;
-    stats_.bytes_read += bytes;
-    lk.unlock();
-    cv_.notify_all();
-    lk.lock();
-  }
-}
-
-int64_t ExpertStream::load(int layer, int expert, Slot& s, dnnl::stream& strm) {
+int64_t ExpertStream::load(int layer, int expert, uint8_t* slot, dnnl::stream& strm) const {
   const LayerSource& src = src_[layer];
   const size_t w = static_cast<size_t>(hid_) * d_;
-  int64_t total = 0;
-  auto read = [&](void* dst, size_t bytes, size_t off) {
-    size_t done = 0;
-    while (done < bytes) {
-      const ssize_t got = ::pread(fd_, static_cast<uint8_t*>(dst) + done, bytes - done, static_cast<off_t>(off + done));
-      if (got <= 0)
-        throw IoError(path_ + ": reading expert " + std::to_string(expert) + " of MoE layer " + std::to_string(layer) +
-                      " failed (" + (got < 0 ? std::strerror(errno) : "unexpected end of file") + ")");
-      done += static_cast<size_t>(got);
-    }
-    total += static_cast<int64_t>(bytes);
-  };
+  const std::string what = "expert " + std::to_string(expert) + " of MoE layer " + std::to_string(layer);
   using dnnl::memory;
+  float* staging = ring_->staging();
   // htoh4[e] [hid, d] -> packed fc1; h4toh[e] [d, hid] -> packed fc2; biases as they are.
-  read(staging_.data(), w * 4, src.w1 + expert * w * 4);
-  memory plain1(plain1_, eng_, staging_.data());
-  pack1_.execute(strm, plain1, s.fc1.weights);
+  ring_->read(staging, w * 4, src.w1 + expert * w * 4, what);
+  memory plain1(plain1_, eng_, staging), dst1(packed1_, eng_, slot);
+  pack1_.execute(strm, plain1, dst1);
   strm.wait();
-  read(s.fc1.bias.get_data_handle(), hid_ * 4, src.b1 + static_cast<size_t>(expert) * hid_ * 4);
-  read(staging_.data(), w * 4, src.w2 + expert * w * 4);
-  memory plain2(plain2_, eng_, staging_.data());
-  pack2_.execute(strm, plain2, s.fc2.weights);
+  ring_->read(slot + off_b1_, hid_ * 4, src.b1 + static_cast<size_t>(expert) * hid_ * 4, what);
+  ring_->read(staging, w * 4, src.w2 + expert * w * 4, what);
+  memory plain2(plain2_, eng_, staging), dst2(packed2_, eng_, slot + off_w2_);
+  pack2_.execute(strm, plain2, dst2);
   strm.wait();
-  read(s.fc2.bias.get_data_handle(), d_ * 4, src.b2 + static_cast<size_t>(expert) * d_ * 4);
-  return total;
+  ring_->read(slot + off_b2_, d_ * 4, src.b2 + static_cast<size_t>(expert) * d_ * 4, what);
+  return static_cast<int64_t>(2 * w * 4 + (hid_ + d_) * 4);
 }
 
 }  // namespace m3vit::rt

@@ -19,81 +19,68 @@ MoeLayer::MoeLayer(DnnlContext& ctx, int tokens, int d, int hidden, int E, int k
       fc1_(ctx, d, hidden, std::min(kMaxChunk, tokens), Epilogue::gelu, prec),
       fc2_(ctx, hidden, d, std::min(kMaxChunk, tokens), Epilogue::none, prec),
       logits_(static_cast<size_t>(tokens) * E), idx_(static_cast<size_t>(tokens) * k),
-      w_(static_cast<size_t>(tokens) * k), left_(new std::atomic<int>[E]) {
-  q_.reserve(tokens, E, k);
-  const int nt = std::max(1, omp_get_max_threads());
+      w_(static_cast<size_t>(tokens) * k), count_(E, 0), left_(new std::atomic<int>[E]) {
+  const int nt = std::max(1, std::min(omp_get_max_threads(), tokens));
+  ranges_.resize(nt);
   scratch_.resize(nt);
-  // Router blocks. Their packed weights must be router_'s (the tasks' routers are packed once by
-  // router_plan()); oneDNN's brgemm picks one layout for every row count, checked here.
-  block_rows_ = std::min(kRouterBlock, (tokens + nt - 1) / nt);
-  const int last = tokens - (tokens - 1) / block_rows_ * block_rows_;
-  for (int rows : {block_rows_, last}) {
-    if (rows == block_rows_ && !router_block_.empty()) break;
-    router_block_.emplace_back(ctx, d, E, true, rows, Epilogue::none, Precision::fp32, /*user_scratchpad=*/true);
-    if (!(router_block_.back().weights_desc() == router_.weights_desc())) {
-      router_block_.clear();
-      break;
+  active_.reserve(E);
+  // Each range routes its own tokens with a single-threaded plan of its size. The plans' packed
+  // weights must be router_'s (the tasks' routers are packed once, by router_plan()); oneDNN's
+  // brgemm picks one layout for every row count, checked here.
+  bool per_range = true;
+  for (int r = 0; r < nt; ++r) {
+    Range& R = ranges_[r];
+    R.lo = static_cast<int>(static_cast<int64_t>(tokens) * r / nt);
+    R.hi = static_cast<int>(static_cast<int64_t>(tokens) * (r + 1) / nt);
+    R.q.reserve(R.hi - R.lo, E, k);
+    for (size_t i = 0; i < router_ranges_.size(); ++i)
+      if (router_ranges_[i].rows() == R.hi - R.lo) R.router = static_cast<int>(i);
+    if (R.router < 0) {
+      R.router = static_cast<int>(router_ranges_.size());
+      router_ranges_.emplace_back(ctx, d, E, true, R.hi - R.lo, Epilogue::none, Precision::fp32,
+                                  /*user_scratchpad=*/true);
+      per_range = per_range && router_ranges_.back().weights_desc() == router_.weights_desc();
     }
   }
-  // Chunks: per thread and expert one, plus one per kMaxChunk rows.
-  const size_t max_chunks = static_cast<size_t>(E) * nt + static_cast<size_t>(tokens) * k / kMaxChunk + 1;
-  chunks_.reserve(max_chunks);
+  if (!per_range) {
+    router_ranges_.clear();
+    for (Range& R : ranges_) R.router = -1;
+  }
   for (auto& s : scratch_) {
     s.in.assign(static_cast<size_t>(fc1_.max_rows()) * d, 0.f);
     s.hidden.assign(static_cast<size_t>(fc1_.max_rows()) * hidden, 0.f);
-    s.chunks.reserve(max_chunks);
     fc1_.reserve(s.mm);
     fc2_.reserve(s.mm);
-    for (const auto& p : router_block_) p.reserve(s.mm);
+    for (const auto& p : router_ranges_) p.reserve(s.mm);
   }
 }
 
-void MoeLayer::route_block(int b, const float* xn, const PackedWeights& router_w, MatmulScratch& mm) {
-  if (router_block_.empty()) {  // one block: all tokens through router_, from one thread
-    router_.run(xn, router_w, logits_.data());
-    route_tokens(logits_.data(), n_, E_, k_, idx_.data(), w_.data());
-    return;
-  }
-  const int64_t t0 = static_cast<int64_t>(b) * block_rows_;
-  const MatmulPlan& plan = t0 + block_rows_ <= n_ ? router_block_[0] : router_block_.back();
-  // [rows, d] x [d, E] -> [rows, E] -> top-k per token.
-  plan.run(xn + t0 * d_, router_w, logits_.data() + t0 * E_, &mm);
-  route_tokens(logits_.data() + t0 * E_, plan.rows(), E_, k_, idx_.data() + t0 * k_, w_.data() + t0 * k_);
-}
-
-void MoeLayer::plan_chunks(int team) {
-  chunks_.clear();
-  for (int u = 0; u < team; ++u) scratch_[u].chunks.clear();
+void MoeLayer::run_expert(const Range& R, int e, const ExpertWeights& w, const float* xn, float* x,
+                          ThreadScratch& ts) {
+  const int count = R.q.count[e];
   const int max_rows = fc1_.max_rows();
-  for (int i = 0; i < static_cast<int>(q_.active.size()); ++i) {
-    const int e = q_.active[i];
-    const int32_t* begin = q_.token.data() + q_.offset[e];
-    const int32_t* end = begin + q_.count[e];
-    int parts = 0;
-    for (int u = 0; u < team; ++u) {
-      // Thread u's tokens [lo, hi): its part of the (ascending) queue.
-      const int lo = static_cast<int>(static_cast<int64_t>(n_) * u / team);
-      const int hi = static_cast<int>(static_cast<int64_t>(n_) * (u + 1) / team);
-      const int32_t* a = std::lower_bound(begin, end, lo);
-      const int32_t* b = std::lower_bound(a, end, hi);
-      const int count = static_cast<int>(b - a);
-      const int n = (count + max_rows - 1) / max_rows;
-      for (int c = 0, start = static_cast<int>(a - q_.token.data()); c < n; ++c) {
-        const int rows = count / n + (c < count % n ? 1 : 0);
-        scratch_[u].chunks.push_back(static_cast<int>(chunks_.size()));
-        chunks_.push_back({i, start, rows});
-        start += rows;
-      }
-      parts += n;
-    }
-    left_[i].store(parts);
+  const int parts = (count + max_rows - 1) / max_rows;
+  for (int c = 0, pos = R.q.offset[e]; c < parts; ++c) {
+    const int rows = count / parts + (c < count % parts ? 1 : 0);
+    const int32_t* tok = R.q.token.data() + pos;  // relative to R.lo
+    const float* gate = R.q.weight.data() + pos;
+    pos += rows;
+    for (int r = 0; r < rows; ++r)  // gather: [rows, d]
+      std::memcpy(ts.in.data() + static_cast<int64_t>(r) * d_, xn + static_cast<int64_t>(R.lo + tok[r]) * d_, d_ * 4);
+    fc1_.run(ts.in.data(), rows, *w.fc1, ts.hidden.data(), ts.mm);  // [rows, hid], GELU fused
+    fc2_.run(ts.hidden.data(), rows, *w.fc2, ts.in.data(), ts.mm);  // [rows, d] over the input
+    // x[token] += gate · row, while the rows are in this core's cache.
+    for (int r = 0; r < rows; ++r)
+      axpy_row(gate[r], ts.in.data() + static_cast<int64_t>(r) * d_, x + static_cast<int64_t>(R.lo + tok[r]) * d_, d_,
+               /*assign=*/false);
   }
 }
 
 void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w, ExpertStream& experts,
                        int moe_layer) {
-  const int nt = static_cast<int>(scratch_.size());
-  const int blocks = router_block_.empty() ? 1 : (n_ + block_rows_ - 1) / block_rows_;
+  const int nr = static_cast<int>(ranges_.size());
+  const bool stream = experts.mode() == ExpertMode::stream;
+  const bool per_range = !router_ranges_.empty();
   std::exception_ptr error;
   std::atomic<bool> failed{false};
   auto guard = [&](auto&& step) {
@@ -104,45 +91,78 @@ void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w,
 #pragma omp critical(m3vit_moe_error)
       if (!error) error = std::current_exception();
       failed.store(true);
-      // Threads waiting for a load that the failed chunk would have made room for must not wait
+      // Threads waiting for a load that the failed step would have made room for must not wait
       // forever: they get an error too, and the first error is the one reported.
       experts.abort();
     }
   };
-#pragma omp parallel num_threads(nt)
+  // The merged statistics: every range's queue lengths, the experts any range uses.
+  auto merge = [&] {
+    std::fill(count_.begin(), count_.end(), 0);
+    for (const Range& R : ranges_)
+      for (int e = 0; e < E_; ++e) count_[e] += R.q.count[e];
+    active_.clear();
+    for (int e = 0; e < E_; ++e)
+      if (count_[e] > 0) active_.push_back(e);
+  };
+#pragma omp parallel num_threads(nr)
   {
-    ThreadScratch& ts = scratch_[omp_get_thread_num()];
-    // 1. Route, a block of tokens at a time; a thread that wakes late takes fewer blocks.
-#pragma omp for schedule(dynamic, 1)
-    for (int b = 0; b < blocks; ++b) guard([&] { route_block(b, xn, router_w, ts.mm); });
-    // 2. Per-expert token queues (counting sort, O(N·k)), each thread's chunks, the first loads.
+    const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+    ThreadScratch& ts = scratch_[tid];
+    // 1. Route: [rows, d] x [d, E] -> [rows, E] -> top-k per token. 2. This range's token queues.
+    if (!per_range) {
 #pragma omp single
-    guard([&] {
-      q_.build(idx_.data(), w_.data(), n_, k_);
-      plan_chunks(omp_get_num_threads());
-      experts.begin_layer(moe_layer, q_.active);
-    });
-    // 3. Experts over this thread's tokens, in queue order.
-    for (int c : ts.chunks) {
       guard([&] {
-        const Chunk ch = chunks_[c];
-        const int32_t* tok = q_.token.data() + ch.start;
-        const float* gate = q_.weight.data() + ch.start;
-        for (int r = 0; r < ch.rows; ++r)  // gather: [rows, d]
-          std::memcpy(ts.in.data() + static_cast<int64_t>(r) * d_, xn + static_cast<int64_t>(tok[r]) * d_, d_ * 4);
-        const ExpertWeights& ew = experts.acquire(ch.active);  // waits only for an unfinished load
-        fc1_.run(ts.in.data(), ch.rows, *ew.fc1, ts.hidden.data(), ts.mm);  // [rows, hid], GELU fused
-        fc2_.run(ts.hidden.data(), ch.rows, *ew.fc2, ts.in.data(), ts.mm);  // [rows, d] over the input
-        // The expert's last chunk frees its buffer for a later expert.
-        if (left_[ch.active].fetch_sub(1) == 1) experts.release(ch.active);
-        // x[token] += gate · row: this thread's tokens only, while the rows are in its cache.
-        for (int r = 0; r < ch.rows; ++r)
-          axpy_row(gate[r], ts.in.data() + static_cast<int64_t>(r) * d_, x + static_cast<int64_t>(tok[r]) * d_, d_,
-                   /*assign=*/false);
+        router_.run(xn, router_w, logits_.data());
+        route_tokens(logits_.data(), n_, E_, k_, idx_.data(), w_.data());
       });
+    }
+    for (int r = tid; r < nr; r += team) {
+      Range& R = ranges_[r];
+      guard([&] {
+        const int64_t lo = R.lo;
+        if (per_range) {
+          router_ranges_[R.router].run(xn + lo * d_, router_w, logits_.data() + lo * E_, &ts.mm);
+          route_tokens(logits_.data() + lo * E_, R.hi - R.lo, E_, k_, idx_.data() + lo * k_, w_.data() + lo * k_);
+        }
+        R.q.build(idx_.data() + lo * k_, w_.data() + lo * k_, R.hi - R.lo, k_);
+      });
+    }
+    // 3. Experts.
+    if (!stream) {
+      // Resident: every thread on its own, expert by expert.
+      for (int e = 0; e < E_; ++e)
+        for (int r = tid; r < nr; r += team)
+          if (ranges_[r].q.count[e] > 0)
+            guard([&] { run_expert(ranges_[r], e, experts.resident(moe_layer, e), xn, x, ts); });
+    } else {
+      // Streamed: agree on the experts to load, then all threads walk them in load order; the last
+      // range to finish an expert frees its buffer for the next load.
+#pragma omp barrier
+#pragma omp single
+      guard([&] {
+        merge();
+        for (int i = 0; i < static_cast<int>(active_.size()); ++i) {
+          int users = 0;
+          for (const Range& R : ranges_) users += R.q.count[active_[i]] > 0;
+          left_[i].store(users);
+        }
+        experts.begin_layer(moe_layer, active_);
+      });
+      for (int i = 0; i < static_cast<int>(active_.size()); ++i) {
+        for (int r = tid; r < nr; r += team) {
+          if (ranges_[r].q.count[active_[i]] == 0) continue;
+          guard([&] {
+            const ExpertWeights& w = experts.acquire(i);  // waits only for an unfinished load
+            run_expert(ranges_[r], active_[i], w, xn, x, ts);
+            if (left_[i].fetch_sub(1) == 1) experts.release(i);
+          });
+        }
+      }
     }
   }
   if (error) std::rethrow_exception(error);
+  if (!stream) merge();
 }
 
 }  // namespace m3vit::rt

@@ -7,18 +7,18 @@
 //      expert computes, the next one's weights are being brought in (runtime/expert_stream.h).
 // Equal to Σ_j w_j·Expert_{idx_j}(x) per token (custom_moe_layer.py:290-297), up to summation order.
 //
-// Threads split the tokens, not the experts: thread u owns tokens [u·N/T, (u+1)·N/T) and runs every
-// expert over the part of its queue that falls in its range (queues list their tokens ascending).
-// Every token has exactly k (token, expert) pairs, so the threads get equal work whatever the
-// routing; each thread adds only into its own tokens' rows, while those rows are still in its
-// cache, so there is no second pass and no lock; and each token's k rows are added in expert order
-// whatever the thread count, so the result does not change from run to run. Both threads walk the
-// experts in the same order, which is the order the expert stream loads them in: the paper's
-// ping-pong, one buffer computing while the next expert arrives in the other.
-// The three steps run in ONE OpenMP region (threads route blocks of tokens with single-threaded
-// router matmuls, one thread builds the queues, then each thread runs its chunks): with
-// OMP_WAIT_POLICY=passive every fork/join wakes a sleeping thread (tens of µs), and at batch 1 the
-// layer is only ~6 ms.
+// Threads split the tokens, not the experts: thread u owns tokens [u·N/T, (u+1)·N/T) and does all
+// three steps for them on its own: routes them, builds its own per-expert token queues, runs every
+// expert over its queue, and adds the rows into its tokens' rows of x while they are still in its
+// cache. Every token has exactly k (token, expert) pairs, so the threads get equal work whatever
+// the routing; no two threads write one row, so there is no second pass and no lock; each token's k
+// rows are added in expert order whatever the thread count, so the result does not change from run
+// to run; and with resident experts the threads never wait for each other inside the layer (one
+// OpenMP region, no barrier: with OMP_WAIT_POLICY=passive every fork, join or barrier wakes a
+// sleeping thread, tens of µs, and at batch 1 the whole layer is ~6 ms). With streamed experts the
+// threads meet once after routing, to agree on which experts to load, and then walk the experts in
+// the same order, which is the order the stream loads them in: the paper's ping-pong, each buffer
+// computed from by both threads while the next expert arrives in the other.
 #pragma once
 
 #include <atomic>
@@ -39,8 +39,6 @@ class MoeLayer {
   // configuration a thread's part of a queue is ~128 rows; on one core, matmuls of 128 and 256
   // rows ran at the same speed, 64 rows 18% slower (d = hid = 384, fp32).
   static constexpr int kMaxChunk = 256;
-  // Tokens per router matmul call (step 1), taken by the threads as they come.
-  static constexpr int kRouterBlock = 128;
 
   MoeLayer() = default;
   MoeLayer(DnnlContext& ctx, int tokens, int d, int hidden, int E, int k, Precision prec);
@@ -53,40 +51,41 @@ class MoeLayer {
   const MatmulBank& fc2() const { return fc2_; }
   const MatmulPlan& router_plan() const { return router_; }
   // Results of the last forward, for traces and statistics.
-  const std::vector<int32_t>& topk_idx() const { return idx_; }  // [N, k]
-  const std::vector<float>& topk_w() const { return w_; }        // [N, k]
-  const TokenQueues& queues() const { return q_; }
+  const std::vector<int32_t>& topk_idx() const { return idx_; }        // [N, k]
+  const std::vector<float>& topk_w() const { return w_; }              // [N, k]
+  const std::vector<int32_t>& queue_lengths() const { return count_; }  // [E] tokens per expert
+  int experts_used() const { return static_cast<int>(active_.size()); }  // non-empty queues
 
  private:
-  struct Chunk {
-    int active;  // index in q_.active (the compute order)
-    int start;   // first row (queue position) of the chunk
-    int rows;
+  // A thread's share of the layer: tokens [lo, hi), their router plan and their token queues
+  // (token ids relative to lo).
+  struct Range {
+    int lo = 0, hi = 0;
+    int router = -1;  // its single-threaded plan in router_ranges_; -1: router_ routes all tokens
+    TokenQueues q;
   };
+  // Buffers of the thread running a range.
   struct ThreadScratch {
-    std::vector<float> in;        // [kMaxChunk, d] one chunk's gathered rows, then its fc2 output
-    std::vector<float> hidden;    // [kMaxChunk, hid] its fc1 output
-    std::vector<int32_t> chunks;  // this thread's chunks (indices into chunks_), in compute order
+    std::vector<float> in;      // [kMaxChunk, d] one chunk's gathered rows, then its fc2 output
+    std::vector<float> hidden;  // [kMaxChunk, hid] its fc1 output
     MatmulScratch mm;
   };
-  void route_block(int b, const float* xn, const PackedWeights& router_w, MatmulScratch& mm);
-  void plan_chunks(int team);
+  // Expert e over range r's queue: gather, fc1 + GELU, fc2, x[token] += gate · row.
+  void run_expert(const Range& r, int e, const ExpertWeights& w, const float* xn, float* x, ThreadScratch& ts);
 
   int n_ = 0, d_ = 0, hid_ = 0, E_ = 0, k_ = 0;
   MatmulPlan router_;  // fp32 always: a bf16 router would move tokens between experts
+  std::vector<MatmulPlan> router_ranges_;  // one per range size (at most two); empty: see Range
   MatmulBank fc1_, fc2_;
-  // Step 1: the router on blocks of block_rows_ tokens (the last may be shorter), one
-  // single-threaded plan per block size. Empty when oneDNN packs the router differently for a block
-  // than for router_ (then router_ runs on all tokens from one thread).
-  int block_rows_ = 0;
-  std::vector<MatmulPlan> router_block_;  // [0]: block_rows_ rows, [1]: the last block if shorter
   std::vector<float> logits_;  // [N, E]
   std::vector<int32_t> idx_;   // [N, k]
   std::vector<float> w_;       // [N, k]
-  TokenQueues q_;
-  std::vector<Chunk> chunks_;                 // work items of one layer
-  std::unique_ptr<std::atomic<int>[]> left_;  // [E] chunks of each active expert not yet done
-  std::vector<ThreadScratch> scratch_;        // one per OpenMP thread
+  std::vector<Range> ranges_;            // one per thread
+  std::vector<ThreadScratch> scratch_;   // one per OpenMP thread
+  std::vector<int32_t> count_;           // [E] queue lengths summed over the ranges
+  std::vector<int32_t> active_;          // experts with a non-empty queue, ascending
+  // Stream mode: [E] ranges that have not finished the i-th active expert yet.
+  std::unique_ptr<std::atomic<int>[]> left_;
 };
 
 }  // namespace m3vit::rt

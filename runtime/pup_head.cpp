@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/errors.h"
+#include "runtime/layer_stream.h"
 #include "runtime/model_file.h"
 #include "runtime/ops/layernorm.h"
 #include "runtime/ops/resize.h"
@@ -11,9 +12,6 @@
 namespace m3vit::rt {
 
 namespace {
-// SyncBatchNorm's eps (mmcv default, spec §3.1); not part of ModelConfig.
-constexpr double kBnEps = 1e-5;
-
 // Largest divisor of rows whose band keeps at most kBandPixels output pixels (at least one row), so
 // every band has the same height and one conv primitive serves them all.
 int band_rows(int rows, int width) {
@@ -80,7 +78,7 @@ ConvPlan& PupHead::conv4_plan(int out_channels) {
   return it->second;
 }
 
-HeadWeights PupHead::pack(const ModelFile& f, const std::string& task, int out_channels) {
+HeadWeights PupHead::pack(const ModelFile& f, const std::string& task, int out_channels, bool with_convs) {
   HeadWeights hw;
   hw.out_channels = out_channels;
   auto key = [&](const std::string& rest) { return head_key(task, rest); };
@@ -88,7 +86,7 @@ HeadWeights PupHead::pack(const ModelFile& f, const std::string& task, int out_c
   const float* nb = f.data(key("norm.bias"));
   hw.norm_w.assign(nw, nw + d_);
   hw.norm_b.assign(nb, nb + d_);
-  for (int j = 0; j < 4; ++j) {
+  for (int j = 0; j < 4 && with_convs; ++j) {
     const std::string cj = "conv_" + std::to_string(j) + ".", bj = "syncbn_fc_" + std::to_string(j) + ".";
     const int cin = j == 0 ? d_ : c_;
     const float* w = f.data(key(cj + "weight"));
@@ -103,7 +101,7 @@ HeadWeights PupHead::pack(const ModelFile& f, const std::string& task, int out_c
   return hw;
 }
 
-void PupHead::forward(const float* tokens, const HeadWeights& w, float* out, float* work) {
+void PupHead::forward(const float* tokens, const HeadWeights& w, float* out, float* work, LayerStream* layers) {
   const int C = w.out_channels;
   float* ln = work + ln_;
   void* ln_blocked = work + ln_blocked_;
@@ -120,18 +118,21 @@ void PupHead::forward(const float* tokens, const HeadWeights& w, float* out, flo
     ctx_->strm.wait();
   }
   void* pad = work + conv_pad_;
-  conv0_.run(ln_blocked, w.conv[0], map[0], pad);  // [c, h, w]
+  auto conv = [&](int j) -> const PackedConv& { return layers ? layers->head_conv(j) : w.conv[j]; };
+  conv0_.run(ln_blocked, conv(0), map[0], pad);  // [c, h, w]
+  if (layers) layers->head_done(0);
   ConvPlan& c4 = conv4_plan(C);
   for (int s = 0; s < 3; ++s) {
     const UpStage& st = up_[s];
     const int H = 2 * st.in_h, W = 2 * st.in_w;
+    const PackedConv& cw = conv(s + 1);
     for (int r0 = 0; r0 < H; r0 += st.band) {
       // Rows r0-1 .. r0+band of the ×2 map (zeros outside it): the band's 3×3 input with halo.
       if (prec_ == Precision::bf16)
         upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, r0 - 1, r0 + st.band + 1, static_cast<uint16_t*>(band_in));
       else
         upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, r0 - 1, r0 + st.band + 1, static_cast<float*>(band_in));
-      st.plan.run(band_in, w.conv[s + 1], band_out, pad);  // [c, band, W]
+      st.plan.run(band_in, cw, band_out, pad);  // [c, band, W]
       if (s < 2)
         copy_rows_blocked(band_out, c_, st.band, W, map[s + 1], H, r0);
       else {
@@ -139,6 +140,7 @@ void PupHead::forward(const float* tokens, const HeadWeights& w, float* out, flo
         copy_rows_blocked(c4band, C, st.band, W, c4o, H, r0);
       }
     }
+    if (layers) layers->head_done(s + 1);
   }
   // conv_4 output [C, 8h, 8w] -> ×2 -> [C, 16h, 16w] (-> input size).
   const int H4 = 8 * h_, W4 = 8 * w_;

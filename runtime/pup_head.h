@@ -21,6 +21,7 @@
 
 namespace m3vit::rt {
 
+class LayerStream;
 class ModelFile;
 
 // One task's head weights, packed for the PupHead plans.
@@ -35,21 +36,26 @@ struct HeadWeights {
 class PupHead {
  public:
   static constexpr int kBandPixels = 8192;  // output pixels per band: [32, 256] rows at 512×512 input
+  // SyncBatchNorm's eps (mmcv default, spec §3.1); not part of ModelConfig.
+  static constexpr double kBnEps = 1e-5;
 
   PupHead() = default;
   // winograd: run the fp32 3×3 convs as Winograd (runtime/ops/conv.h: faster, 4× the conv weights).
   PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool winograd);
 
   // Reads, folds and packs the head of `task` (BN eps 1e-5: SyncBN's default, vit_up_head.py).
-  HeadWeights pack(const ModelFile& file, const std::string& task, int out_channels);
+  // with_convs false: the 3×3 convs are left out (streamed, runtime/layer_stream.h).
+  HeadWeights pack(const ModelFile& file, const std::string& task, int out_channels, bool with_convs = true);
 
   // tokens [N, d] (cls first) -> out [C, img_h, img_w]. work: the shared workspace, at least
-  // work_floats() floats.
-  void forward(const float* tokens, const HeadWeights& w, float* out, float* work);
+  // work_floats() floats. layers: where the 3×3 convs come from when streamed (else w.conv).
+  void forward(const float* tokens, const HeadWeights& w, float* out, float* work, LayerStream* layers = nullptr);
   size_t work_floats() const { return layout_.floats; }
 
   // True when every 3×3 conv runs as oneDNN's Winograd kernel (fp32 on AVX-512).
   bool winograd() const;
+  // The plan of conv_j (0: on the tokens' map, 1-3: on the upsampled maps).
+  const ConvPlan& conv_plan(int j) const { return j == 0 ? conv0_ : up_[j - 1].plan; }
 
  private:
   struct UpStage {  // conv on the ×2 upsampling of a [c, in_h, in_w] map, in bands of `band` rows

@@ -34,7 +34,7 @@ std::vector<std::vector<float>> task_embeddings(const ModelFile& f) {
   return out;
 }
 
-TaskSwitch::TaskSwitch(const ModelFile& f, const MatmulPlan& router_plan, PupHead& head) {
+TaskSwitch::TaskSwitch(const ModelFile& f, const MatmulPlan& router_plan, PupHead& head, bool head_convs) {
   const ModelConfig& c = f.config();
   const int T = c.num_tasks(), d = c.embed_dim, E = c.moe_experts;
   const bool with_emb = c.gate == GateType::task_cond && c.task_emb_dim > 0;
@@ -65,7 +65,7 @@ TaskSwitch::TaskSwitch(const ModelFile& f, const MatmulPlan& router_plan, PupHea
       routers_[t].push_back(router_plan.pack(wt.data(), bias.data()));
     }
   }
-  for (int t = 0; t < T; ++t) heads_.push_back(head.pack(f, c.tasks[t].name, c.tasks[t].out_channels));
+  for (int t = 0; t < T; ++t) heads_.push_back(head.pack(f, c.tasks[t].name, c.tasks[t].out_channels, head_convs));
 }
 
 size_t TaskSwitch::bytes() const {

@@ -24,8 +24,9 @@ class ModelFile;
 class TaskSwitch {
  public:
   TaskSwitch() = default;
-  // router_plan: the fp32 [d -> E] plan with bias shared by all MoE layers.
-  TaskSwitch(const ModelFile& file, const MatmulPlan& router_plan, PupHead& head);
+  // router_plan: the fp32 [d -> E] plan with bias shared by all MoE layers. head_convs false: the
+  // heads' 3×3 convs are streamed (runtime/layer_stream.h), the rest of each head is held here.
+  TaskSwitch(const ModelFile& file, const MatmulPlan& router_plan, PupHead& head, bool head_convs = true);
 
   int num_tasks() const { return static_cast<int>(heads_.size()); }
   const PackedWeights& router(int task, int moe_layer) const { return routers_[task][moe_layer]; }

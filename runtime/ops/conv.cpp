@@ -15,7 +15,11 @@ using dt = memory::data_type;
 
 void fold_batchnorm(std::vector<float>& w, std::vector<float>& b, int out_ch, const float* gamma, const float* beta,
                     const float* mean, const float* var, double eps) {
-  const size_t per_out = w.size() / static_cast<size_t>(out_ch);
+  fold_batchnorm(w.data(), w.size() / static_cast<size_t>(out_ch), b.data(), out_ch, gamma, beta, mean, var, eps);
+}
+
+void fold_batchnorm(float* w, size_t per_out, float* b, int out_ch, const float* gamma, const float* beta,
+                    const float* mean, const float* var, double eps) {
   for (int o = 0; o < out_ch; ++o) {
     // Folded in double so the fold itself adds no rounding beyond the final fp32 store.
     const double s = static_cast<double>(gamma[o]) / std::sqrt(static_cast<double>(var[o]) + eps);

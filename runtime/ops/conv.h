@@ -24,6 +24,9 @@ namespace m3vit::rt {
 // W' = W·γ/√(var+eps), b' = (b − mean)·γ/√(var+eps) + β (per output channel).
 void fold_batchnorm(std::vector<float>& w, std::vector<float>& b, int out_ch, const float* gamma, const float* beta,
                     const float* mean, const float* var, double eps);
+// The same on raw buffers: w holds out_ch × per_out values.
+void fold_batchnorm(float* w, size_t per_out, float* b, int out_ch, const float* gamma, const float* beta,
+                    const float* mean, const float* var, double eps);
 
 // Channels padded to the 16 of the blocked layout.
 inline int padded_channels(int c) { return (c + 15) / 16 * 16; }
@@ -33,7 +36,7 @@ inline size_t blocked_floats(int c, int h, int w) { return static_cast<size_t>(p
 struct PackedConv {
   dnnl::memory weights;
   dnnl::memory bias;
-  size_t bytes() const { return weights.get_desc().get_size() + bias.get_desc().get_size(); }
+  size_t bytes() const { return weights ? weights.get_desc().get_size() + bias.get_desc().get_size() : 0; }
 };
 
 class ConvPlan {
@@ -51,6 +54,10 @@ class ConvPlan {
   size_t scratchpad_bytes() const { return pd_.scratchpad_desc().get_size(); }
 
   int out_h() const { return out_h_; }
+  int cin() const { return cin_; }
+  int cout() const { return cout_; }
+  int kernel() const { return k_; }
+  dnnl::memory::desc weights_desc() const { return pd_.weights_desc(); }
   bool winograd() const { return winograd_; }
 
  private:

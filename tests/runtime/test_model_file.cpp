@@ -133,7 +133,10 @@ TEST_F(ModelFileChecks, BadOptionsAndInputs) {
   EngineOptions opt;
   opt.experts = rt::ExpertMode::stream;
   opt.memory_budget = 1000;  // below two experts (2 × ~8.7 KB here)
-  expect_error<ConfigError>(good_, {"memory budget 1000", "two expert buffers"}, opt);
+  expect_error<ConfigError>(good_, {"memory budget 1000", "two weight buffers", "an expert"}, opt);
+  opt.layers = rt::ExpertMode::stream;
+  expect_error<ConfigError>(good_, {"memory budget 1000", "two weight buffers", "dense layer or head conv"}, opt);
+  opt.layers = rt::ExpertMode::resident;
   opt.experts = rt::ExpertMode::resident;
   expect_error<ConfigError>(good_, {"--memory-budget"}, opt);
   EXPECT_THROW(rt::parse_bytes("12X"), ConfigError);

@@ -3,6 +3,7 @@
 // buffers stay at a fixed count however many experts the model has.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "runtime/engine.h"
@@ -44,10 +45,12 @@ TEST(TaskSwitch, InterleavedTasksEqualFixedTaskRunsBitForBit) {
   std::filesystem::remove_all(dir);
 }
 
-// Streamed experts are reordered into the same packed layout by the reader thread and run the same
-// kernels: the outputs are identical to resident ones. Buffers: a budget of 3 experts gives 3 slots for E = 8 and E = 32,
-// and every non-empty queue is read exactly once per image.
-TEST(ExpertStream, StreamEqualsResidentWithFixedBuffers) {
+// Streamed weights are reordered into the same packed layout by the reader thread and run the same
+// kernels: the outputs are identical to resident ones, bit for bit. Experts alone streamed, and
+// everything streamed (experts, attention and dense MLP layers, head convs). Buffers: a budget of 3.5
+// slots gives 3 slots for E = 8 and E = 32; every non-empty queue is read exactly once per image, and
+// with --layers stream also every dense layer and the task's 4 head convs.
+TEST(WeightStream, StreamEqualsResidentWithFixedBuffers) {
   const std::string dir = rt_test::scratch_dir("stream");
   for (int E : {8, 32}) {
     ModelConfig cfg = rt_test::tiny_config(GateType::multi, 48, 48, 2);
@@ -56,23 +59,43 @@ TEST(ExpertStream, StreamEqualsResidentWithFixedBuffers) {
     rt_test::write_random_export(cfg, model, 3);
     const std::vector<float> img = rt_test::random_image(cfg, 4);
     Engine res(model);
-    EngineOptions so;
-    so.experts = rt::ExpertMode::stream;
-    // The default budget holds two experts (packed layout) plus one expert's fp32 rows as read.
-    const size_t staging = static_cast<size_t>(cfg.moe_hidden()) * cfg.embed_dim * 4;
-    const size_t slot = (Engine(model, so).expert_bytes() - staging) / 2;
-    so.memory_budget = 3 * slot + slot / 2;
-    Engine str(model, so);
-    const auto yr = res.run(0, img);
-    const auto ys = str.run(0, img);
-    EXPECT_EQ(ys, yr) << "stream vs resident, E=" << E;
-    const rt::RunTimes& t = str.last_times();
-    EXPECT_EQ(t.stream.loads, t.experts_computed);
-    EXPECT_GT(t.experts_computed, 0);
-    EXPECT_EQ(res.last_times().stream.loads, 0);
-    // Held expert bytes: 3 buffers in stream mode whatever E is; all E·layers experts when resident.
-    EXPECT_EQ(str.expert_bytes(), 3 * slot + staging);
-    EXPECT_GE(res.expert_bytes(), static_cast<size_t>(E) * 2 * cfg.moe_hidden() * cfg.embed_dim * 4 * 2);
+    EXPECT_EQ(res.stream_bytes(), 0u);
+    for (rt::ExpertMode layers : {rt::ExpertMode::resident, rt::ExpertMode::stream}) {
+      SCOPED_TRACE("E=" + std::to_string(E) + " layers " + rt::to_string(layers));
+      EngineOptions so;
+      so.experts = rt::ExpertMode::stream;
+      so.layers = layers;
+      // Default budget: two slots of the largest load, plus the staging buffer for the largest tensor
+      // as read: an expert's [hid, d], or with streamed layers also qkv [3d, d], fc1 [4d, d] and the
+      // head convs [c, d, 3, 3] and [c, c, 3, 3].
+      const size_t d = cfg.embed_dim, c = cfg.head_channels;
+      size_t staging = static_cast<size_t>(cfg.moe_hidden()) * d;
+      if (layers == rt::ExpertMode::stream)
+        staging = std::max({staging, 3 * d * d, static_cast<size_t>(cfg.mlp_hidden()) * d, c * d * 9, c * c * 9});
+      staging *= 4;
+      const size_t slot = (Engine(model, so).stream_bytes() - staging) / 2;
+      ASSERT_GT(slot, 0u);
+      so.memory_budget = 3 * slot + slot / 2;
+      Engine str(model, so);
+      for (int t = 0; t < cfg.num_tasks(); ++t) {
+        const auto yr = res.run(t, img);
+        const auto ys = str.run(t, img);
+        EXPECT_EQ(ys, yr) << "stream vs resident, task " << t;
+        const rt::RunTimes& rt = str.last_times();
+        int dense = 0;
+        for (int b = 0; b < cfg.depth; ++b) dense += cfg.is_moe_block(b) ? 2 : 4;
+        EXPECT_EQ(rt.stream.loads, rt.experts_computed + (layers == rt::ExpertMode::stream ? dense + 4 : 0));
+        EXPECT_GT(rt.experts_computed, 0);
+        EXPECT_EQ(res.last_times().stream.loads, 0);
+      }
+      // Held: 3 buffers whatever E is; no resident experts. Resident: all E·layers experts.
+      EXPECT_EQ(str.stream_bytes(), 3 * slot + staging);
+      EXPECT_EQ(str.expert_bytes(), 0u);
+      EXPECT_GE(res.expert_bytes(), static_cast<size_t>(E) * 2 * cfg.moe_hidden() * cfg.embed_dim * 4 * 2);
+      if (layers == rt::ExpertMode::stream) {
+        EXPECT_LT(str.weight_bytes(), res.weight_bytes() / 2);
+      }
+    }
   }
   std::filesystem::remove_all(dir);
 }
