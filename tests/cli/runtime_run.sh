@@ -41,14 +41,17 @@ for task in ["semseg", "human_parts", "sal", "normals", "edge", "depth"]:
     assert struct.unpack(">II", png[16:24]) == (96, 96)
 PYEOF
 
-# 2. Streamed experts: the same logits, bit for bit (same kernels, weights packed by the reader), with
-# the default two buffers (threads share each expert) and with a budget for more (one per thread).
-for budget in "" 4M; do
-  "$m3vit" run --model "$model" --task semseg --image "$img" --experts stream ${budget:+--memory-budget $budget} \
-    >"$tmp/stream.txt"
-  cat "$tmp/stream.txt"
-  [[ "$(hash_of "$tmp/stream.txt")" == "$(hash_of "$tmp/run_semseg.txt")" ]] || fail "stream ($budget) and resident hashes differ"
-  grep -q "streamed" "$tmp/stream.txt" || fail "stream mode did not report its loads"
+# 2. Streamed weights: the same logits, bit for bit (same kernels, weights packed by the reader), with
+# the default two buffers and with a budget for more; experts alone, and everything (--layers stream).
+for layers in resident stream; do
+  for budget in "" 4M; do
+    "$m3vit" run --model "$model" --task semseg --image "$img" --experts stream --layers $layers \
+      ${budget:+--memory-budget $budget} >"$tmp/stream.txt"
+    cat "$tmp/stream.txt"
+    [[ "$(hash_of "$tmp/stream.txt")" == "$(hash_of "$tmp/run_semseg.txt")" ]] ||
+      fail "stream (layers $layers, budget $budget) and resident hashes differ"
+    grep -q "weight loads streamed" "$tmp/stream.txt" || fail "stream mode did not report its loads"
+  done
 done
 # Direct head convs: the same function within fp32 rounding (compared through the saved logits).
 "$m3vit" run --model "$model" --task semseg --image "$img" --conv direct --save-logits "$tmp/direct.npy" >/dev/null

@@ -129,6 +129,39 @@ TEST_F(ModelFileChecks, NanWeightIsNamedInBothExpertModes) {
   }
 }
 
+// A streamed weight that can no longer be read (the file was truncated after loading): the image
+// fails with one IoError naming the file and the weight, no thread waits forever (the ring is
+// aborted, runtime/weight_stream.h), and the next image fails the same way instead of hanging.
+TEST_F(ModelFileChecks, StreamReadFailureIsAnErrorNotAHang) {
+  struct Case {
+    rt::ExpertMode experts, layers;
+    std::string what;  // the first load that fails
+  };
+  for (const Case& cs : {Case{rt::ExpertMode::stream, rt::ExpertMode::resident, "of MoE layer 0"},
+                         Case{rt::ExpertMode::stream, rt::ExpertMode::stream, "qkv weights of block 0"},
+                         Case{rt::ExpertMode::resident, rt::ExpertMode::stream, "qkv weights of block 0"}}) {
+    const std::string path = dir_ + "/truncated.safetensors";
+    std::filesystem::copy_file(good_, path, std::filesystem::copy_options::overwrite_existing);
+    EngineOptions opt;
+    opt.experts = cs.experts;
+    opt.layers = cs.layers;
+    Engine eng(path, opt);
+    std::filesystem::resize_file(path, 4096);  // the header survives, every tensor is gone
+    const std::vector<float> img = rt_test::random_image(cfg_, 1);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      try {
+        eng.run(0, img);
+        ADD_FAILURE() << "no error reading a truncated file";
+      } catch (const IoError& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find(path), std::string::npos) << m;
+        EXPECT_NE(m.find(cs.what), std::string::npos) << m;
+        EXPECT_NE(m.find("unexpected end of file"), std::string::npos) << m;
+      }
+    }
+  }
+}
+
 TEST_F(ModelFileChecks, BadOptionsAndInputs) {
   EngineOptions opt;
   opt.experts = rt::ExpertMode::stream;
