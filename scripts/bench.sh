@@ -8,7 +8,7 @@
 # every scripts/bench.d/*.sh is run as `bash script BUILD_DIR` and its stdout appended (in name order).
 # Scratch files (synthetic exports, the ONNX model, a short training run for the "trained weights"
 # cases, npm's onnxruntime-node) live under BUILD_DIR/bench-data and are reused by later runs.
-# Settings: M3VIT_BENCH_THREADS (default 2), M3VIT_BENCH_REPS (default 3),
+# Settings: M3VIT_BENCH_THREADS (default 2), M3VIT_BENCH_REPS (default 3), OMP_WAIT_POLICY (default passive),
 # M3VIT_TRAINED_MODEL (an export to use as the trained model instead of training one).
 set -euo pipefail
 
@@ -16,6 +16,9 @@ build=$(cd "${1:?usage: scripts/bench.sh BUILD_DIR [OUT_MD]}" && pwd)
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${2:-$src/docs/BENCHMARKS.md}
 threads=${M3VIT_BENCH_THREADS:-2}
+# Idle OpenMP threads sleep instead of spinning (as `make demo` runs): on a 2-core machine a spinning
+# thread takes a core from the weight ring's reader thread and from libtorch's own pool.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 reps=${M3VIT_BENCH_REPS:-3}
 data="$build/bench-data"
 mkdir -p "$data"
@@ -43,6 +46,7 @@ $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown). Do not edit
 | threads used | $threads (OpenMP for the runtime, \`at::set_num_threads\` for libtorch) |
 | OPENBLAS_CORETYPE | ${OPENBLAS_CORETYPE:-(unset)} |
 | OPENBLAS_L2_SIZE | ${OPENBLAS_L2_SIZE:-(unset)} |
+| OMP_WAIT_POLICY | $OMP_WAIT_POLICY |
 | load average at start | $(cut -d' ' -f1-3 /proc/loadavg) |
 
 Peak table (platform-notes.md; bench/bench_util.h holds the same numbers): fp32 221 GFLOP/s per core
