@@ -1,6 +1,6 @@
 // End-to-end runtime tests against the float64 PyTorch oracle (tests/oracle/run_oracle.py): tiny
 // models with seeded random weights, every task, the three gate types, square and non-square
-// inputs, resident and streamed experts; plus the load-time checks and bad input.
+// inputs, resident and streamed experts, everything streamed; plus the load-time checks and bad input.
 //
 // Tolerances: fp32 runtime vs float64 oracle within 1e-4 of max|output| (the parity bound;
 // what is measured here is ~1e-6, fp32 rounding through ~20 layers). Top-k indices must match exactly
@@ -39,17 +39,22 @@ TEST_P(EngineVsOracle, EveryTaskMatchesForwardTask) {
   const std::vector<float> image = rt_test::random_image(cfg, 99);
   const SafeTensorsFile oracle(rt_test::run_oracle(dir, model, image, cfg));
 
-  for (rt::ExpertMode mode : {rt::ExpertMode::resident, rt::ExpertMode::stream}) {
+  // Weights resident (Winograd head convs), experts streamed, everything streamed (direct convs):
+  // both conv algorithms of the head and every way a weight reaches the kernels.
+  for (int variant = 0; variant < 3; ++variant) {
+    const rt::ExpertMode mode = variant == 0 ? rt::ExpertMode::resident : rt::ExpertMode::stream;
     EngineOptions opt;
     opt.experts = mode;
-    opt.winograd = mode == rt::ExpertMode::resident;  // both conv algorithms of the head
+    opt.layers = variant == 2 ? rt::ExpertMode::stream : rt::ExpertMode::resident;
+    opt.winograd = variant == 0;
     Engine eng(model, opt);
     for (int t = 0; t < cfg.num_tasks(); ++t) {
       const std::string task = cfg.tasks[t].name;
       rt::RunTrace trace;
       std::vector<float> out(static_cast<size_t>(cfg.tasks[t].out_channels) * cfg.img_h * cfg.img_w);
       eng.run(t, image.data(), out.data(), &trace);
-      SCOPED_TRACE(std::string(rt::to_string(mode)) + (opt.winograd ? " winograd " : " direct ") + task);
+      SCOPED_TRACE(std::string("experts ") + rt::to_string(mode) + ", layers " + rt::to_string(opt.layers) +
+                   (opt.winograd ? ", winograd " : ", direct ") + task);
       // Routing first: the same experts with the same gate weights.
       int j = 0;
       for (int b = 0; b < cfg.depth; ++b) {

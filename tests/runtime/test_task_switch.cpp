@@ -60,17 +60,19 @@ TEST(WeightStream, StreamEqualsResidentWithFixedBuffers) {
     const std::vector<float> img = rt_test::random_image(cfg, 4);
     Engine res(model);
     EXPECT_EQ(res.stream_bytes(), 0u);
-    for (rt::ExpertMode layers : {rt::ExpertMode::resident, rt::ExpertMode::stream}) {
-      SCOPED_TRACE("E=" + std::to_string(E) + " layers " + rt::to_string(layers));
+    using M = rt::ExpertMode;
+    for (const auto& [experts, layers] : {std::pair{M::stream, M::resident}, std::pair{M::stream, M::stream},
+                                          std::pair{M::resident, M::stream}}) {
+      SCOPED_TRACE("E=" + std::to_string(E) + " experts " + rt::to_string(experts) + " layers " + rt::to_string(layers));
       EngineOptions so;
-      so.experts = rt::ExpertMode::stream;
+      so.experts = experts;
       so.layers = layers;
       // Default budget: two slots of the largest load, plus the staging buffer for the largest tensor
       // as read: an expert's [hid, d], or with streamed layers also qkv [3d, d], fc1 [4d, d] and the
       // head convs [c, d, 3, 3] and [c, c, 3, 3].
       const size_t d = cfg.embed_dim, c = cfg.head_channels;
-      size_t staging = static_cast<size_t>(cfg.moe_hidden()) * d;
-      if (layers == rt::ExpertMode::stream)
+      size_t staging = experts == M::stream ? static_cast<size_t>(cfg.moe_hidden()) * d : 0;
+      if (layers == M::stream)
         staging = std::max({staging, 3 * d * d, static_cast<size_t>(cfg.mlp_hidden()) * d, c * d * 9, c * c * 9});
       staging *= 4;
       const size_t slot = (Engine(model, so).stream_bytes() - staging) / 2;
@@ -84,15 +86,20 @@ TEST(WeightStream, StreamEqualsResidentWithFixedBuffers) {
         const rt::RunTimes& rt = str.last_times();
         int dense = 0;
         for (int b = 0; b < cfg.depth; ++b) dense += cfg.is_moe_block(b) ? 2 : 4;
-        EXPECT_EQ(rt.stream.loads, rt.experts_computed + (layers == rt::ExpertMode::stream ? dense + 4 : 0));
+        EXPECT_EQ(rt.stream.loads,
+                  (experts == M::stream ? rt.experts_computed : 0) + (layers == M::stream ? dense + 4 : 0));
         EXPECT_GT(rt.experts_computed, 0);
         EXPECT_EQ(res.last_times().stream.loads, 0);
       }
-      // Held: 3 buffers whatever E is; no resident experts. Resident: all E·layers experts.
+      // Held: 3 buffers whatever E is, and no resident experts when they stream. Resident: all E·layers.
       EXPECT_EQ(str.stream_bytes(), 3 * slot + staging);
-      EXPECT_EQ(str.expert_bytes(), 0u);
+      if (experts == M::stream) {
+        EXPECT_EQ(str.expert_bytes(), 0u);
+      } else {
+        EXPECT_EQ(str.expert_bytes(), res.expert_bytes());
+      }
       EXPECT_GE(res.expert_bytes(), static_cast<size_t>(E) * 2 * cfg.moe_hidden() * cfg.embed_dim * 4 * 2);
-      if (layers == rt::ExpertMode::stream) {
+      if (layers == M::stream && experts == M::stream) {
         EXPECT_LT(str.weight_bytes(), res.weight_bytes() / 2);
       }
     }
