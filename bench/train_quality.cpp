@@ -92,8 +92,7 @@ int main(int argc, char** argv) {
     moe.f = load_config_file(a.config);
     dense.name = "M-ViT";
     dense.f = moe.f;
-    dense.f.model.moe_blocks.clear();
-    dense.f.model.name += "_dense";
+    dense.f.model = dense_baseline(dense.f.model);
     for (Variant* v : {&moe, &dense}) {
       v->o = train_options_from(v->f);
       v->o.threads = a.threads;

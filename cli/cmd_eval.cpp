@@ -49,10 +49,7 @@ void register_eval(CLI::App& app) {
   sub->add_flag("--no-progress", a->no_progress, "no progress bar");
   sub->callback([a] {
     ConfigFile f = load_config_args(a->config);
-    if (a->dense) {
-      f.model.moe_blocks.clear();
-      f.model.name += "_dense";
-    }
+    if (a->dense) f.model = dense_baseline(f.model);
     const TrainOptions to = train_options_from(f);
     at::set_num_threads(a->threads > 0 ? a->threads : (to.threads > 0 ? to.threads : default_threads()));
     MultiTaskModel model = load_model_for_eval(f.model, a->weights);

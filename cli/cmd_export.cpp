@@ -7,8 +7,8 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <filesystem>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/config_options.h"
 #include "cli/model_weights.h"
@@ -29,9 +29,7 @@ struct ExportArgs {
 
 void run_export(const ExportArgs& a) {
   const ConfigFile f = load_config_args(a.config);
-  const auto dir = std::filesystem::path(a.out).parent_path();
-  if (!dir.empty() && !std::filesystem::is_directory(dir))
-    throw IoError("--out " + a.out + ": folder " + dir.string() + " does not exist");
+  check_output_dir(a.out, "--out");
   torch::manual_seed(a.seed);
   MultiTaskModel model(f.model);
   std::string source = "random (seed " + std::to_string(a.seed) + ")";

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/config_options.h"
 #include "cli/model_trace.h"
@@ -43,13 +44,6 @@ struct HwArgs {
   uint64_t seed = 0, trace_seed = 1;
   bool sweep = false, fixed_point = false, saturate = false, round_weights = false;
 };
-
-void check_out_dir(const std::string& path, const char* flag) {
-  if (path.empty()) return;
-  const auto dir = std::filesystem::path(path).parent_path();
-  if (!dir.empty() && !std::filesystem::is_directory(dir))
-    throw IoError(std::string(flag) + " " + path + ": folder " + dir.string() + " does not exist");
-}
 
 bool runs_model(const HwArgs& a) { return !a.weights.empty() || a.images.given(); }
 
@@ -84,9 +78,9 @@ void run_hw(const HwArgs& a) {
     throw ConfigError("--trace cannot be combined with --weights/--images/--synthetic/--synthetic-trace");
   if (!a.images.dir.empty() && a.images.synthetic > 0) throw ConfigError("give one of --images and --synthetic");
   if (a.trace_images < 1) throw ConfigError("--trace-images must be >= 1");
-  check_out_dir(a.json, "--json");
-  check_out_dir(a.report, "--report");
-  check_out_dir(a.dump_hw, "--dump-hw");
+  check_output_dir(a.json, "--json");
+  check_output_dir(a.report, "--report");
+  check_output_dir(a.dump_hw, "--dump-hw");
   if (!a.report.empty() && a.img_dir.empty()) throw ConfigError("--report needs --img-dir (where the SVG plots go)");
   if (!a.img_dir.empty() && !std::filesystem::is_directory(a.img_dir))
     throw IoError("--img-dir " + a.img_dir + ": no such folder");

@@ -16,8 +16,8 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/config_options.h"
 #include "cli/model_weights.h"
@@ -25,6 +25,7 @@
 #include "common/fileutil.h"
 #include "common/image_io.h"
 #include "common/platform.h"
+#include "common/imagenet.h"
 #include "common/visualize.h"
 #include "io/npy.h"
 #include "model/multitask_model.h"
@@ -33,10 +34,6 @@ namespace m3vit::cli {
 
 namespace {
 
-// ImageNet statistics (the authors' Normalize, utils/common_config.py:407-456).
-constexpr float kMean[3] = {0.485f, 0.456f, 0.406f};
-constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
-
 struct InferArgs {
   ConfigArgs config;
   std::string weights, task, image, input_npy, save_logits, out, device = "cpu";
@@ -44,8 +41,6 @@ struct InferArgs {
   uint64_t seed = 0;
   int threads = 0;
 };
-
-std::string size_str(int64_t h, int64_t w) { return std::to_string(w) + "x" + std::to_string(h); }
 
 // [1, 3, H, W] float32, normalised.
 torch::Tensor load_image_input(const std::string& path, const ModelConfig& cfg, bool resize) {
@@ -66,8 +61,8 @@ torch::Tensor load_image_input(const std::string& path, const ModelConfig& cfg, 
                               .mode(torch::kBilinear)
                               .align_corners(false));
   }
-  const auto mean = torch::tensor({kMean[0], kMean[1], kMean[2]}).view({1, 3, 1, 1});
-  const auto std = torch::tensor({kStd[0], kStd[1], kStd[2]}).view({1, 3, 1, 1});
+  const auto mean = torch::tensor({kImageNetMean[0], kImageNetMean[1], kImageNetMean[2]}).view({1, 3, 1, 1});
+  const auto std = torch::tensor({kImageNetStd[0], kImageNetStd[1], kImageNetStd[2]}).view({1, 3, 1, 1});
   return ((x - mean) / std).contiguous();
 }
 
@@ -94,24 +89,6 @@ torch::Tensor load_npy_input(const std::string& path, const ModelConfig& cfg) {
     throw FormatError("input " + path + " has dtype " + dtype_name(t.dtype) + "; expected float32 or float64");
   if (!torch::isfinite(x).all().item<bool>()) throw NumericError("input " + path + " contains NaN or Inf");
   return x.unsqueeze(0);
-}
-
-void check_output_dir(const std::string& path, const char* flag) {
-  if (path.empty()) return;
-  const auto dir = std::filesystem::path(path).parent_path();
-  if (!dir.empty() && !std::filesystem::is_directory(dir))
-    throw IoError(std::string(flag) + " " + path + ": folder " + dir.string() + " does not exist");
-}
-
-// FNV-1a over the float32 bytes: two runs with equal logits print equal hashes (style.md §9).
-std::string logits_hash(const torch::Tensor& t) {
-  const torch::Tensor c = t.to(torch::kFloat32).contiguous();
-  const auto* p = static_cast<const uint8_t*>(c.data_ptr());
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < static_cast<size_t>(c.numel()) * 4; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return std::string(buf, 12);
 }
 
 void run_infer(const InferArgs& a) {
@@ -156,7 +133,7 @@ void run_infer(const InferArgs& a) {
   std::printf("input    %s\n", (a.image.empty() ? a.input_npy : a.image).c_str());
   std::printf("weights  %s\n", source.c_str());
   std::printf("logits   %s  hash %s  (%.3f s)\n", shape_str(std::vector<int64_t>(y.sizes().begin(), y.sizes().end())).c_str(),
-              logits_hash(y).c_str(), secs);
+              logits_hash(y.data_ptr<float>(), y.numel()).c_str(), secs);
   if (!a.save_logits.empty()) {
     write_npy(a.save_logits, DType::F32, std::vector<int64_t>(y.sizes().begin(), y.sizes().end()), y.data_ptr<float>());
     std::printf("wrote    %s\n", a.save_logits.c_str());

@@ -8,19 +8,21 @@
 // M is an export written by `m3vit export` (docs/ARCHITECTURE.md, "Model export"). Inputs and outputs
 // are those of `m3vit infer`, so the two can be compared file for file: the same ImageNet
 // normalisation, logits saved as [1, C, H, W] float32 .npy, the same task pictures and logits hash.
-// This file uses no torch: everything it calls is in m3vit_runtime, m3vit_io and m3vit_common.
+// This file uses no torch: everything it calls is in m3vit_runtime, m3vit_io, m3vit_common and
+// cli/cli_util.
 #include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "common/errors.h"
 #include "common/image_io.h"
 #include "common/platform.h"
+#include "common/imagenet.h"
 #include "common/visualize.h"
 #include "io/npy.h"
 #include "runtime/engine.h"
@@ -30,18 +32,12 @@ namespace m3vit::cli {
 
 namespace {
 
-// ImageNet statistics (the authors' Normalize, utils/common_config.py:407-456).
-constexpr float kMean[3] = {0.485f, 0.456f, 0.406f};
-constexpr float kStd[3] = {0.229f, 0.224f, 0.225f};
-
 struct RunArgs {
   std::string model, task, image, input_npy, save_logits, out;
   std::string experts = "resident", layers = "resident", memory_budget, precision = "fp32", conv = "winograd";
   bool resize = false;
   int threads = 0, repeat = 1;
 };
-
-std::string size_str(int64_t h, int64_t w) { return std::to_string(w) + "x" + std::to_string(h); }
 
 // [3, H, W] normalised from a JPEG/PNG; bilinear (align_corners=false) to the model size with --resize.
 std::vector<float> load_image_input(const std::string& path, const ModelConfig& cfg, bool resize) {
@@ -57,7 +53,7 @@ std::vector<float> load_image_input(const std::string& path, const ModelConfig& 
   rt::resize_chw(chw.data(), 3, img.height, img.width, x.data(), cfg.img_h, cfg.img_w);
   const int64_t plane = static_cast<int64_t>(cfg.img_h) * cfg.img_w;
   for (int c = 0; c < 3; ++c)
-    for (int64_t i = 0; i < plane; ++i) x[c * plane + i] = (x[c * plane + i] - kMean[c]) / kStd[c];
+    for (int64_t i = 0; i < plane; ++i) x[c * plane + i] = (x[c * plane + i] - kImageNetMean[c]) / kImageNetStd[c];
   return x;
 }
 
@@ -80,23 +76,6 @@ std::vector<float> load_npy_input(const std::string& path, const ModelConfig& cf
     throw FormatError("input " + path + " has dtype " + dtype_name(t.dtype) + "; expected float32 or float64");
   }
   return x;  // NaN/Inf are refused by Engine::run, naming the element
-}
-
-void check_output_dir(const std::string& path, const char* flag) {
-  if (path.empty()) return;
-  const auto dir = std::filesystem::path(path).parent_path();
-  if (!dir.empty() && !std::filesystem::is_directory(dir))
-    throw IoError(std::string(flag) + " " + path + ": folder " + dir.string() + " does not exist");
-}
-
-// FNV-1a over the float32 bytes, as `m3vit infer` prints it (style.md §9).
-std::string logits_hash(const std::vector<float>& y) {
-  const auto* p = reinterpret_cast<const uint8_t*>(y.data());
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < y.size() * 4; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return std::string(buf, 12);
 }
 
 void run_run(const RunArgs& a) {
@@ -142,7 +121,7 @@ void run_run(const RunArgs& a) {
               eng.head_winograd() ? "Winograd" : "direct",
               eng.options().threads > 0 ? eng.options().threads : default_threads(), load_s, eng.weight_bytes() / 1e6);
   std::printf("input    %s\n", (a.image.empty() ? a.input_npy : a.image).c_str());
-  std::printf("logits   [1, %d, %d, %d]  hash %s  (%.3f s)\n", C, cfg.img_h, cfg.img_w, logits_hash(y).c_str(),
+  std::printf("logits   [1, %d, %d, %d]  hash %s  (%.3f s)\n", C, cfg.img_h, cfg.img_w, logits_hash(y.data(), y.size()).c_str(),
               t.total / 1e3);
   std::printf("time     %.1f ms mean, %.1f ms best of %d: embed %.1f, attention %.1f, mlp %.1f, moe %.1f, head %.1f; "
               "%.1f GFLOP/s\n",

@@ -10,8 +10,8 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <filesystem>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/config_options.h"
 #include "cli/model_trace.h"
@@ -36,9 +36,7 @@ void run_trace(const TraceArgs& a) {
   if (cfg.moe_blocks.empty()) throw ConfigError("config '" + cfg.name + "' has no MoE layers: nothing to trace");
   if (!a.images.dir.empty() && a.images.synthetic > 0) throw ConfigError("give one of --images and --synthetic");
   if (!a.images.given()) throw ConfigError("give --images DIR or --synthetic N");
-  const auto dir = std::filesystem::path(a.out).parent_path();
-  if (!dir.empty() && !std::filesystem::is_directory(dir))
-    throw IoError("--out " + a.out + ": folder " + dir.string() + " does not exist");
+  check_output_dir(a.out, "--out");
   const auto images = load_images8(a.images, cfg);
   hw::ExpertTrace t = trace_model(cfg, a.weights, a.seed, task, images, a.images.describe(), a.threads);
   hw::write_trace(t, a.out);

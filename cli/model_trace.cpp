@@ -30,6 +30,16 @@ namespace m3vit::cli {
 
 namespace {
 
+// [1, 3, H, W] float32 from 8-bit RGB [3, H, W] at the model's size, ImageNet-normalised.
+torch::Tensor normalised_input(const std::vector<uint8_t>& bytes, const ModelConfig& cfg) {
+  torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(bytes.data()), {1, 3, cfg.img_h, cfg.img_w}, torch::kUInt8)
+                        .to(torch::kFloat32)
+                        .div(255.0);
+  return ((x - torch::tensor({kImageNetMean[0], kImageNetMean[1], kImageNetMean[2]}).view({1, 3, 1, 1})) /
+          torch::tensor({kImageNetStd[0], kImageNetStd[1], kImageNetStd[2]}).view({1, 3, 1, 1}))
+      .contiguous();
+}
+
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -126,19 +136,12 @@ hw::ExpertTrace trace_model(const ModelConfig& cfg, const std::string& weights, 
   t.k = cfg.moe_top_k;
   t.idx.resize(static_cast<size_t>(t.images) * t.layers * t.tokens * t.k);
   t.w.resize(t.idx.size());
-  const float mean[3] = {hw::kImageMean[0], hw::kImageMean[1], hw::kImageMean[2]};
-  const float stdv[3] = {hw::kImageStd[0], hw::kImageStd[1], hw::kImageStd[2]};
   torch::NoGradGuard no_grad;
   ProgressBar bar("trace", t.images, "img");
   for (int i = 0; i < t.images; ++i) {
     const auto& im = images[i];
-    torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(im.data()), {1, 3, cfg.img_h, cfg.img_w}, torch::kUInt8)
-                          .to(torch::kFloat32)
-                          .div(255.0);
-    x = (x - torch::tensor({mean[0], mean[1], mean[2]}).view({1, 3, 1, 1})) /
-        torch::tensor({stdv[0], stdv[1], stdv[2]}).view({1, 3, 1, 1});
     ForwardTrace tr;
-    model->forward_features(x.contiguous(), task, &tr);
+    model->forward_features(normalised_input(im, cfg), task, &tr);
     if (static_cast<int>(tr.topk_idx.size()) != t.layers)
       throw ShapeError("model returned routing for " + std::to_string(tr.topk_idx.size()) + " MoE layers, expected " +
                        std::to_string(t.layers));
@@ -174,19 +177,6 @@ hw::EncoderWeights model_encoder_weights(const ModelConfig& cfg, const std::stri
     return std::vector<float>(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
   });
 }
-
-namespace {
-
-torch::Tensor normalised_input(const std::vector<uint8_t>& bytes, const ModelConfig& cfg) {
-  torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(bytes.data()), {1, 3, cfg.img_h, cfg.img_w}, torch::kUInt8)
-                        .to(torch::kFloat32)
-                        .div(255.0);
-  return ((x - torch::tensor({hw::kImageMean[0], hw::kImageMean[1], hw::kImageMean[2]}).view({1, 3, 1, 1})) /
-          torch::tensor({hw::kImageStd[0], hw::kImageStd[1], hw::kImageStd[2]}).view({1, 3, 1, 1}))
-      .contiguous();
-}
-
-}  // namespace
 
 std::pair<double, double> reference_vs_model(const ModelConfig& cfg, const std::string& weights, uint64_t seed,
                                              int task, const std::vector<std::vector<uint8_t>>& images) {
@@ -305,10 +295,7 @@ std::vector<TaskMetricChange> fx_metric_change(const ModelConfig& cfg, const std
       Sample s = transform_sample(raw, aug, static_cast<uint64_t>(i));
       const ImageF& gt = s.label(r.task);
       if (all_ignored(gt)) continue;
-      torch::Tensor x = torch::from_blob(bytes.data(), {1, 3, cfg.img_h, cfg.img_w}, torch::kUInt8).to(torch::kFloat32).div(255.0);
-      x = (x - torch::tensor({hw::kImageMean[0], hw::kImageMean[1], hw::kImageMean[2]}).view({1, 3, 1, 1})) /
-          torch::tensor({hw::kImageStd[0], hw::kImageStd[1], hw::kImageStd[2]}).view({1, 3, 1, 1});
-      torch::Tensor y32 = model->forward_task(x, t);
+      torch::Tensor y32 = model->forward_task(normalised_input(bytes, cfg), t);
       torch::Tensor yfx = model->decoders[t]->forward(run_fx(bytes), cfg.grid_h(), cfg.grid_w());
       fp.update(stored_prediction(r.task, to_image(y32), gt.h, gt.w), gt);
       fx.update(stored_prediction(r.task, to_image(yfx), gt.h, gt.w), gt);

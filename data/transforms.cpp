@@ -9,9 +9,6 @@
 
 namespace m3vit {
 
-const float kImageNetMean[3] = {0.485f, 0.456f, 0.406f};
-const float kImageNetStd[3] = {0.229f, 0.224f, 0.225f};
-
 AugmentConfig augment_config(const std::string& kind, bool train, int out_h, int out_w) {
   if (out_h <= 0 || out_w <= 0)
     throw ConfigError("input size " + std::to_string(out_h) + "x" + std::to_string(out_w) + " must be positive");

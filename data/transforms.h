@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/imagenet.h"
 #include "data/image_ops.h"
 #include "data/sample.h"
 
@@ -57,10 +58,6 @@ Sample transform_sample(Sample s, const AugmentConfig& cfg, uint64_t key);
 
 // Interpolation the authors use for a key ("image" or a task name) in augmentation and resizing.
 Interp augment_interp(const std::string& key);
-
-// ImageNet statistics of the Normalize step.
-extern const float kImageNetMean[3];
-extern const float kImageNetStd[3];
 
 // The uint8 cast of ToTensor on one value: truncation towards zero, then modulo 256 (wrap) or clamp.
 float to_uint8_value(float v, bool wrap);

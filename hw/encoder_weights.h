@@ -9,13 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "common/imagenet.h"
 #include "model/config.h"
 
 namespace m3vit::hw {
-
-// ImageNet normalisation of the authors' pipeline (data/transforms.h step 6).
-constexpr float kImageMean[3] = {0.485f, 0.456f, 0.406f};
-constexpr float kImageStd[3] = {0.229f, 0.224f, 0.225f};
 
 struct EncoderBlockWeights {
   std::vector<float> ln1_g, ln1_b;       // [d]

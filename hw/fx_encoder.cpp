@@ -382,8 +382,8 @@ FxWeights<O> convert_weights(const EncoderWeights& w, int task, bool round_weigh
     for (int ch = 0; ch < 3; ++ch)
       for (int i = 0; i < P * P; ++i) {
         size_t at = static_cast<size_t>(o) * pin + ch * P * P + i;
-        pw[at] = w.patch_w[at] * (256.0 / 255.0) / kImageStd[ch];
-        bias -= w.patch_w[at] * kImageMean[ch] / kImageStd[ch];
+        pw[at] = w.patch_w[at] * (256.0 / 255.0) / kImageNetStd[ch];
+        bias -= w.patch_w[at] * kImageNetMean[ch] / kImageNetStd[ch];
       }
     pb[o] = bias;
   }

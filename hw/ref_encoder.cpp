@@ -61,7 +61,7 @@ EncoderOutput ref_encoder(const EncoderWeights& w, const uint8_t* image, int tas
         for (int yy = 0; yy < P; ++yy)
           for (int xx = 0; xx < P; ++xx) {
             size_t src = (static_cast<size_t>(ch) * c.img_h + py * P + yy) * c.img_w + px * P + xx;
-            patch[(ch * P + yy) * P + xx] = (image[src] / 255.0f - kImageMean[ch]) / kImageStd[ch];
+            patch[(ch * P + yy) * P + xx] = (image[src] / 255.0f - kImageNetMean[ch]) / kImageNetStd[ch];
           }
       int tok = 1 + py * gw + px;
       linear(patch.data(), 1, pin, w.patch_w.data(), w.patch_b.data(), d, &x[static_cast<size_t>(tok) * d]);

@@ -86,21 +86,31 @@ const char* kNames[3] = {"all experts on chip", "expert cache (LRU)", "reordered
 const char* kColors[3] = {"#d62728", "#ff7f0e", "#1f77b4"};
 }  // namespace
 
-std::string sweep_memory_svg(const std::vector<SweepPoint>& pts, const AccelConfig& a, const std::string& title) {
+namespace {
+// Log-log plot over E of one quantity of the three designs.
+PlotSpec sweep_plot(const std::vector<SweepPoint>& pts, const std::string& title, const std::string& y_label,
+                    double (*value)(const SweepPoint&, int design)) {
   PlotSpec spec;
   spec.title = title;
   spec.x_label = "experts per MoE layer (E)";
-  spec.y_label = "on-chip memory (MiB)";
+  spec.y_label = y_label;
   spec.log_x = true;
   spec.log_y = true;
   for (int s = 0; s < 3; ++s) {
     PlotSeries ser{kNames[s], {}, {}, kColors[s], s == 1};
     for (const auto& p : pts) {
       ser.x.push_back(p.experts);
-      ser.y.push_back(p.memory_mib[s]);
+      ser.y.push_back(value(p, s));
     }
     spec.series.push_back(ser);
   }
+  return spec;
+}
+}  // namespace
+
+std::string sweep_memory_svg(const std::vector<SweepPoint>& pts, const AccelConfig& a, const std::string& title) {
+  PlotSpec spec = sweep_plot(pts, title, "on-chip memory (MiB)",
+                             [](const SweepPoint& p, int s) { return p.memory_mib[s]; });
   if (a.capacity_bytes() > 0) {
     spec.ref_y = a.capacity_bytes() / (1024.0 * 1024.0);
     spec.ref_label = a.name + " on-chip block memory";
@@ -109,21 +119,8 @@ std::string sweep_memory_svg(const std::vector<SweepPoint>& pts, const AccelConf
 }
 
 std::string sweep_latency_svg(const std::vector<SweepPoint>& pts, const std::string& title) {
-  PlotSpec spec;
-  spec.title = title;
-  spec.x_label = "experts per MoE layer (E)";
-  spec.y_label = "latency per frame (ms)";
-  spec.log_x = true;
-  spec.log_y = true;
-  for (int s = 0; s < 3; ++s) {
-    PlotSeries ser{kNames[s], {}, {}, kColors[s], s == 1};
-    for (const auto& p : pts) {
-      ser.x.push_back(p.experts);
-      ser.y.push_back(p.latency_ms[s]);
-    }
-    spec.series.push_back(ser);
-  }
-  return render_svg(spec);
+  return render_svg(sweep_plot(pts, title, "latency per frame (ms)",
+                               [](const SweepPoint& p, int s) { return p.latency_ms[s]; }));
 }
 
 }  // namespace m3vit::hw

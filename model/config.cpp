@@ -63,6 +63,12 @@ std::vector<int> odd_blocks(int depth) {
   return v;
 }
 
+ModelConfig dense_baseline(ModelConfig cfg) {
+  cfg.moe_blocks.clear();
+  cfg.name += "_dense";
+  return cfg;
+}
+
 int task_channels(const std::string& task, const std::string& dataset) {
   if (task == "semseg") {
     if (dataset == "nyud") return 40;

@@ -73,6 +73,10 @@ struct ModelConfig {
 // The authors' default MoE placement: odd blocks (vision_transformer_moe.py:425-437).
 std::vector<int> odd_blocks(int depth);
 
+// The dense M-ViT baseline of a config: the same network with every MoE layer replaced by the dense
+// MLP (no MoE blocks), named "<name>_dense".
+ModelConfig dense_baseline(ModelConfig cfg);
+
 // Standard output channels of a task on a data set ("pascal", "nyud", "synthetic").
 int task_channels(const std::string& task, const std::string& dataset);
 

@@ -156,13 +156,6 @@ FlopsReport count_flops(const ModelConfig& cfg) {
   return r;
 }
 
-ModelConfig dense_baseline(const ModelConfig& cfg) {
-  ModelConfig d = cfg;
-  d.moe_blocks.clear();
-  d.name = cfg.name + " (dense M-ViT)";
-  return d;
-}
-
 std::string format_flops_report(const FlopsReport& r) {
   const ModelConfig& c = r.cfg;
   // GMAC for the paper's models, MMAC for the tiny ones so their numbers keep digits.

@@ -88,9 +88,6 @@ struct FlopsReport {
 // Counts a model. Throws ConfigError if cfg does not validate.
 FlopsReport count_flops(const ModelConfig& cfg);
 
-// (c) the dense M-ViT baseline of a config: the same model with every MoE layer a dense MLP.
-ModelConfig dense_baseline(const ModelConfig& cfg);
-
 // A printable table: per-module MACs of one pass, the three modes, and the parameter counts.
 std::string format_flops_report(const FlopsReport& r);
 

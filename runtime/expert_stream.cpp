@@ -113,7 +113,6 @@ ExpertStream::ExpertStream(DnnlContext& ctx, const ModelFile& file, ExpertMode m
   plain2_ = memory::desc({hid_, d_}, memory::data_type::f32, memory::format_tag::ba);
   pack1_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng_, plain1_, eng_, packed1_));
   pack2_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng_, plain2_, eng_, packed2_));
-  active_.reserve(E_);
 }
 
 size_t ExpertStream::resident_bytes() const {
@@ -124,11 +123,9 @@ size_t ExpertStream::resident_bytes() const {
 }
 
 void ExpertStream::begin_layer(int moe_layer, const std::vector<int32_t>& active) {
-  layer_ = moe_layer;
-  active_.assign(active.begin(), active.end());
   if (mode_ == ExpertMode::resident) return;
-  for (size_t i = 0; i < active_.size(); ++i) {
-    const int e = active_[i];
+  for (size_t i = 0; i < active.size(); ++i) {
+    const int e = active[i];
     const int t = ring_->post([this, moe_layer, e](uint8_t* slot, dnnl::stream& strm) {
       return load(moe_layer, e, slot, strm);
     });
@@ -137,10 +134,7 @@ void ExpertStream::begin_layer(int moe_layer, const std::vector<int32_t>& active
   if (after_layer_) after_layer_(moe_layer);
 }
 
-const ExpertWeights& ExpertStream::acquire(int i) {
-  if (mode_ == ExpertMode::resident) return resident_[layer_][active_[i]];
-  return slot_view_[ring_->acquire(base_ + i)];
-}
+const ExpertWeights& ExpertStream::acquire(int i) { return slot_view_[ring_->acquire(base_ + i)]; }
 
 void ExpertStream::release(int i) {
   if (mode_ == ExpertMode::stream) ring_->release(base_ + i);

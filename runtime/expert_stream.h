@@ -54,11 +54,13 @@ class ExpertStream {
   // (the dense layers up to the next MoE layer, runtime/layer_stream.h).
   void set_after_layer(std::function<void(int)> after_layer) { after_layer_ = std::move(after_layer); }
 
-  // Starts a MoE layer (0-based among MoE layers) whose experts will be computed in `active` order.
+  // Stream mode (begin_layer and abort do nothing for resident experts): starts a MoE layer (0-based
+  // among MoE layers) whose experts will be computed in `active` order, posting their loads;
+  // acquire(i) waits for the i-th and throws IoError if its read failed; release(i) frees its buffer.
   void begin_layer(int moe_layer, const std::vector<int32_t>& active);
-  const ExpertWeights& acquire(int i);  // the i-th active expert; throws IoError if its read failed
+  const ExpertWeights& acquire(int i);
   void release(int i);
-  // After an error in the layer: every acquire() waiting or to come throws (stream mode).
+  // After an error in the layer: every acquire() waiting or to come throws.
   void abort();
   // Resident mode: expert `expert` of MoE layer `moe_layer`, at any time, from any thread.
   const ExpertWeights& resident(int moe_layer, int expert) const { return resident_[moe_layer][expert]; }
@@ -86,8 +88,7 @@ class ExpertStream {
   size_t off_b1_ = 0, off_w2_ = 0, off_b2_ = 0;  // byte offsets in a slot (fc1 weights at 0)
   std::vector<PackedWeights> slot_fc1_, slot_fc2_;  // per ring slot: views of its memory
   std::vector<ExpertWeights> slot_view_;
-  int layer_ = 0, base_ = 0;  // the current layer; ticket of its first expert
-  std::vector<int32_t> active_;
+  int base_ = 0;  // ticket of the current layer's first expert
   std::function<void(int)> after_layer_;
 };
 

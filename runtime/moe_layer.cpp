@@ -7,6 +7,7 @@
 #include <cstring>
 #include <exception>
 
+#include "common/errors.h"
 #include "runtime/ops/simd.h"
 
 namespace m3vit::rt {
@@ -26,8 +27,7 @@ MoeLayer::MoeLayer(DnnlContext& ctx, int tokens, int d, int hidden, int E, int k
   active_.reserve(E);
   // Each range routes its own tokens with a single-threaded plan of its size. The plans' packed
   // weights must be router_'s (the tasks' routers are packed once, by router_plan()); oneDNN's
-  // brgemm picks one layout for every row count, checked here.
-  bool per_range = true;
+  // brgemm picks one layout for every row count, checked here as MatmulBank checks its plans.
   for (int r = 0; r < nt; ++r) {
     Range& R = ranges_[r];
     R.lo = static_cast<int>(static_cast<int64_t>(tokens) * r / nt);
@@ -39,12 +39,10 @@ MoeLayer::MoeLayer(DnnlContext& ctx, int tokens, int d, int hidden, int E, int k
       R.router = static_cast<int>(router_ranges_.size());
       router_ranges_.emplace_back(ctx, d, E, true, R.hi - R.lo, Epilogue::none, Precision::fp32,
                                   /*user_scratchpad=*/true);
-      per_range = per_range && router_ranges_.back().weights_desc() == router_.weights_desc();
+      if (!(router_ranges_.back().weights_desc() == router_.weights_desc()))
+        throw Error("oneDNN chose a different weight layout for a " + std::to_string(R.hi - R.lo) +
+                    "-token router than for " + std::to_string(tokens) + " tokens; the routers are packed once");
     }
-  }
-  if (!per_range) {
-    router_ranges_.clear();
-    for (Range& R : ranges_) R.router = -1;
   }
   for (auto& s : scratch_) {
     s.in.assign(static_cast<size_t>(fc1_.max_rows()) * d, 0.f);
@@ -75,8 +73,7 @@ void MoeLayer::run_expert(const Range& R, int e, const ExpertWeights& w, const f
     // x[token] += gate · row, while the rows are in this core's cache.
     for (int r = 0; r < rows; ++r) {
       if (r + ahead < rows) prefetch_row(x + static_cast<int64_t>(R.lo + tok[r + ahead]) * d_, d_);
-      axpy_row(gate[r], ts.in.data() + static_cast<int64_t>(r) * d_, x + static_cast<int64_t>(R.lo + tok[r]) * d_, d_,
-               /*assign=*/false);
+      axpy_row(gate[r], ts.in.data() + static_cast<int64_t>(r) * d_, x + static_cast<int64_t>(R.lo + tok[r]) * d_, d_);
     }
   }
 }
@@ -85,7 +82,6 @@ void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w,
                        int moe_layer) {
   const int nr = static_cast<int>(ranges_.size());
   const bool stream = experts.mode() == ExpertMode::stream;
-  const bool per_range = !router_ranges_.empty();
   std::exception_ptr error;
   std::atomic<bool> failed{false};
   auto guard = [&](auto&& step) {
@@ -115,22 +111,14 @@ void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w,
     const int tid = omp_get_thread_num(), team = omp_get_num_threads();
     ThreadScratch& ts = scratch_[tid];
     // 1. Route: [rows, d] x [d, E] -> [rows, E] -> top-k per token. 2. This range's token queues.
-    if (!per_range) {
-#pragma omp single
-      guard([&] {
-        router_.run(xn, router_w, logits_.data());
-        route_tokens(logits_.data(), n_, E_, k_, idx_.data(), w_.data());
-      });
-    }
     for (int r = tid; r < nr; r += team) {
       Range& R = ranges_[r];
       guard([&] {
         const int64_t lo = R.lo;
-        if (per_range) {
-          router_ranges_[R.router].run(xn + lo * d_, router_w, logits_.data() + lo * E_, &ts.mm);
-          route_tokens(logits_.data() + lo * E_, R.hi - R.lo, E_, k_, idx_.data() + lo * k_, w_.data() + lo * k_);
-        }
-        R.q.build(idx_.data() + lo * k_, w_.data() + lo * k_, R.hi - R.lo, k_);
+        const int rows = R.hi - R.lo;
+        router_ranges_[R.router].run(xn + lo * d_, router_w, logits_.data() + lo * E_, &ts.mm);
+        route_tokens(logits_.data() + lo * E_, rows, E_, k_, idx_.data() + lo * k_, w_.data() + lo * k_);
+        R.q.build(idx_.data() + lo * k_, w_.data() + lo * k_, rows, k_);
       });
     }
     // 3. Experts.

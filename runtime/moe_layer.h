@@ -61,7 +61,7 @@ class MoeLayer {
   // (token ids relative to lo).
   struct Range {
     int lo = 0, hi = 0;
-    int router = -1;  // its single-threaded plan in router_ranges_; -1: router_ routes all tokens
+    int router = -1;  // its single-threaded plan in router_ranges_
     TokenQueues q;
   };
   // Buffers of the thread running a range.
@@ -74,8 +74,8 @@ class MoeLayer {
   void run_expert(const Range& r, int e, const ExpertWeights& w, const float* xn, float* x, ThreadScratch& ts);
 
   int n_ = 0, d_ = 0, hid_ = 0, E_ = 0, k_ = 0;
-  MatmulPlan router_;  // fp32 always: a bf16 router would move tokens between experts
-  std::vector<MatmulPlan> router_ranges_;  // one per range size (at most two); empty: see Range
+  MatmulPlan router_;  // fp32 always: a bf16 router would move tokens between experts; packs the routers
+  std::vector<MatmulPlan> router_ranges_;  // what runs: one per range size (at most two)
   MatmulBank fc1_, fc2_;
   std::vector<float> logits_;  // [N, E]
   std::vector<int32_t> idx_;   // [N, k]

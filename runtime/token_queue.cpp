@@ -48,10 +48,30 @@ bool topk_distinct(const float* p, int E, int k1, int32_t* top) {
   return equal_last == 1;
 }
 
+// topk_distinct for a row of at most 16 experts (the paper's 16) in one AVX-512 register: k1 rounds
+// of "take the largest lane". Returns false in the same cases: a NaN, or a tie among the top k1 or
+// between the k1-th and a lane left out.
+M3VIT_AVX512 bool topk_row16(const float* p, int E, int k1, int32_t* top) {
+  const __mmask16 valid = static_cast<__mmask16>(E >= 16 ? 0xffff : (1u << E) - 1u);
+  const __m512 prob = _mm512_maskz_loadu_ps(valid, p);
+  if (_mm512_mask_cmp_ps_mask(valid, prob, prob, _CMP_UNORD_Q)) return false;
+  const __m512 neg = _mm512_set1_ps(-INFINITY);
+  __m512 work = _mm512_mask_blend_ps(valid, neg, prob);
+  for (int i = 0; i < k1; ++i) {
+    const float m = _mm512_reduce_max_ps(work);
+    const __mmask16 hit = _mm512_cmp_ps_mask(work, _mm512_set1_ps(m), _CMP_EQ_OQ);
+    if (__builtin_popcount(hit) != 1) return false;  // a tie
+    top[i] = __builtin_ctz(hit);
+    work = _mm512_mask_mov_ps(work, hit, neg);
+  }
+  return true;
+}
+
 void topk_like_torch(const float* p, int E, int k, int32_t* idx, float* w) {
+  static const bool simd = cpu_has_avx512();
   const int k1 = std::min(k + 1, E);
   int32_t top[64];
-  if (k1 <= 64 && topk_distinct(p, E, k1, top)) {
+  if (k1 <= 64 && (simd && E <= 16 ? topk_row16(p, E, k1, top) : topk_distinct(p, E, k1, top))) {
     for (int j = 0; j < k; ++j) {
       idx[j] = top[j];
       w[j] = p[top[j]];
@@ -101,33 +121,6 @@ M3VIT_AVX512 void softmax_row_avx512(float* p, int E) {
   }
 }
 
-// Softmax and top-k1 of a row of at most 16 experts, in one register: k1 rounds of "take the
-// largest lane". Returns false where the exact replica is needed: a NaN, or a tie among the top k1
-// or between the k1-th and a lane left out (the same cases as topk_distinct). p gets the
-// probabilities either way.
-M3VIT_AVX512 bool route_row16(float* p, int E, int k1, int32_t* top) {
-  const __mmask16 valid = static_cast<__mmask16>(E >= 16 ? 0xffff : (1u << E) - 1u);
-  const __m512 x = _mm512_maskz_loadu_ps(valid, p);
-  if (_mm512_mask_cmp_ps_mask(valid, x, x, _CMP_UNORD_Q)) {
-    softmax_row_avx512(p, E);
-    return false;
-  }
-  const __m512 neg = _mm512_set1_ps(-INFINITY);
-  const float mx = _mm512_mask_reduce_max_ps(valid, x);
-  const __m512 e = _mm512_maskz_mov_ps(valid, exp512(_mm512_sub_ps(x, _mm512_set1_ps(mx))));
-  const __m512 prob = _mm512_mul_ps(e, _mm512_set1_ps(1.f / _mm512_reduce_add_ps(e)));
-  _mm512_mask_storeu_ps(p, valid, prob);
-  __m512 work = _mm512_mask_blend_ps(valid, neg, prob);
-  for (int i = 0; i < k1; ++i) {
-    const float m = _mm512_reduce_max_ps(work);
-    const __mmask16 hit = _mm512_cmp_ps_mask(work, _mm512_set1_ps(m), _CMP_EQ_OQ);
-    if (__builtin_popcount(hit) != 1) return false;  // a tie
-    top[i] = __builtin_ctz(hit);
-    work = _mm512_mask_mov_ps(work, hit, neg);
-  }
-  return true;
-}
-
 void softmax_row(float* p, int E) {
   float mx = p[0];
   for (int e = 1; e < E; ++e) mx = std::max(mx, p[e]);
@@ -147,20 +140,6 @@ void route_tokens(float* logits, int n, int E, int k, int32_t* topk_idx, float* 
 #pragma omp parallel for schedule(static)
   for (int t = 0; t < n; ++t) {
     float* p = logits + static_cast<int64_t>(t) * E;
-    int32_t* idx = topk_idx + static_cast<int64_t>(t) * k;
-    float* w = topk_w + static_cast<int64_t>(t) * k;
-    int32_t top[16];
-    if (simd && E <= 16) {  // the paper's 16 experts: softmax and top-k in one register
-      if (route_row16(p, E, std::min(k + 1, E), top)) {
-        for (int j = 0; j < k; ++j) {
-          idx[j] = top[j];
-          w[j] = p[top[j]];
-        }
-      } else {
-        topk_like_torch(p, E, k, idx, w);
-      }
-      continue;
-    }
     // Softmax over all E experts (noisy_gate_vmoe.py:258), max-subtracted as torch.softmax does.
     if (simd) softmax_row_avx512(p, E);
     else softmax_row(p, E);

@@ -114,10 +114,7 @@ DemoOutcome run_demo(const DemoOptions& opt) {
   const auto t0 = Clock::now();
   DemoOutcome res;
   ConfigFile f = load_config_file(opt.config);
-  if (opt.dense) {
-    f.model.moe_blocks.clear();
-    f.model.name += "_dense";
-  }
+  if (opt.dense) f.model = dense_baseline(f.model);
   TrainOptions o = train_options_from(f);
   o.out_dir = opt.out_dir + "/train";
   o.threads = opt.threads;

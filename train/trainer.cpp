@@ -100,10 +100,10 @@ void train_micro_batch(MultiTaskModelImpl& model, const TensorBatch& tb, const T
     for (const auto& [k, v] : parts) what += " " + k + "=" + fmt("%g", v);
     throw NumericError("step " + std::to_string(step + 1) + ": training loss is not finite (losses:" + what + ")");
   };
-  if (o.task_loop == "all") {
-    // Multi-gate / shared: every task each step (train_utils.py:236-262).
-    auto preds = model.forward_all(tb.images);
-    LossBreakdown lb = multi_task_loss(preds, tb.labels, tasks, lo, cfg.tam);
+  // Loss of one forward pass + the aux loss of that pass, backward (gradients accumulate), tallied.
+  auto backward = [&](const std::map<std::string, torch::Tensor>& preds, const std::vector<std::string>& names,
+                      bool tam) {
+    LossBreakdown lb = multi_task_loss(preds, tb.labels, names, lo, tam);
     auto aux = model.take_aux_loss() * cfg.aux_weight;
     auto total = lb.total + aux;
     auto parts = lb.parts;
@@ -113,23 +113,15 @@ void train_micro_batch(MultiTaskModelImpl& model, const TensorBatch& tb, const T
     acc.total += scale * total.item<double>();
     acc.aux += scale * parts["aux"];
     for (const auto& [k, v] : lb.parts) acc.parts[k] += scale * v;
+  };
+  if (o.task_loop == "all") {
+    // Multi-gate / shared: every task each step (train_utils.py:236-262).
+    backward(model.forward_all(tb.images), tasks, cfg.tam);
   } else {
     // one_by_one (train_utils.py:211-234): per task, its weighted loss + the aux loss of that pass,
-    // backward per task (gradients accumulate), one optimizer step after all tasks.
-    for (size_t t = 0; t < tasks.size(); ++t) {
-      const int ti = cfg.task_index(tasks[t]);
-      std::map<std::string, torch::Tensor> preds = {{tasks[t], model.forward_task(tb.images, ti)}};
-      LossBreakdown lb = multi_task_loss(preds, tb.labels, {tasks[t]}, lo, /*tam=*/false);
-      auto aux = model.take_aux_loss() * cfg.aux_weight;
-      auto total = lb.total + aux;
-      auto parts = lb.parts;
-      parts["aux"] = aux.item<double>();
-      check_finite(total, parts);
-      (total * scale).backward();
-      acc.total += scale * total.item<double>();
-      acc.aux += scale * parts["aux"];
-      for (const auto& [k, v] : lb.parts) acc.parts[k] += scale * v;
-    }
+    // backward per task, one optimizer step after all tasks.
+    for (const std::string& task : tasks)
+      backward({{task, model.forward_task(tb.images, cfg.task_index(task))}}, {task}, /*tam=*/false);
   }
 }
 

@@ -27,6 +27,18 @@ struct PyResult {
   std::string output;  // stdout and stderr together
 };
 
+// Runs a shell command; its exit status and its stdout and stderr together.
+inline PyResult run_command(const std::string& cmd) {
+  PyResult r;
+  std::FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  r.status = ::pclose(p);
+  return r;
+}
+
 // Writes `code` to dir/name.py and runs it with /usr/bin/python3 and the given arguments.
 inline PyResult run_python(const std::string& dir, const std::string& name, const std::string& code,
                            const std::string& args = "") {
@@ -35,15 +47,7 @@ inline PyResult run_python(const std::string& dir, const std::string& name, cons
     std::ofstream out(script);
     out << code;
   }
-  const std::string cmd = "/usr/bin/python3 '" + script + "' " + args + " 2>&1";
-  PyResult r;
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  r.status = ::pclose(p);
-  return r;
+  return run_command("/usr/bin/python3 '" + script + "' " + args);
 }
 
 inline std::vector<uint8_t> read_bytes(const std::string& path);

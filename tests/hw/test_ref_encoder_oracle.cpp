@@ -110,7 +110,7 @@ TEST(RefEncoderOracle, MatchesPyTorchReference) {
     std::vector<float> x(img.size());
     for (int ch = 0; ch < 3; ++ch)
       for (int i = 0; i < 32 * 48; ++i)
-        x[ch * 32 * 48 + i] = (img[ch * 32 * 48 + i] / 255.0f - kImageMean[ch]) / kImageStd[ch];
+        x[ch * 32 * 48 + i] = (img[ch * 32 * 48 + i] / 255.0f - kImageNetMean[ch]) / kImageNetStd[ch];
     SafeTensorsWriter in;
     in.add("images", DType::F32, {1, 3, 32, 48}, x.data(), x.size() * 4);
     in.write(ipath);

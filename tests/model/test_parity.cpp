@@ -29,6 +29,7 @@
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/multitask_model.h"
+#include "tests/core/io_test_util.h"
 
 namespace m3vit {
 namespace {
@@ -46,14 +47,6 @@ constexpr double kTolGradRel = 1e-4;
 constexpr double kTolGradAbs = 1e-5;
 
 const char* kPython = "/usr/bin/python3";
-
-std::string make_scratch_dir(const std::string& tag) {
-  std::string templ = std::string(M3VIT_BINARY_DIR) + "/tmp-parity-" + tag + "-XXXXXX";
-  std::vector<char> buf(templ.begin(), templ.end());
-  buf.push_back('\0');
-  if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed for " + templ);
-  return std::string(buf.data());
-}
 
 DType dtype_of(const torch::Tensor& t) {
   switch (t.scalar_type()) {
@@ -206,7 +199,7 @@ void check_gradients(MultiTaskModel& model, const torch::Tensor& images, const S
 // The whole comparison for one config.
 void check_parity(ModelConfig cfg, const std::string& tag, uint64_t seed, int batch) {
   cfg.validate();
-  const std::string dir = make_scratch_dir(tag);
+  const std::string dir = test_io::make_scratch_dir("parity-" + tag);
   torch::manual_seed(seed);
   MultiTaskModel model(cfg);
   perturb(model);

@@ -13,48 +13,19 @@
 // probability ties (the runtime must pick the tied experts in torch.topk's order).
 #include <gtest/gtest.h>
 
-#include <stdlib.h>
-
 #include <cmath>
 #include <filesystem>
 
 #include "model/checkpoint.h"
 #include "model/multitask_model.h"
 #include "runtime/engine.h"
+#include "tests/runtime/runtime_test_util.h"
 
 namespace m3vit {
 namespace {
 
 constexpr double kTolOut = 1e-4;  // relative to max|output|: the fp32 parity bound
 constexpr double kTolW = 1e-5;    // kept router probabilities, in [0, 1]
-
-std::string scratch(const std::string& tag) {
-  std::string t = std::string(M3VIT_BINARY_DIR) + "/tmp-rtparity-" + tag + "-XXXXXX";
-  std::vector<char> b(t.begin(), t.end());
-  b.push_back('\0');
-  if (!mkdtemp(b.data())) throw std::runtime_error("mkdtemp failed");
-  return b.data();
-}
-
-ModelConfig tiny(GateType gate, int h, int w) {
-  ModelConfig c;
-  c.name = std::string("rt-parity-") + to_string(gate);
-  c.img_h = h;
-  c.img_w = w;
-  c.embed_dim = 32;
-  c.depth = 4;
-  c.num_heads = 2;
-  c.mlp_ratio = 2.0;
-  c.moe_blocks = odd_blocks(c.depth);
-  c.moe_experts = 8;
-  c.moe_top_k = 2;
-  c.moe_mlp_ratio = 1.0;
-  c.gate = gate;
-  c.task_emb_dim = 8;
-  c.head_channels = 16;
-  c.tasks = {{"semseg", 5}, {"depth", 1}, {"normals", 3}};
-  return c;
-}
 
 void perturb(MultiTaskModel& m) {
   torch::NoGradGuard ng;
@@ -97,7 +68,7 @@ class RuntimeParity : public ::testing::TestWithParam<Case> {};
 
 TEST_P(RuntimeParity, EveryTaskEqualsForwardTask) {
   const Case pc = GetParam();
-  const ModelConfig cfg = tiny(pc.gate, pc.h, pc.w);
+  const ModelConfig cfg = rt_test::tiny_config(pc.gate, pc.h, pc.w, 3);  // semseg, depth, normals
   torch::manual_seed(20221014);
   MultiTaskModel model(cfg);
   perturb(model);
@@ -107,7 +78,7 @@ TEST_P(RuntimeParity, EveryTaskEqualsForwardTask) {
       if (p.key().find("w_gate") != std::string::npos) p.value().zero_();
   }
   model->eval();
-  const std::string dir = scratch(to_string(pc.gate));
+  const std::string dir = rt_test::scratch_dir(std::string("rtparity-") + to_string(pc.gate));
   const std::string path = dir + "/model.safetensors";
   export_model(*model, path);
   const torch::Tensor images = torch::randn({1, 3, cfg.img_h, cfg.img_w});

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <cmath>
 #include <cstdio>
@@ -16,16 +15,11 @@
 #include "model/config.h"
 #include "runtime/model_file.h"
 #include "runtime/synthetic_export.h"
+#include "tests/core/io_test_util.h"
 
 namespace m3vit::rt_test {
 
-inline std::string scratch_dir(const std::string& tag) {
-  std::string tmpl = std::string(M3VIT_BINARY_DIR) + "/tmp-" + tag + "-XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
-  return buf.data();
-}
+inline std::string scratch_dir(const std::string& tag) { return test_io::make_scratch_dir(tag); }
 
 // A small model of every kind the engine runs: depth 4 with MoE at the odd blocks, 2 heads of 16
 // (the attention's AVX-512 path) unless head_dim says otherwise, 8 experts top-2, head width 16.
@@ -59,28 +53,9 @@ inline void write_random_export(const ModelConfig& cfg, const std::string& path,
 }
 inline std::vector<float> random_image(const ModelConfig& cfg, uint32_t seed) { return rt::synthetic_image(cfg, seed); }
 
-struct PyResult {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
-
-// Runs `code` with the oracle interpreter (/usr/bin/python3: numpy, torch 1.13).
-inline PyResult run_python(const std::string& dir, const std::string& name, const std::string& code) {
-  const std::string script = dir + "/" + name + ".py";
-  {
-    std::FILE* f = std::fopen(script.c_str(), "w");
-    std::fwrite(code.data(), 1, code.size(), f);
-    std::fclose(f);
-  }
-  PyResult r;
-  std::FILE* p = ::popen(("/usr/bin/python3 '" + script + "' 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  r.status = ::pclose(p);
-  return r;
-}
+// Python with the oracle interpreter (/usr/bin/python3: numpy, torch 1.13).
+using test_io::PyResult;
+using test_io::run_python;
 
 // Runs the float64 PyTorch oracle on (weights, images [B, 3, H, W]) and returns its output file.
 inline std::string run_oracle(const std::string& dir, const std::string& weights, const std::vector<float>& images,
@@ -89,16 +64,10 @@ inline std::string run_oracle(const std::string& dir, const std::string& weights
   w.add("images", DType::F32, {batch, cfg.in_chans, cfg.img_h, cfg.img_w}, images.data(), images.size() * 4);
   const std::string in = dir + "/images.safetensors", out = dir + "/oracle.safetensors";
   w.write(in);
-  const std::string cmd = "/usr/bin/python3 " M3VIT_SOURCE_DIR "/tests/oracle/run_oracle.py --weights '" + weights +
-                          "' --input '" + in + "' --out '" + out + "' --task-trace --dtype float64 2>&1";
-  std::string log;
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) throw std::runtime_error("cannot start the oracle");
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) log.append(buf, n);
-  const int rc = ::pclose(p);
-  if (rc != 0) throw std::runtime_error("oracle failed (" + std::to_string(rc) + "): " + log);
+  const test_io::PyResult r =
+      test_io::run_command("/usr/bin/python3 " M3VIT_SOURCE_DIR "/tests/oracle/run_oracle.py --weights '" + weights +
+                           "' --input '" + in + "' --out '" + out + "' --task-trace --dtype float64");
+  if (r.status != 0) throw std::runtime_error("oracle failed (" + std::to_string(r.status) + "): " + r.output);
   return out;
 }
 
