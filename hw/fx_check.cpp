@@ -15,13 +15,6 @@
 
 namespace m3vit::hw {
 
-uint64_t FxCheckResult::total_overflows() const {
-  uint64_t s = 0;
-  for (const auto& b : overflows)
-    for (uint64_t v : b) s += v;
-  return s;
-}
-
 namespace {
 
 template <Ovf O>

@@ -28,12 +28,12 @@ struct FxCheckResult {
   double mse = 0, mae = 0, max_abs = 0;
   double ref_mean_square = 0;      // mean of the reference output squared (scale of the signal)
   double routing_agreement = 1;    // fraction of (image, layer, token, choice) with the same expert
-  std::vector<std::array<uint64_t, fx_unit_count>> overflows;  // [1 + depth], summed over images
+  FxOverflows overflows;  // [1 + depth], summed over images
   uint64_t conversion_overflows = 0;
   std::vector<std::pair<std::string, uint64_t>> conversion_by_tensor;
   double seconds_fx = 0, seconds_ref = 0;
   double rel_mse() const { return ref_mean_square > 0 ? mse / ref_mean_square : 0; }
-  uint64_t total_overflows() const;
+  uint64_t total_overflows() const { return hw::total_overflows(overflows); }
 };
 
 // Images are 8-bit RGB [3, H, W] at the config's input size.

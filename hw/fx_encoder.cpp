@@ -52,7 +52,7 @@ const char* fx_unit_name(int u) {
   return u >= 0 && u < fx_unit_count ? names[u] : "?";
 }
 
-uint64_t FxRunInfo::total_overflows() const {
+uint64_t total_overflows(const FxOverflows& overflows) {
   uint64_t s = 0;
   for (const auto& b : overflows)
     for (uint64_t v : b) s += v;

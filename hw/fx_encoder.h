@@ -106,12 +106,15 @@ FxWeights<O> convert_weights(const EncoderWeights& w, int task, bool round_weigh
 // Overflow events per unit of one block (wrap or saturate; counted by the emulation).
 enum FxUnit { fx_patch_embed, fx_layernorm, fx_linear, fx_attention, fx_gelu_unit, fx_router, fx_experts, fx_add, fx_unit_count };
 const char* fx_unit_name(int u);
+// Overflow events per unit, [1 + depth]: patch embedding, then blocks; and their sum.
+using FxOverflows = std::vector<std::array<uint64_t, fx_unit_count>>;
+uint64_t total_overflows(const FxOverflows& o);
 
 struct FxRunInfo {
-  std::vector<std::array<uint64_t, fx_unit_count>> overflows;  // [1 + depth]: patch embedding, then blocks
+  FxOverflows overflows;                                       // [1 + depth]: patch embedding, then blocks
   std::vector<std::vector<int32_t>> topk_idx;                  // per MoE layer [N, k]
   std::vector<std::vector<float>> topk_w;                      // per MoE layer [N, k]
-  uint64_t total_overflows() const;
+  uint64_t total_overflows() const { return hw::total_overflows(overflows); }
 };
 
 // Runs the encoder on one 8-bit RGB image [C, H, W]; returns block depth-1's tokens [N, d] as float.

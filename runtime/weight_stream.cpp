@@ -76,12 +76,6 @@ int WeightStream::post(Load load) {
   return ticket;
 }
 
-bool WeightStream::slot_free_for(int ticket) const {
-  const Slot& s = slot_[ticket % slot_.size()];
-  // Free when never used this image, or when the ticket it holds has been released.
-  return s.state == Slot::kFree;
-}
-
 int WeightStream::acquire(int ticket) {
   const int si = ticket % static_cast<int>(slot_.size());
   Slot& s = slot_[si];
@@ -121,7 +115,8 @@ void WeightStream::reader_loop() {
   dnnl::stream strm(eng_);
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
-    cv_.wait(lk, [&] { return stop_ || (!pending_.empty() && slot_free_for(next_)); });
+    // The next ticket's slot is free when unused this image or released by the ticket `slots` before.
+    cv_.wait(lk, [&] { return stop_ || (!pending_.empty() && slot_[next_ % slot_.size()].state == Slot::kFree); });
     if (stop_) return;
     const int ticket = next_++;
     Load load = std::move(pending_.front());

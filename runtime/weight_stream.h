@@ -76,7 +76,6 @@ class WeightStream {
     std::string error;
   };
   void reader_loop();
-  bool slot_free_for(int ticket) const;  // caller holds mu_
 
   dnnl::engine eng_;
   std::string path_;
