@@ -7,7 +7,7 @@
 //   - libtorch eager forward_task (one backbone pass with the task's routers, then its head);
 //   - libtorch forward_all, the authors' multi-gate inference (a backbone pass per task, every head).
 // Goals (issue "Runtime"): runtime >= 2.5× faster than libtorch eager single-task; end to end >= 65% of
-// the fp32 peak for the counted FLOPs (model/flops.h: matmuls and convs, the k chosen experts only).
+// the fp32 peak for the counted FLOPs (core/flops.h: matmuls and convs, the k chosen experts only).
 //
 //   bench_latency [--configs configs/pascal_vits_moe16.yaml,configs/nyud_vits_moe16.yaml] [--task-index 0]
 //                 [--threads 2] [--reps 3] [--scratch DIR]
@@ -20,8 +20,8 @@
 #include "bench/bench_util.h"
 #include "common/platform.h"
 #include "model/checkpoint.h"
-#include "model/config_yaml.h"
-#include "model/flops.h"
+#include "core/config_yaml.h"
+#include "core/flops.h"
 #include "model/multitask_model.h"
 #include "runtime/engine.h"
 
@@ -56,10 +56,10 @@ void bench_config(const std::string& path, int task, int threads, int reps, cons
   odirect.winograd = false;
   rt::Engine edirect(weights, odirect);
   rt::EngineOptions ostream = o32;
-  ostream.experts = rt::ExpertMode::stream;  // two expert buffers (the default budget)
+  ostream.experts = rt::Residency::stream;  // two expert buffers (the default budget)
   rt::Engine estream(weights, ostream);
   rt::EngineOptions oall = ostream;  // everything streamed, direct head convs (the memory benchmark's mode)
-  oall.layers = rt::ExpertMode::stream;
+  oall.layers = rt::Residency::stream;
   oall.winograd = false;
   rt::Engine eall(weights, oall);
   std::unique_ptr<rt::Engine> e16;
@@ -165,7 +165,7 @@ int main(int argc, char** argv) {
   const std::string scratch = arg(argc, argv, "--scratch", "/tmp");
   std::printf("## Single-task latency at batch 1: runtime vs libtorch\n\n");
   std::printf("libtorch: Debian's libtorch %s, eval mode, no-grad, at::set_num_threads(%d); its matmuls go to "
-              "OpenBLAS (capped at AVX2 by OPENBLAS_CORETYPE, see platform-notes.md), its convolutions to oneDNN.\n\n",
+              "OpenBLAS (capped at AVX2 by OPENBLAS_CORETYPE, set machine-wide), its convolutions to oneDNN.\n\n",
               TORCH_VERSION, threads);
   std::printf("FMA microbenchmark at the start of this run: %.0f GFLOP/s on %d threads (documented fp32 peak %.0f; "
               "above it when the clock boosts, below it when other work shares the cores).\n\n",

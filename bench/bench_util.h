@@ -20,7 +20,7 @@
 
 namespace m3vit::bench {
 
-// ---- Peak table (platform-notes.md, "CPU"): the one source of every "% of peak" in the reports.
+// ---- Peak table (the development machine's Zen 5 CPU): the one source of every "% of peak" in the reports.
 // Zen 5, two 512-bit FMA pipes per core at ~3.45 GHz: 2 pipes × 16 lanes × 2 FLOP × 3.45 GHz
 // = 221 GFLOP/s fp32 per core (an FMA microbenchmark measured 221 on 1 thread, 433 on 2).
 // AVX512-BF16 (vdpbf16ps) does two bf16 products per fp32 lane: 442 GFLOP/s per core.

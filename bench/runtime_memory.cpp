@@ -1,7 +1,7 @@
 // Benchmark 3: peak resident memory of the runtime with weights streamed from the model file against
 // the full model loaded, and its growth with the number of experts E (8, 16, 64, 128 at the same
 // top-k). Paper: with computation reordering the on-chip memory is O(1) in E, 2.40× below keeping
-// every expert on chip (11.610 vs 4.840 MiB, anchors.md §1.6).
+// every expert on chip (11.610 vs 4.840 MiB, M³ViT paper §4.4 and Table 4).
 //
 // Three modes: everything resident (full loading); experts streamed (--experts stream); everything
 // streamed (--experts stream --layers stream: experts, attention and dense MLP layers and the heads'
@@ -22,7 +22,7 @@
 
 #include "bench/bench_util.h"
 #include "common/platform.h"
-#include "model/config_yaml.h"
+#include "core/config_yaml.h"
 #include "runtime/engine.h"
 #include "runtime/synthetic_export.h"
 
@@ -41,8 +41,8 @@ int child(const std::string& model, const std::string& mode, int threads, bool w
   tune_malloc();
   const long start = proc_status_kb("VmRSS");
   rt::EngineOptions opt;
-  opt.experts = mode == "resident" ? rt::ExpertMode::resident : rt::ExpertMode::stream;
-  opt.layers = mode == "all" ? rt::ExpertMode::stream : rt::ExpertMode::resident;
+  opt.experts = mode == "resident" ? rt::Residency::resident : rt::Residency::stream;
+  opt.layers = mode == "all" ? rt::Residency::stream : rt::Residency::resident;
   opt.threads = threads;
   opt.winograd = winograd;
   rt::Engine eng(model, opt);

@@ -24,9 +24,9 @@
 #include "common/platform.h"
 #include "data/synthetic.h"
 #include "data/transforms.h"
-#include "model/config_yaml.h"
+#include "core/config_yaml.h"
 #include "runtime/engine.h"
-#include "runtime/expert_stream.h"
+#include "runtime/expert_store.h"
 #include "runtime/model_file.h"
 #include "runtime/moe_layer.h"
 #include "runtime/ops/layernorm.h"
@@ -48,21 +48,20 @@ struct Result {
 // Times the MoE layer `moe_layer` of `file` (task 0's router) on inputs xn [N, d] against a dense MLP
 // with hidden k·hid and random weights, interleaving the two `reps` times.
 Result time_layer(const rt::ModelFile& file, int moe_layer, const std::vector<float>& xn, int reps,
-                  rt::ExpertMode mode) {
+                  rt::Residency mode) {
   const ModelConfig& c = file.config();
   const int N = c.num_tokens(), d = c.embed_dim, hid = c.moe_hidden(), E = c.moe_experts, k = c.moe_top_k;
   rt::DnnlContext ctx;
   rt::MoeLayer moe(ctx, N, d, hid, E, k, rt::Precision::fp32);
   std::unique_ptr<rt::WeightStream> ring;
-  if (mode == rt::ExpertMode::stream)
-    ring = std::make_unique<rt::WeightStream>(ctx.eng, file.path(), 2, rt::ExpertStream::slot_bytes(moe.fc1(), moe.fc2()),
+  if (mode == rt::Residency::stream)
+    ring = std::make_unique<rt::WeightStream>(ctx.eng, file.path(), 2, rt::ExpertStore::slot_bytes(moe.fc1(), moe.fc2()),
                                               static_cast<size_t>(hid) * d);
-  rt::ExpertStream experts(ctx, file, mode, moe.fc1(), moe.fc2(), ring.get());
+  rt::ExpertStore experts(ctx, file, mode, moe.fc1(), moe.fc2(), ring.get());
   int block = -1;
   for (int i = 0, j = 0; i < c.depth; ++i)
     if (c.is_moe_block(i) && j++ == moe_layer) block = i;
-  const std::string gate =
-      rt::block_key(block, c.gate == GateType::multi ? "mlp.gate.0.w_gate" : "mlp.gate.w_gate");
+  const std::string gate = router_key(c, block, 0);
   const float* g = file.data(gate);  // [d_gate, E]; the task term of a task_cond gate is left out here
   std::vector<float> wt(static_cast<size_t>(E) * d), zero(E, 0.f);
   for (int e = 0; e < E; ++e)
@@ -151,11 +150,11 @@ int main(int argc, char** argv) {
     std::normal_distribution<float> nd(0.f, 1.f);
     std::vector<float> xn(static_cast<size_t>(c.num_tokens()) * c.embed_dim);
     for (auto& v : xn) v = nd(rng);  // a LayerNorm output: zero mean, unit variance per token
-    for (rt::ExpertMode mode : {rt::ExpertMode::resident, rt::ExpertMode::stream}) {
+    for (rt::Residency mode : {rt::Residency::resident, rt::Residency::stream}) {
       Result r = time_layer(file, 0, xn, reps, mode);
       r.name = std::string("random, ") + c.name + " N=" + std::to_string(c.num_tokens()) + ", experts " + rt::to_string(mode);
       std::printf("%s\n", line(r, c).c_str());
-      if (mode == rt::ExpertMode::resident) ratios.push_back(r.moe_ms / r.dense_ms);
+      if (mode == rt::Residency::resident) ratios.push_back(r.moe_ms / r.dense_ms);
     }
   }
   std::filesystem::remove(path);
@@ -178,7 +177,7 @@ int main(int argc, char** argv) {
     std::vector<float> out(static_cast<size_t>(eng.out_channels(0)) * tc.img_h * tc.img_w);
     eng.run(0, s.image.data.data(), out.data(), &trace);
     for (size_t j = 0; j < trace.moe_in.size(); ++j) {
-      Result r = time_layer(file, static_cast<int>(j), trace.moe_in[j], reps, rt::ExpertMode::resident);
+      Result r = time_layer(file, static_cast<int>(j), trace.moe_in[j], reps, rt::Residency::resident);
       r.name = "trained, " + tc.name + " N=" + std::to_string(tc.num_tokens()) + " (" + tc.tasks[0].name + " router)";
       std::printf("%s\n", line(r, tc).c_str());
     }

@@ -16,7 +16,7 @@
 
 #include "bench/bench_util.h"
 #include "common/platform.h"
-#include "model/config_yaml.h"
+#include "core/config_yaml.h"
 #include "runtime/engine.h"
 #include "runtime/synthetic_export.h"
 

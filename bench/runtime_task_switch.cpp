@@ -13,7 +13,7 @@
 
 #include "bench/bench_util.h"
 #include "common/platform.h"
-#include "model/config_yaml.h"
+#include "core/config_yaml.h"
 #include "runtime/engine.h"
 #include "runtime/synthetic_export.h"
 
@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   rt::EngineOptions opt;
   opt.threads = threads;
   rt::Engine resident(path, opt);
-  opt.experts = opt.layers = rt::ExpertMode::stream;
+  opt.experts = opt.layers = rt::Residency::stream;
   rt::Engine streamed(path, opt);
   std::filesystem::remove(path);
   const int T = c.num_tasks();

@@ -26,7 +26,7 @@
 #include "common/fileutil.h"
 #include "common/platform.h"
 #include "eval/delta_m.h"
-#include "model/config_yaml.h"
+#include "core/config_yaml.h"
 #include "train/data_setup.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
@@ -64,7 +64,7 @@ Args parse(int argc, char** argv) {
 
 struct Variant {
   std::string name;
-  ConfigFile f;
+  TrainConfig f;
   TrainOptions o;
   EvalResult init, trained;
   int64_t steps = 0, params = 0;
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
     at::set_num_threads(a.threads);
     Variant moe, dense;
     moe.name = "M³ViT";
-    moe.f = load_config_file(a.config);
+    moe.f = load_train_config(a.config);
     dense.name = "M-ViT";
     dense.f = moe.f;
     dense.f.model = dense_baseline(dense.f.model);

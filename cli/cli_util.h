@@ -12,7 +12,7 @@ namespace m3vit::cli {
 void check_output_dir(const std::string& path, const std::string& flag);
 
 // FNV-1a over the float32 bytes of the logits, 12 hex digits: `m3vit infer` and `m3vit run` print it,
-// so equal logits show an equal hash (style.md §9).
+// so equal logits show an equal hash and two runs can be compared at a glance.
 std::string logits_hash(const float* p, size_t n);
 
 // "WxH" of an image or input size.

@@ -1,5 +1,5 @@
 // `m3vit eval --config C --weights W [--task T]`: score a model on the validation split as the authors
-// do (spec §7; train/evaluate.h): predictions resized to each image's original resolution, the metrics
+// do (docs/TRAINING.md; train/evaluate.h): predictions resized to each image's original resolution, the metrics
 // of eval/, Δm against single-task references (the authors' numbers unless --reference is given).
 // Prints a table, writes a JSON file, and with --png-dir the per-image predictions (PNG, depth .mat).
 #include <CLI/CLI.hpp>
@@ -48,7 +48,7 @@ void register_eval(CLI::App& app) {
   sub->add_flag("--dense", a->dense, "the weights are a dense M-ViT baseline (trained with train --dense)");
   sub->add_flag("--no-progress", a->no_progress, "no progress bar");
   sub->callback([a] {
-    ConfigFile f = load_config_args(a->config);
+    TrainConfig f = load_config_args(a->config);
     if (a->dense) f.model = dense_baseline(f.model);
     const TrainOptions to = train_options_from(f);
     at::set_num_threads(a->threads > 0 ? a->threads : (to.threads > 0 ? to.threads : default_threads()));

@@ -14,7 +14,7 @@
 #include "cli/model_weights.h"
 #include "common/errors.h"
 #include "model/checkpoint.h"
-#include "model/flops.h"
+#include "core/flops.h"
 #include "model/multitask_model.h"
 
 namespace m3vit::cli {
@@ -28,7 +28,7 @@ struct ExportArgs {
 };
 
 void run_export(const ExportArgs& a) {
-  const ConfigFile f = load_config_args(a.config);
+  const TrainConfig f = load_config_args(a.config);
   check_output_dir(a.out, "--out");
   torch::manual_seed(a.seed);
   MultiTaskModel model(f.model);

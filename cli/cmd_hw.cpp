@@ -1,4 +1,4 @@
-// `m3vit hw`: the layer-sequential FPGA accelerator model (hw/hw_model.h; docs/HW_MODEL.md).
+// `m3vit hw`: the layer-sequential FPGA accelerator model (hw/cost/hw_model.h; docs/HW_MODEL.md).
 //
 //   m3vit hw --config C [overrides] --hw zcu104|zcu102|FILE.yaml
 //            [--trace FILE | --weights W | --images DIR | --synthetic N | --synthetic-trace uniform|skewed]
@@ -25,10 +25,10 @@
 #include "cli/model_trace.h"
 #include "common/errors.h"
 #include "common/fileutil.h"
-#include "hw/fx_check.h"
-#include "hw/hw_model.h"
-#include "hw/report.h"
-#include "hw/sweep.h"
+#include "hw/cost/hw_model.h"
+#include "hw/cost/report.h"
+#include "hw/cost/sweep.h"
+#include "hw/fx/fx_check.h"
 
 namespace m3vit::cli {
 
@@ -70,7 +70,7 @@ hw::ExpertTrace get_trace(const HwArgs& a, const ModelConfig& cfg, int task, uin
 }
 
 void run_hw(const HwArgs& a) {
-  const ConfigFile f = load_config_args(a.config);
+  const TrainConfig f = load_config_args(a.config);
   const ModelConfig& cfg = f.model;
   const hw::AccelConfig acc = hw::load_accel_config(a.hw);
   const int task = a.task.empty() ? 0 : cfg.task_index(a.task);

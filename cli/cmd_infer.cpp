@@ -1,11 +1,11 @@
-// `m3vit infer`: single-task inference with the libtorch model (paper §3.2, spec §8): one backbone
+// `m3vit infer`: single-task inference with the libtorch model (paper §3.2, docs/CLI.md): one backbone
 // pass with the task's routers, then that task's head only.
 //
 //   m3vit infer --config C [--weights W] --task T (--image in.png | --input-npy x.npy)
 //               [--resize] [--save-logits out.npy] [--out pred.png] [--seed S] [--threads N] [--device cpu|cuda]
 //
 // Input: a JPEG/PNG (gray and RGBA are converted to RGB) of exactly the model's size, or --resize to
-// scale it bilinearly; ImageNet normalisation as the authors' transforms (spec §4.4). Or a .npy
+// scale it bilinearly; ImageNet normalisation as the authors' transforms (common_config.py:407-456). Or a .npy
 // holding the already-normalised network input [3, H, W] or [1, 3, H, W] (float32/float64).
 // Without --weights the model gets seeded random weights (the authors' initialisation).
 // Every bad input is one error line and exit code 2 (cli/main.cpp), checked before any output is
@@ -29,6 +29,7 @@
 #include "common/visualize.h"
 #include "io/npy.h"
 #include "model/multitask_model.h"
+#include "model/tensor_io.h"
 
 namespace m3vit::cli {
 
@@ -80,19 +81,15 @@ torch::Tensor load_npy_input(const std::string& path, const ModelConfig& cfg) {
   if (shape[1] != cfg.img_h || shape[2] != cfg.img_w)
     throw ShapeError("input " + path + " is " + size_str(shape[1], shape[2]) + " but model " + cfg.name + " takes " +
                      size_str(cfg.img_h, cfg.img_w));
-  torch::Tensor x;
-  if (t.dtype == DType::F32)
-    x = torch::from_blob(const_cast<uint8_t*>(t.bytes.data()), shape, torch::kFloat32).clone();
-  else if (t.dtype == DType::F64)
-    x = torch::from_blob(const_cast<uint8_t*>(t.bytes.data()), shape, torch::kFloat64).to(torch::kFloat32);
-  else
+  if (t.dtype != DType::F32 && t.dtype != DType::F64)
     throw FormatError("input " + path + " has dtype " + dtype_name(t.dtype) + "; expected float32 or float64");
+  const torch::Tensor x = tensor_from_bytes(t.dtype, shape, t.bytes.data(), t.bytes.size(), path).to(torch::kFloat32);
   if (!torch::isfinite(x).all().item<bool>()) throw NumericError("input " + path + " contains NaN or Inf");
   return x.unsqueeze(0);
 }
 
 void run_infer(const InferArgs& a) {
-  const ConfigFile f = load_config_args(a.config);
+  const TrainConfig f = load_config_args(a.config);
   const ModelConfig& cfg = f.model;
   const int task = cfg.task_index(a.task);  // ConfigError naming the task and the known ones
   if (a.image.empty() == a.input_npy.empty()) throw ConfigError("give exactly one of --image and --input-npy");

@@ -84,8 +84,8 @@ void run_run(const RunArgs& a) {
   check_output_dir(a.out, "--out");
   check_output_dir(a.save_logits, "--save-logits");
   rt::EngineOptions opt;
-  opt.experts = rt::expert_mode_from_string(a.experts);
-  opt.layers = rt::expert_mode_from_string(a.layers);
+  opt.experts = rt::residency_from_string(a.experts);
+  opt.layers = rt::residency_from_string(a.layers);
   opt.precision = rt::precision_from_string(a.precision);
   opt.threads = a.threads;
   opt.winograd = a.conv == "winograd";

@@ -1,5 +1,5 @@
 // `m3vit trace`: the per-token expert choices of a model on a set of images, for the hardware model
-// (docs/ARCHITECTURE.md "Routing trace"; hw/expert_trace.h).
+// (docs/ARCHITECTURE.md "Routing trace"; hw/cost/expert_trace.h).
 //
 //   m3vit trace --config C [overrides] [--weights W] --task T
 //               (--images DIR [--resize] [--limit N] | --synthetic N [--image-seed S])
@@ -30,7 +30,7 @@ struct TraceArgs {
 };
 
 void run_trace(const TraceArgs& a) {
-  const ConfigFile f = load_config_args(a.config);
+  const TrainConfig f = load_config_args(a.config);
   const ModelConfig& cfg = f.model;
   const int task = cfg.task_index(a.task);
   if (cfg.moe_blocks.empty()) throw ConfigError("config '" + cfg.name + "' has no MoE layers: nothing to trace");

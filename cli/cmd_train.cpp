@@ -45,7 +45,7 @@ void register_train(CLI::App& app) {
   sub->add_flag("--dense", a->dense, "train the dense M-ViT baseline: every MoE layer replaced by the dense MLP");
   sub->add_flag("--no-progress", a->no_progress, "no progress bar");
   sub->callback([a] {
-    ConfigFile f = load_config_args(a->config);
+    TrainConfig f = load_config_args(a->config);
     if (a->dense) f.model = dense_baseline(f.model);
     TrainOptions o = train_options_from(f);
     if (!a->out_dir.empty()) o.out_dir = a->out_dir;

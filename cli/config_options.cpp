@@ -59,9 +59,9 @@ ConfigOverrides config_overrides(const ConfigArgs& a) {
   return o;
 }
 
-ConfigFile load_config_args(const ConfigArgs& a) { return load_config_file(a.path, config_overrides(a)); }
+TrainConfig load_config_args(const ConfigArgs& a) { return load_train_config(a.path, config_overrides(a)); }
 
-std::string describe_config(const ConfigFile& f) {
+std::string describe_config(const TrainConfig& f) {
   const ModelConfig& m = f.model;
   std::string s;
   s += "config   " + f.path + (f.authors_format ? "  (the authors' format)" : "") + "\n";

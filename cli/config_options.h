@@ -1,11 +1,11 @@
 // The config options every model subcommand shares: `--config FILE` plus the switches the authors
 // pass on their command line (--moe-experts, --moe-top-k, --moe-mlp-ratio, --gate-type, --multi-gate,
-// --task-one-hot, --task-emb-dim, --noise-std), see model/config.h ConfigOverrides and docs/CLI.md.
+// --task-one-hot, --task-emb-dim, --noise-std), see core/config.h ConfigOverrides and docs/CLI.md.
 #pragma once
 
 #include <string>
 
-#include "model/config_yaml.h"
+#include "train/train_options.h"
 
 namespace CLI {
 class App;
@@ -31,9 +31,9 @@ void add_config_options(CLI::App* sub, ConfigArgs& args);
 ConfigOverrides config_overrides(const ConfigArgs& args);
 
 // Loads the config file with the command-line overrides (throws ConfigError / IoError).
-ConfigFile load_config_args(const ConfigArgs& args);
+TrainConfig load_config_args(const ConfigArgs& args);
 
 // One-paragraph description of a model for the terminal.
-std::string describe_config(const ConfigFile& f);
+std::string describe_config(const TrainConfig& f);
 
 }  // namespace m3vit::cli

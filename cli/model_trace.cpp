@@ -21,8 +21,8 @@
 #include "eval/prediction.h"
 #include "eval/saliency_meter.h"
 #include "eval/segmentation_meter.h"
-#include "hw/fx_encoder.h"
-#include "hw/ref_encoder.h"
+#include "hw/fx/fx_encoder.h"
+#include "hw/fx/ref_encoder.h"
 #include "io/tensor_data.h"
 #include "model/multitask_model.h"
 

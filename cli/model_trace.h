@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "hw/encoder_weights.h"
-#include "hw/expert_trace.h"
-#include "model/config.h"
+#include "hw/cost/expert_trace.h"
+#include "hw/fx/encoder_weights.h"
+#include "core/config.h"
 
 namespace m3vit::cli {
 
@@ -38,7 +38,7 @@ hw::ExpertTrace trace_model(const ModelConfig& cfg, const std::string& weights, 
 hw::EncoderWeights model_encoder_weights(const ModelConfig& cfg, const std::string& weights, uint64_t seed);
 
 // Largest |difference| between the libtorch model's backbone output (forward_features) and the
-// hardware path's fp32 reference encoder (hw/ref_encoder.h) on the same weights and images, and the
+// hardware path's fp32 reference encoder (hw/fx/ref_encoder.h) on the same weights and images, and the
 // largest |value| for scale: the check that the reference is the model.
 std::pair<double, double> reference_vs_model(const ModelConfig& cfg, const std::string& weights, uint64_t seed,
                                              int task, const std::vector<std::vector<uint8_t>>& images);

@@ -1,4 +1,4 @@
-// Process start-up settings that decide speed on this kind of machine (platform-notes.md).
+// Process start-up settings that decide speed on the development machine (malloc churn, thread count).
 #pragma once
 
 #include <string>

@@ -1,4 +1,4 @@
-// NYUD-v2 multi-task data set in the NYUD_MT layout of the authors' loader (data/nyud.py; spec §4.3):
+// NYUD-v2 multi-task data set in the NYUD_MT layout of the authors' loader (data/nyud.py:192-214):
 //   <root>/gt_sets/{train,val}.txt     split ids (795 / 654)
 //   <root>/images/<id>.jpg             RGB image (480x640)
 //   <root>/segmentation/<id>.png       0 = unlabelled -> 255, v -> v - 1 (40 classes 0..39)

@@ -1,5 +1,5 @@
 // PASCAL-Context multi-task data set in the PASCAL_MT layout of the authors' loader
-// (data/pascal_context.py; spec §4.2):
+// (data/pascal_context.py:286-371; docs/DATA.md):
 //   <root>/ImageSets/Context/{train,val}.txt        split ids
 //   <root>/JPEGImages/<id>.jpg                      RGB image
 //   <root>/semseg/VOC12/<id>.png, else semseg/pascal-context/<id>.png   0..20, 255 ignore

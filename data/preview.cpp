@@ -128,7 +128,7 @@ Image8 vconcat(const std::vector<Image8>& rows, int gap) {
 
 Image8 sample_preview(const Sample& s) {
   std::vector<Image8> tiles = {sample_image_rgb(s)};
-  for (const auto& t : all_task_names())
+  for (const auto& t : task_names())
     if (s.has(t)) tiles.push_back(colorize_task(t, s.label(t)));
   return hconcat(tiles);
 }

@@ -11,16 +11,6 @@ std::string shape_of(const ImageF& im) {
   return "[" + std::to_string(im.c) + ", " + std::to_string(im.h) + ", " + std::to_string(im.w) + "]";
 }
 
-const std::vector<std::string>& all_task_names() {
-  static const std::vector<std::string> names = {"semseg", "human_parts", "sal", "normals", "edge", "depth"};
-  return names;
-}
-
-bool is_task_name(const std::string& task) {
-  const auto& n = all_task_names();
-  return std::find(n.begin(), n.end(), task) != n.end();
-}
-
 void check_task_name(const std::string& task) {
   if (!is_task_name(task))
     throw ConfigError("unknown task '" + task + "' (semseg, human_parts, sal, normals, edge, depth)");

@@ -1,6 +1,6 @@
 // One multi-task sample, torch-free: an RGB image and, per task, a dense label map, all planar float.
 // Conventions follow the authors' data classes (data/pascal_context.py, data/nyud.py) and transforms
-// (data/custom_transforms.py); spec §4.1-4.4.
+// (data/custom_transforms.py); see docs/DATA.md.
 //
 // Raw sample (as a Dataset returns it, original resolution):
 //   image        [3,H,W] RGB 0..255
@@ -18,6 +18,8 @@
 #include <map>
 #include <string>
 #include <vector>
+
+#include "core/config.h"
 
 namespace m3vit {
 
@@ -45,9 +47,7 @@ struct ImageF {
 
 std::string shape_of(const ImageF& im);  // "[3, 96, 128]"
 
-// The six dense tasks, spelled as in the authors' configs (p.TASKS.NAMES).
-const std::vector<std::string>& all_task_names();
-bool is_task_name(const std::string& task);
+// The six task names are core/config.h task_names() / is_task_name().
 // Throws ConfigError naming the task and the known ones.
 void check_task_name(const std::string& task);
 // Channels of a task's label map: normals 3, every other task 1.

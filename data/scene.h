@@ -15,6 +15,11 @@
 //
 // A scene is a pure function of (seed, split, index) and renders at any resolution (intrinsics scale
 // with the image; the horizontal field of view is fixed per scene).
+//
+// This header is the whole public interface. The implementation, one job per file, in namespace
+// m3vit::scene: data/scene_build.h draws the scene description (camera, room, light, objects, people)
+// from a key; data/scene_render.h ray-casts it into the image and the label maps; underneath,
+// data/scene_geometry.h holds the ray-shape intersections and data/scene_material.h the textures.
 #pragma once
 
 #include <cstdint>

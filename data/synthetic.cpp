@@ -108,7 +108,7 @@ SyntheticDataset::SyntheticDataset(SyntheticOptions opts) : opts_(std::move(opts
   if (opts_.height < 8 || opts_.width < 8)
     throw ConfigError("synthetic image size " + std::to_string(opts_.height) + "x" + std::to_string(opts_.width) +
                       " is below 8x8");
-  tasks_ = select_tasks(opts_.tasks, all_task_names(), "the synthetic data set");
+  tasks_ = select_tasks(opts_.tasks, task_names(), "the synthetic data set");
 }
 
 std::string SyntheticDataset::sample_id(size_t i) const {

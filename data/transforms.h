@@ -1,5 +1,5 @@
 // Augmentation and normalisation exactly as the authors' pipeline (utils/common_config.py:407-456,
-// data/custom_transforms.py; spec §4.4). Training, in order:
+// data/custom_transforms.py; docs/DATA.md). Training, in order:
 //   1. RandomHorizontalFlip (p = 0.5): every map mirrored, normals x (channel 0) negated.
 //   2. ScaleNRotate: one (rot, scale) per sample, cv2.getRotationMatrix2D about (w/2, h/2) and
 //      cv2.warpAffine to the same size, constant 0 border. PASCAL: rot = 40u - 20 degrees,

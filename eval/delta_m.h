@@ -1,5 +1,5 @@
 // Multi-task performance Δm against single-task references (authors' evaluation/evaluate_utils.py:
-// 45-70 and 354-385; spec §7.3):
+// 45-70 and 354-385; docs/METRICS.md):
 //   Δm = (1/T) sum_t s_t (M_t - S_t) / S_t,
 //   s_t = +1 for mIoU (semseg, human_parts, sal) and odsF (edge), -1 for depth RMSE and normals mean angle,
 // over the T tasks that have a reference. The authors' references (hard-coded, edge commented out so

@@ -1,5 +1,5 @@
 // Depth: RMSE and log-RMSE pooled over every valid pixel of the set (authors' evaluation/eval_depth.py:
-// 19-58; spec §7.2). valid = ground truth != 0; predictions <= 0 become 1e-9 before the log;
+// 19-58; docs/METRICS.md). valid = ground truth != 0; predictions <= 0 become 1e-9 before the log;
 //   rmse = sqrt(sum (gt - pred)^2 / n_valid),  log_rmse = sqrt(sum (ln gt - ln pred)^2 / n_valid).
 // A ground-truth value of 255 (the transform's ignore value) is invalid too.
 #pragma once

@@ -1,5 +1,5 @@
 // Boundary detection: odsF, oisF and AP computed natively (the authors can only score edges through
-// MATLAB + seism and have it switched off, evaluation/evaluate_utils.py:324-327; spec §7.2).
+// MATLAB + seism and have it switched off, evaluate_utils.py:324-327; AUTHORS_CODE.md Q35).
 // Following the boundary benchmark (BSDS500 / seism 'fb'): for 99 thresholds tau = 0.01 .. 0.99 the
 // stored prediction is binarised as v/255 >= tau (seism's read_one_png.m), thinned to one-pixel
 // boundaries (skimage's thin, the algorithm of MATLAB's bwmorph 'thin'), and matched one-to-one to the

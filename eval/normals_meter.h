@@ -1,5 +1,5 @@
 // Surface normals: angular error statistics pooled over every valid pixel of the set (authors'
-// evaluation/eval_normals.py:24-65; spec §7.2). pred = 2 v / 255 - 1 from the stored RGB prediction,
+// evaluation/eval_normals.py:24-65; docs/METRICS.md). pred = 2 v / 255 - 1 from the stored RGB prediction,
 // L2-normalised (+1e-12); valid = ground truth of non-zero norm; the ground truth is normalised too;
 // angle = degrees(arccos(clip(<pred, gt>, -1, 1))). Reported: mean, median, RMSE = sqrt(mean angle^2),
 // and the percentages of pixels under 11.25, 22.5 and 30 degrees.

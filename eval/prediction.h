@@ -1,5 +1,5 @@
 // From a network output to the prediction the metrics score, as the authors' dump does
-// (utils/utils.py:60-78 get_output, evaluation/evaluate_utils.py:275-316; spec §7.1):
+// (utils/utils.py:60-78 get_output, evaluation/evaluate_utils.py:275-316; docs/METRICS.md):
 //   semseg, human_parts  argmax over channels -> nearest resize to the original size -> class ids
 //   sal, edge            255 sigmoid(x)       -> bilinear resize -> uint8 (truncated)
 //   normals              n / max(|n|, 1e-12), (n + 1) 255 / 2 -> bilinear resize -> uint8 (truncated)

@@ -1,5 +1,5 @@
 // Saliency: max-over-thresholds IoU ("mIoU") and maxF (authors' evaluation/eval_sal.py:21-65 with
-// jaccard.py:12-48; spec §7.2). For 15 thresholds tau = linspace(0.2, 0.9, 15) each image is binarised
+// jaccard.py:12-48; docs/METRICS.md). For 15 thresholds tau = linspace(0.2, 0.9, 15) each image is binarised
 // as pred/255 > tau; per image IoU (1 when prediction and ground truth are both empty), precision
 // tp/(tp+fp+1e-12), recall tp/(tp+fn+1e-12). Per tau: mean IoU, mean P, mean R over images and
 // F = 2 P R / (P + R + 1e-12). Reported: mIoU = max_tau mean IoU (used in Δm), maxF = max_tau F.

@@ -1,5 +1,5 @@
 // Dataset-level mIoU for semseg and human parts (authors' evaluation/eval_semseg.py:36-80 and
-// eval_human_parts.py:21-75; spec §7.2). Over the whole set, per class c:
+// eval_human_parts.py:21-75; docs/METRICS.md). Over the whole set, per class c:
 //   TP_c = #(gt = c, pred = c), FP_c = #(gt != c, pred = c), FN_c = #(gt = c, pred != c), gt != 255 only;
 //   IoU_c = TP_c / max(TP_c + FP_c + FN_c, 1e-8);  mIoU = mean over all classes (an absent class counts 0).
 // Human parts additionally skip images whose ground truth is one value, 0 or 255 (no person).

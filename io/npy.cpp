@@ -2,7 +2,7 @@
 // Layout: "\x93NUMPY", major, minor, header length (u16 for 1.x, u32 for 2.x/3.x), then a Python dict
 // literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded with spaces and '\n' so the
 // data starts at a multiple of 64, then the raw data. NYUD depth/normals/edge labels come as .npy
-// (spec §4.3), as do `m3vit infer --input-npy` inputs and `--save-logits` outputs.
+// (the authors' data/nyud.py:192-214), as do `m3vit infer --input-npy` inputs and `--save-logits` outputs.
 #include "io/npy.h"
 
 #include <cctype>

@@ -1,5 +1,5 @@
 // Torch-free reader for `torch.save` files holding (nested) state dicts: the authors' checkpoints
-// (spec §2.8, §6.1: `{'state_dict': OrderedDict, 'epoch': ..., 'optimizer': ...}`, per-rank shards) and
+// (moe_utils.py:32-101: `{'state_dict': OrderedDict, 'epoch': ..., 'optimizer': ...}`, per-rank shards) and
 // timm/DeiT weights (`{'model': OrderedDict}`). Why not torch::pickle_load: see io/pth_reader.h.
 //
 // Two containers are understood:

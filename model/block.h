@@ -6,7 +6,7 @@
 #include "common/pch/torch_pch.h"
 
 #include "model/attention.h"
-#include "model/config.h"
+#include "core/config.h"
 #include "model/mlp.h"
 #include "model/moe_layer.h"
 

@@ -1,9 +1,9 @@
 #include "common/pch/torch_pch.h"
 
 // Checkpoint import/export (model/checkpoint.h, docs/WEIGHTS.md). The authors load pretrained
-// weights in two places: timm/DeiT weights in utils/helpers.py:207-316 (spec §6.1 step 2) and an
+// weights in two places: timm/DeiT weights in utils/helpers.py:207-316 (quirk Q28, docs/AUTHORS_CODE.md) and an
 // ImageNet MoE checkpoint or a shard directory in utils/common_config.py:29-97 and :208-247
-// (cvt_state_dict, spec §6.1 step 4). Their key edits are re-derived here in checkpoint_filter();
+// (cvt_state_dict; docs/WEIGHTS.md). Their key edits are re-derived here in checkpoint_filter();
 // the file readers are the torch-free ones in io/.
 #include "model/checkpoint.h"
 
@@ -17,6 +17,7 @@
 #include "io/pth_reader.h"
 #include "io/safetensors.h"
 #include "io/tensor_data.h"
+#include "model/tensor_io.h"
 
 namespace m3vit {
 
@@ -33,29 +34,6 @@ std::string shape_of(const torch::Tensor& t) { return shape_str(t.sizes().vec())
 // Expert tensors are the ones FastMoE shards across ranks (utils/moe_utils.py:32-38 filter_state, 95-101).
 bool is_expert_key(const std::string& k) { return contains(k, "mlp.experts.htoh4") || contains(k, "mlp.experts.h4toh"); }
 
-torch::ScalarType scalar_type(DType dt) {
-  switch (dt) {
-    case DType::F64: return torch::kDouble;
-    case DType::F32: return torch::kFloat;
-    case DType::F16: return torch::kHalf;
-    case DType::BF16: return torch::kBFloat16;
-    case DType::I64: return torch::kLong;
-    case DType::I32: return torch::kInt;
-    case DType::I16: return torch::kShort;
-    case DType::I8: return torch::kChar;
-    case DType::U8: return torch::kByte;
-    case DType::BOOL: return torch::kBool;
-  }
-  throw FormatError("unknown dtype");
-}
-
-// Copies bytes into a fresh tensor (the source may be an mmap that is about to go away).
-torch::Tensor to_tensor(DType dt, const std::vector<int64_t>& shape, const void* data, size_t nbytes) {
-  torch::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(scalar_type(dt)));
-  if (nbytes) std::memcpy(t.data_ptr(), data, nbytes);
-  return t;
-}
-
 std::map<std::string, torch::Tensor> read_file_tensors(const std::string& path) {
   char magic[4] = {};
   {
@@ -67,13 +45,10 @@ std::map<std::string, torch::Tensor> read_file_tensors(const std::string& path) 
   const bool zip = std::memcmp(magic, "PK\x03\x04", 4) == 0;
   const bool legacy_pickle = static_cast<unsigned char>(magic[0]) == 0x80;
   if (zip || legacy_pickle) {
-    for (auto& [k, t] : read_pth_tensors(path)) out[k] = to_tensor(t.dtype, t.shape, t.bytes.data(), t.bytes.size());
+    for (auto& [k, t] : read_pth_tensors(path)) out[k] = tensor_from_bytes(t.dtype, t.shape, t.bytes.data(), t.bytes.size(), k);
   } else {
     SafeTensorsFile f(path);
-    for (const auto& k : f.names()) {
-      const TensorView& v = f.get(k);
-      out[k] = to_tensor(v.dtype, v.shape, v.data, v.nbytes);
-    }
+    for (const auto& k : f.names()) out[k] = to_tensor(f.get(k));
   }
   return out;
 }
@@ -228,7 +203,7 @@ std::map<std::string, torch::Tensor> checkpoint_filter(const std::map<std::strin
         continue;
       }
     }
-    // 7. Positional embedding of another grid (spec §1.3).
+    // 7. Positional embedding of another grid (helpers.py:280-301).
     if (k == "backbone.pos_embed" && has(k) && t.sizes().vec() != model_shapes.at(k)) {
       torch::Tensor r = resize_pos_embed(t, cfg.grid_h(), cfg.grid_w()).to(t.scalar_type());
       put(k, r, raw);
@@ -329,35 +304,17 @@ std::map<std::string, torch::Tensor> read_checkpoint_tensors(const std::string& 
 void export_module(torch::nn::Module& m, const ModelConfig& cfg, const std::string& path) {
   SafeTensorsWriter w;
   auto add = [&](const std::string& k, const torch::Tensor& v) {
-    torch::Tensor t = v.detach().to(torch::kCPU).to(torch::kFloat).contiguous();
+    torch::Tensor t = v.detach().to(torch::kCPU).to(torch::kFloat);
     if (!torch::isfinite(t).all().item<bool>()) throw NumericError("cannot export " + path + ": '" + k + "' contains NaN or Inf");
-    w.add(k, DType::F32, t.sizes().vec(), t.data_ptr(), static_cast<size_t>(t.numel()) * sizeof(float));
+    add_tensor(w, k, t);
   };
   for (const auto& p : m.named_parameters(true)) add(p.key(), p.value());
   for (const auto& b : m.named_buffers(true)) add(b.key(), b.value());
-  w.set_metadata("format", kExportFormat);
-  w.set_metadata("m3vit_config", config_to_json(cfg));
+  for (const auto& [k, v] : export_metadata(cfg)) w.set_metadata(k, v);
   w.write(path);
 }
 
 void export_model(MultiTaskModelImpl& m, const std::string& path) { export_module(m, m.config(), path); }
-
-ModelConfig read_export_config(const std::string& path) {
-  SafeTensorsFile f(path);
-  const auto& md = f.metadata();
-  auto fmt = md.find("format");
-  if (fmt == md.end() || fmt->second != kExportFormat)
-    throw FormatError(path + ": not an m3vit export (metadata \"format\" is " +
-                      (fmt == md.end() ? std::string("absent") : "'" + fmt->second + "'") + ", expected '" +
-                      kExportFormat + "')");
-  auto js = md.find("m3vit_config");
-  if (js == md.end()) throw FormatError(path + ": m3vit export without \"m3vit_config\" metadata");
-  try {
-    return config_from_json(js->second);
-  } catch (const ConfigError& e) {
-    throw ConfigError(path + ": " + e.what());
-  }
-}
 
 MultiTaskModel load_exported(const std::string& path) {
   MultiTaskModel m(read_export_config(path));

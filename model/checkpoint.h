@@ -1,9 +1,9 @@
 // Checkpoint import/export for MultiTaskModel (docs/WEIGHTS.md).
-//  - Export: one safetensors file, the authors' keys, fp32, metadata "format" = "m3vit-export-v1" and
-//    "m3vit_config" (docs/ARCHITECTURE.md "Model export"); read by the runtime and load_exported().
+//  - Export: the format of core/export.h (the authors' keys, fp32, format tag and config metadata);
+//    read by the runtime and load_exported() (read_export_config, core/export.h).
 //  - Import: our export, the authors' checkpoints (.pth state dicts, per-rank shard directories
-//    `{rank}.pth`, spec §2.8; or the same keys as safetensors) and timm/DeiT ImageNet weights
-//    (spec §6.1 step 2). All key surgery on foreign checkpoints lives in checkpoint_filter()
+//    `{rank}.pth`, utils/moe_utils.py:68-93; or the same keys as safetensors) and timm/DeiT ImageNet weights
+//    (utils/helpers.py:207-316). All key surgery on foreign checkpoints lives in checkpoint_filter()
 //    (the idea of timm's checkpoint_filter_fn).
 #pragma once
 
@@ -13,12 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
+#include "core/config.h"
+#include "core/export.h"
 #include "model/multitask_model.h"
 
 namespace m3vit {
-
-constexpr const char* kExportFormat = "m3vit-export-v1";
 
 // What a load did, key by key (model keys unless said otherwise).
 struct LoadReport {
@@ -47,9 +46,9 @@ struct FilterOptions {
 //   5. multi-gate: copy a single "...mlp.gate.w_gate" [d, E] into every task's
 //      "...mlp.gate.{t}.w_gate" (common_config.py:53-65; we copy for every T, the authors only for T in {2,4,5});
 //   6. task_cond: append zero rows to a d-row w_gate so it has the model's d + D_t rows (common_config.py:44-51);
-//   7. resize "backbone.pos_embed" when its grid differs (resize_pos_embed, spec §1.3);
+//   7. resize "backbone.pos_embed" when its grid differs (resize_pos_embed, helpers.py:280-301);
 //   8. reshape a linear-layout patch_embed.proj.weight [d, C*p*p] to the conv's [d, C, p, p];
-//   9. dense "blocks.{i}.mlp.fc1/fc2" of a MoE block: ignored (spec §6.1 step 2), or split into the
+//   9. dense "blocks.{i}.mlp.fc1/fc2" of a MoE block: ignored (helpers.py:302-313 is disabled), or split into the
 //      experts when opt.split_experts;
 //  10. everything else must match the model's shape exactly: ShapeError naming `source`, the key and
 //      both shapes. Keys the model lacks go to report.unexpected.
@@ -59,7 +58,7 @@ std::map<std::string, torch::Tensor> checkpoint_filter(const std::map<std::strin
                                                        const ModelConfig& cfg, const FilterOptions& opt,
                                                        const std::string& source, LoadReport& report);
 
-// Spec §1.3 (utils/helpers.py:280-301): pos [1, N, d] -> [1, 1 + h*w, d]. g = floor(sqrt(N)); row 0
+// The authors' resize (utils/helpers.py:280-301): pos [1, N, d] -> [1, 1 + h*w, d]. g = floor(sqrt(N)); row 0
 // (cls) is kept, the last g*g rows are a g x g grid, resized with bilinear interpolation,
 // align_corners=false, no antialiasing; rows between (a distillation token) are dropped.
 // ShapeError unless N - g*g is 1 or 2.
@@ -68,20 +67,17 @@ torch::Tensor resize_pos_embed(const torch::Tensor& pos, int h, int w);
 // Writes every parameter and buffer of `m` as fp32 (integer buffers such as BatchNorm's
 // num_batches_tracked included, converted) with the export metadata. Atomic.
 void export_model(MultiTaskModelImpl& m, const std::string& path);
-// Reads only the header: checks the format tag, returns the stored config. FormatError / ConfigError
-// naming the path.
-ModelConfig read_export_config(const std::string& path);
 // Builds the model from the stored config and loads every tensor (strict). Returned in eval mode.
 MultiTaskModel load_exported(const std::string& path);
 
 // Loads our export, an authors' .pth / safetensors file, or an authors' shard directory
 // ({rank}.pth: rank 0 holds everything, rank r > 0 only its experts, concatenated along dim 0 in
-// rank order; spec §2.8, written by utils/moe_utils.py:68-79, merged as in common_config.py:214-231).
+// rank order; docs/WEIGHTS.md, written by utils/moe_utils.py:68-79, merged as in common_config.py:214-231).
 // strict: every model tensor must be provided (checked before anything is copied). Mis-shaped
 // tensors always throw.
 LoadReport load_checkpoint(MultiTaskModelImpl& m, const std::string& path, bool strict);
 
-// timm/DeiT ImageNet weights (spec §6.1 step 2): cls_token, pos_embed (resized), patch_embed.proj,
+// timm/DeiT ImageNet weights (utils/helpers.py:207-316): cls_token, pos_embed (resized), patch_embed.proj,
 // norm1/attn/norm2 of every block, fc1/fc2 of the dense blocks. Never strict (heads, routers and,
 // unless split_experts, experts keep their initialisation).
 // split_experts (ours, not the authors'): expert e of a MoE block gets hidden units

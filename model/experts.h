@@ -1,5 +1,6 @@
 // Experts: the E two-layer GELU MLPs of one MoE layer, stored stacked as FastMoE does
-// (authors' models/custom_moe_layer.py:24-44 `_Expert`, fmoe/linear.py `FMoELinear`; spec §1.5):
+// (authors' models/custom_moe_layer.py:24-44 `_Expert`, fmoe/linear.py `FMoELinear`; GELU at
+// vision_transformer_moe.py:248-251):
 //   htoh4: weight [E, hid, d], bias [E, hid]     expert e: h = GELU(x · W1_eᵀ + b1_e)
 //   h4toh: weight [E, d, hid], bias [E, d]                   y = h · W2_eᵀ + b2_e
 // Stacked [E, out, in] is also the layout of the exported safetensors file and of the runtime.

@@ -1,4 +1,4 @@
-// ForwardTrace: named intermediates of one forward pass (style.md §4), filled only when a pointer is
+// ForwardTrace: named intermediates of one forward pass (docs/TESTING.md), filled only when a pointer is
 // passed, so that every tensor can be compared with the PyTorch parity oracle.
 #pragma once
 

@@ -1,6 +1,6 @@
 // MoE layer: router(s) + token dispatch to the stacked experts + weighted combination
 // (authors' models/custom_moe_layer.py:66-314 `FMoETransformerMLP`, FastMoE's count/sort dispatch
-// fmoe/functions.py; paper §3.2 and the "token queues" of §4; spec §1.5, §2.3-2.4).
+// fmoe/functions.py; paper §3.2 and the "token queues" of §4; custom_moe_layer.py:127-179, :290-297).
 //
 // For tokens x [T, d] (T = B·N, the cls token routed like any patch token) and the router's choice
 // idx/w [T, k]:   out_t = Σ_j w_tj · Expert_{idx_tj}(x_t)        (no capacity limit, no dropping)
@@ -11,7 +11,7 @@
 
 #include "common/pch/torch_pch.h"
 
-#include "model/config.h"
+#include "core/config.h"
 #include "model/experts.h"
 #include "model/router.h"
 

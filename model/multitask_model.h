@@ -2,7 +2,7 @@
 // (models/models.py:118-263 in the authors' code). This header is the model's public API; the
 // trainer, the CLI, the exporter and the parity tests use only what is declared here.
 //
-// Parameter names are the authors' state-dict keys (spec §6.1), so `named_parameters()` and
+// Parameter names are the authors' state-dict keys (utils/common_config.py:29-97), so `named_parameters()` and
 // `named_buffers()` of a MultiTaskModel give exactly the keys of their checkpoints:
 //   backbone.cls_token [1,1,d]   backbone.pos_embed [1,1+h*w,d]   backbone.patch_embed.proj.{weight,bias}
 //   backbone.blocks.{i}.norm1.*  .attn.qkv.*  .attn.proj.*  .norm2.*
@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
+#include "core/config.h"
 #include "model/forward_trace.h"
 #include "model/pup_head.h"
 #include "model/tam.h"
@@ -36,7 +36,7 @@ namespace m3vit {
 
 class MultiTaskModelImpl : public torch::nn::Module {
  public:
-  // Builds every submodule with the authors' initialisation (spec §1.7, §3.1) from torch's global
+  // Builds every submodule with the authors' initialisation (quirk Q27, docs/AUTHORS_CODE.md) from torch's global
   // RNG, so torch::manual_seed(s) before construction makes the weights deterministic.
   explicit MultiTaskModelImpl(ModelConfig cfg);
   const ModelConfig& config() const { return cfg_; }
@@ -53,7 +53,7 @@ class MultiTaskModelImpl : public torch::nn::Module {
   // Backbone only: output of the last block, [B, N, d], with task t's routing.
   torch::Tensor forward_features(const torch::Tensor& images, int task, ForwardTrace* trace = nullptr);
 
-  // Sum over every router call since the last take of cv²(importance) + cv²(load) (spec §2.2),
+  // Sum over every router call since the last take of cv²(importance) + cv²(load) (utils/moe_utils.py:105-111),
   // not yet multiplied by cfg.aux_weight. Zero (a scalar tensor) in eval mode. Clears the sum.
   torch::Tensor take_aux_loss();
 

@@ -1,5 +1,5 @@
 // PUP (progressive upsampling) task head (authors' models/vit_up_head.py:73-224
-// `VisionTransformerUpHead` with num_conv 4, num_upsampe_layer 4, bilinear; paper §3.3; spec §3.1).
+// `VisionTransformerUpHead` with num_conv 4, num_upsampe_layer 4, bilinear; paper §3.3; forward :149-224).
 // One independent head per task, keys decoders.{task}.{norm, conv_0..4, syncbn_fc_0..3}.
 //   tokens [B, N, d] -> drop cls -> LayerNorm(d) -> [B, d, h, w]
 //   conv_0 3x3 d->C_h, BN, ReLU, x2 -> conv_1 3x3, BN, ReLU (TAM level 0), x2

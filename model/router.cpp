@@ -61,7 +61,7 @@ RouterImpl::RouterImpl(int d_gate, int num_experts, int top_k, double noise_std,
     : num_experts_(num_experts), top_k_(top_k), noise_std_(noise_std), authors_noisy_load_(authors_noisy_load) {
   w_gate = register_parameter("w_gate", torch::empty({d_gate, num_experts}));
   // kaiming-uniform a=sqrt(5) on the 2-D [d_gate, E] tensor: torch takes fan_in = size(1) = E, so
-  // U(-1/sqrt(E), 1/sqrt(E)) (noisy_gate_vmoe.py:63-70; spec §1.7).
+  // U(-1/sqrt(E), 1/sqrt(E)) (noisy_gate_vmoe.py:63-70).
   kaiming_uniform_a_sqrt5(w_gate);
 }
 

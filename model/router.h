@@ -1,6 +1,6 @@
 // Router: the noisy V-MoE top-k gate of M³ViT (authors' models/gate_funs/noisy_gate_vmoe.py,
-// class NoisyGate_VMoE; spec §2.1-2.2), plus the task embedding of the task-conditioned gate
-// (vision_transformer_moe.py:174-192, 420-423; spec §2.4).
+// class NoisyGate_VMoE, :178-286), plus the task embedding of the task-conditioned gate
+// (vision_transformer_moe.py:174-192, 420-423; custom_moe_layer.py:176-179).
 //
 // Per call on tokens x [T, d_gate]:
 //   logits = x · w_gate                       [T, E]   (bias-free; w_gate is [d_gate, E], input-major)
@@ -38,7 +38,7 @@ torch::Tensor cv_squared(const torch::Tensor& v);
 torch::Tensor smooth_load(const torch::Tensor& clean, const torch::Tensor& noisy, const torch::Tensor& probs,
                           double sigma, int k, bool authors_q6);
 
-// The per-call auxiliary loss of one router (spec §2.2): cv²(importance) + cv²(load) with
+// The per-call auxiliary loss of one router (noisy_gate_vmoe.py:270-286): cv²(importance) + cv²(load) with
 // importance_e = Σ_tokens G[:, e] (G = kept probabilities scattered into [T, E]) and load_e the hard
 // count of tokens with G[:, e] > 0 when sigma <= 1e-6 or k == E, else smooth_load(...).
 torch::Tensor router_aux_loss(const RouteResult& r, const torch::Tensor& noisy_logits, double sigma, int k,

@@ -1,5 +1,5 @@
 // TAM: the training-only task-aware deep-supervision module (authors' models/models.py:9-101
-// `TamModule`; spec §3.3). One instance tam_model{L} per enabled feature level L of the PUP heads.
+// `TamModule`; docs/AUTHORS_CODE.md Q39). One instance tam_model{L} per enabled feature level L of the PUP heads.
 // With T tasks and per-task head features F_t [B, C, H, W] (C = head width, 256 for the authors):
 //   Bm   = sigmoid(layers1(relu(layers0(cat_t F_t))))                 layers0: T*C->C, layers1: C->C
 //   Fb   = weighted concat of F_t by Bm / (1 - Bm)  (T = 2..5, the authors' fixed rules)
@@ -14,7 +14,7 @@
 
 #include <vector>
 
-#include "model/config.h"
+#include "core/config.h"
 
 namespace m3vit {
 

@@ -8,7 +8,7 @@
 #include "common/pch/torch_pch.h"
 
 #include "model/block.h"
-#include "model/config.h"
+#include "core/config.h"
 #include "model/forward_trace.h"
 #include "model/patch_embed.h"
 #include "model/router.h"

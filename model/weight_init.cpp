@@ -1,7 +1,7 @@
 #include "common/pch/torch_pch.h"
 
 // The authors' initialisation helpers (vision_transformer_moe.py:460-479, fmoe/linear.py,
-// noisy_gate_vmoe.py:63-70; spec §1.7).
+// noisy_gate_vmoe.py:63-70; quirk Q27 in docs/AUTHORS_CODE.md).
 #include "model/weight_init.h"
 
 #include <cmath>

@@ -1,6 +1,7 @@
-// The authors' weight initialisation (spec §1.7): truncated normal std 0.02 for Linear weights, the
-// cls token and the positional embedding; zero biases; LayerNorm 1/0; kaiming-uniform a=sqrt(5) for
-// the stacked expert tensors and the router weight. Everything draws from torch's global RNG.
+// The authors' weight initialisation (vision_transformer_moe.py:458-479): truncated normal std 0.02
+// for Linear weights, the cls token and the positional embedding; zero biases; LayerNorm 1/0;
+// kaiming-uniform a=sqrt(5) for the stacked expert tensors and the router weight. Everything draws
+// from torch's global RNG.
 #pragma once
 
 #include "common/pch/torch_pch.h"

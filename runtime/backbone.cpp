@@ -6,7 +6,8 @@
 #include <utility>
 #include <chrono>
 
-#include "runtime/layer_stream.h"
+#include "runtime/dense_store.h"
+#include "runtime/expert_store.h"
 #include "runtime/model_file.h"
 #include "runtime/ops/layernorm.h"
 #include "runtime/task_switch.h"
@@ -20,7 +21,7 @@ double ms_since(clock_type::time_point t0) {
 }
 }  // namespace
 
-Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec, bool pack_dense)
+Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec)
     : cfg_(f.config()), n_(cfg_.num_tokens()), d_(cfg_.embed_dim) {
   const ModelConfig& c = cfg_;
   const int hw = c.num_patches(), pp = c.in_chans * c.patch * c.patch, mh = c.mlp_hidden();
@@ -41,7 +42,7 @@ Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec, bool pa
   pos_.assign(pos, pos + static_cast<size_t>(n_) * d_);
   int moe_layer = 0;
   for (int i = 0; i < c.depth; ++i) {
-    BlockWeights b;
+    Block b;
     auto vec = [&](const std::string& k) {
       const float* p = f.data(block_key(i, k));
       return std::vector<float>(p, p + d_);
@@ -51,19 +52,6 @@ Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec, bool pa
     b.n2w = vec("norm2.weight");
     b.n2b = vec("norm2.bias");
     if (c.is_moe_block(i)) b.moe_layer = moe_layer++;
-    if (pack_dense) {
-      b.qkv = qkv_plan_.pack(f.data(block_key(i, "attn.qkv.weight")),
-                             c.qkv_bias ? f.data(block_key(i, "attn.qkv.bias")) : nullptr);
-      b.proj = proj_.pack(f.data(block_key(i, "attn.proj.weight")), f.data(block_key(i, "attn.proj.bias")));
-      f.release(block_key(i, "attn.qkv.weight"));
-      f.release(block_key(i, "attn.proj.weight"));
-    }
-    if (pack_dense && b.moe_layer < 0) {
-      b.fc1 = fc1_.pack(f.data(block_key(i, "mlp.fc1.weight")), f.data(block_key(i, "mlp.fc1.bias")));
-      b.fc2 = fc2_.pack(f.data(block_key(i, "mlp.fc2.weight")), f.data(block_key(i, "mlp.fc2.bias")));
-      f.release(block_key(i, "mlp.fc1.weight"));
-      f.release(block_key(i, "mlp.fc2.weight"));
-    }
     blocks_.push_back(std::move(b));
   }
   x_.assign(static_cast<size_t>(n_) * d_, 0.f);
@@ -84,7 +72,7 @@ Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec, bool pa
 size_t Backbone::bytes() const {
   size_t n = patch_w_.bytes() + (cls_.size() + pos_.size()) * 4;
   for (const auto& b : blocks_) {
-    n += (b.n1w.size() * 4) * 4 + b.qkv.bytes() + b.proj.bytes() + b.fc1.bytes() + b.fc2.bytes();
+    n += (b.n1w.size() * 4) * 4;
   }
   return n;
 }
@@ -105,54 +93,48 @@ void Backbone::patchify(const float* image, float* patches) const {
     }
 }
 
-const float* Backbone::forward(const float* image, int task, const TaskSwitch& tasks, ExpertStream& experts,
-                               RunTimes& times, RunTrace* trace, float* work, LayerStream* layers) {
+const float* Backbone::forward(const ImagePass& pass) {
   const ModelConfig& c = cfg_;
+  RunTimes& times = pass.times;
+  RunTrace* trace = pass.trace;
+  DenseStore& dense = pass.dense;
+  float* work = pass.work;
   float* xn = work + xn_;
   float* qkv = work + qkv_;
   float* att = work + att_;
   float* hid = work + hid_;
   auto t0 = clock_type::now();
-  patchify(image, work + patches_);
+  patchify(pass.image, work + patches_);
   patch_.run(work + patches_, patch_w_, x_.data() + d_);  // tokens 1..N-1
   std::copy(cls_.begin(), cls_.end(), x_.begin());                          // token 0: cls
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < static_cast<int64_t>(x_.size()); ++i) x_[i] += pos_[i];
   times.embed += ms_since(t0);
 
-  // A dense layer's weights: packed here, or streamed (waits for the load; done() frees the buffer).
-  auto weights = [&](int i, LayerStream::Kind k, const PackedWeights& packed) -> const PackedWeights& {
-    return layers ? layers->dense(i, k) : packed;
-  };
-  auto done = [&](int i, LayerStream::Kind k) {
-    if (layers) layers->done(i, k);
-  };
   for (int i = 0; i < c.depth; ++i) {
-    const BlockWeights& b = blocks_[i];
+    const Block& b = blocks_[i];
     t0 = clock_type::now();
-    // x += proj(attention(LN1(x)))
+    // x += proj(attention(LN1(x))). Each dense layer's weights come from the store (streamed: waits
+    // for the load) and are released right after their matmul (streamed: frees the buffer).
     layer_norm(x_.data(), xn, n_, d_, b.n1w.data(), b.n1b.data(), c.ln_eps);
-    qkv_plan_.run(xn, weights(i, LayerStream::kQkv, b.qkv), qkv);  // [N, 3d]
-    done(i, LayerStream::kQkv);
+    qkv_plan_.run(xn, dense.acquire(i, DenseStore::kQkv), qkv);  // [N, 3d]
+    dense.release(i, DenseStore::kQkv);
     attn_.run(qkv, att, work + attn_work_);                         // [N, d]
-    proj_.run(att, weights(i, LayerStream::kProj, b.proj), x_.data());  // residual add fused
-    done(i, LayerStream::kProj);
+    proj_.run(att, dense.acquire(i, DenseStore::kProj), x_.data());  // residual add fused
+    dense.release(i, DenseStore::kProj);
     times.attention += ms_since(t0);
 
     t0 = clock_type::now();
     layer_norm(x_.data(), xn, n_, d_, b.n2w.data(), b.n2b.data(), c.ln_eps);
     if (b.moe_layer < 0) {
-      fc1_.run(xn, weights(i, LayerStream::kFc1, b.fc1), hid);  // [N, 4d], GELU fused
-      done(i, LayerStream::kFc1);
-      fc2_.run(hid, weights(i, LayerStream::kFc2, b.fc2), x_.data());  // residual add fused
-      done(i, LayerStream::kFc2);
+      fc1_.run(xn, dense.acquire(i, DenseStore::kFc1), hid);  // [N, 4d], GELU fused
+      dense.release(i, DenseStore::kFc1);
+      fc2_.run(hid, dense.acquire(i, DenseStore::kFc2), x_.data());  // residual add fused
+      dense.release(i, DenseStore::kFc2);
       times.mlp += ms_since(t0);
     } else {
-      // Streamed layers after resident experts: the loads up to the next MoE layer can start now
-      // (with streamed experts they are posted after the experts' loads, by the expert stream).
-      if (layers && experts.mode() == ExpertMode::resident) layers->after_moe_layer(b.moe_layer);
       if (trace) trace->moe_in.emplace_back(xn, xn + static_cast<size_t>(n_) * d_);
-      moe_.forward(xn, x_.data(), tasks.router(task, b.moe_layer), experts, b.moe_layer);
+      moe_.forward(xn, x_.data(), pass.tasks.router(pass.task, b.moe_layer), pass.experts, b.moe_layer);
       times.moe += ms_since(t0);
       times.experts_computed += moe_.experts_used();
       if (trace) {

@@ -1,4 +1,4 @@
-// The MoE ViT backbone on oneDNN (authors: vision_transformer_moe.py:350-566; spec §1):
+// The MoE ViT backbone on oneDNN (authors: vision_transformer_moe.py:350-566; docs/RUNTIME.md):
 //   patch embed (16×16 stride-16 conv = a matmul over patches) → prepend cls → + pos_embed
 //   → depth × pre-norm block: x += proj(attn(LN1(x))); x += MLP(LN2(x)) or MoE(LN2(x))
 // No final norm: each head has its own. Blocks listed in moe_blocks (the odd ones in the paper's
@@ -7,43 +7,55 @@
 
 #include <vector>
 
-#include "model/config.h"
-#include "runtime/engine.h"
+#include "core/config.h"
 #include "runtime/moe_layer.h"
 #include "runtime/ops/attention.h"
 #include "runtime/ops/matmul.h"
+#include "runtime/run_record.h"
 #include "runtime/workspace.h"
 
 namespace m3vit::rt {
 
-class LayerStream;
+class DenseStore;
+class ExpertStore;
 class ModelFile;
 class TaskSwitch;
 
+// One image's pass through the backbone: the image and everything it uses besides the backbone's own
+// weights (the embeddings and norms).
+struct ImagePass {
+  const float* image;       // [3, H, W], normalised
+  int task;                 // whose routers route the tokens
+  const TaskSwitch& tasks;  // every task's routers
+  ExpertStore& experts;     // the MoE layers' experts
+  DenseStore& dense;        // the attention and dense MLP layers
+  RunTimes& times;          // the stages' times are added here
+  RunTrace* trace;          // null, or where the intermediates go
+  float* work;              // the shared workspace, at least work_floats() floats
+};
+
 class Backbone {
  public:
-  // pack_dense false: the attention and dense MLP weights are streamed (runtime/layer_stream.h).
-  Backbone(DnnlContext& ctx, const ModelFile& file, Precision prec, bool pack_dense = true);
+  // Packs the patch embedding and holds the embeddings and norms; the attention, dense MLP and
+  // expert weights are in their stores (runtime/dense_store.h, expert_store.h), packed in the
+  // layouts of the plans made here.
+  Backbone(DnnlContext& ctx, const ModelFile& file, Precision prec);
 
   // image [3, H, W] -> tokens [N, d] after the last block (returned pointer valid until the next call).
-  // work: the shared workspace, at least work_floats() floats. layers: the streamed dense weights
-  // (null when they are packed here).
-  const float* forward(const float* image, int task, const TaskSwitch& tasks, ExpertStream& experts, RunTimes& times,
-                       RunTrace* trace, float* work, LayerStream* layers = nullptr);
+  const float* forward(const ImagePass& pass);
   size_t work_floats() const { return layout_.floats; }
 
   MoeLayer& moe() { return moe_; }
-  // The dense plans (the layouts streamed weights are packed into): qkv, proj, fc1, fc2.
+  // The dense plans (the layouts the dense store packs into): qkv, proj, fc1, fc2.
   const MatmulPlan& qkv_plan() const { return qkv_plan_; }
   const MatmulPlan& proj_plan() const { return proj_; }
   const MatmulPlan& fc1_plan() const { return fc1_; }
   const MatmulPlan& fc2_plan() const { return fc2_; }
-  size_t bytes() const;  // dense weights held
+  size_t bytes() const;  // weights held here: patch embedding, cls, positions, norms
 
  private:
-  struct BlockWeights {
+  struct Block {
     std::vector<float> n1w, n1b, n2w, n2b;  // LayerNorm γ, β [d]
-    PackedWeights qkv, proj, fc1, fc2;      // fc1/fc2 empty for a MoE block; all empty when streamed
     int moe_layer = -1;                     // index among MoE layers, -1 for a dense block
   };
   void patchify(const float* image, float* patches) const;
@@ -55,7 +67,7 @@ class Backbone {
   MoeLayer moe_;
   PackedWeights patch_w_;
   std::vector<float> cls_, pos_;  // [d], [N, d]
-  std::vector<BlockWeights> blocks_;
+  std::vector<Block> blocks_;
   std::vector<float> x_;  // [N, d] residual stream; the head reads it, so it is not in the workspace
   // Workspace offsets (runtime/workspace.h). xn lives through a block; the rest only inside one
   // step, so they overlap: patches (embedding) | qkv + attention copies + att (attention) |

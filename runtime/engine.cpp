@@ -3,13 +3,16 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/errors.h"
 #include "common/platform.h"
-#include "model/flops.h"
+#include "core/flops.h"
 #include "runtime/backbone.h"
-#include "runtime/layer_stream.h"
+#include "runtime/dense_store.h"
+#include "runtime/expert_store.h"
+#include "runtime/head_store.h"
 #include "runtime/model_file.h"
 #include "runtime/pup_head.h"
 #include "runtime/task_switch.h"
@@ -31,9 +34,10 @@ struct Engine::Impl {
   int threads = 1;
   DnnlContext ctx;
   std::unique_ptr<Backbone> backbone;
-  std::unique_ptr<WeightStream> ring;  // stream modes
-  std::unique_ptr<ExpertStream> experts;
-  std::unique_ptr<LayerStream> layers;  // layers = stream
+  std::unique_ptr<WeightStream> ring;  // when anything streams
+  std::unique_ptr<ExpertStore> experts;
+  std::unique_ptr<DenseStore> dense;
+  std::unique_ptr<HeadStore> head_convs;
   std::unique_ptr<PupHead> head;
   std::unique_ptr<TaskSwitch> tasks;
   std::vector<double> flops;  // per task
@@ -49,35 +53,36 @@ Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::m
   omp_set_num_threads(m.threads);
   if (opt.precision == Precision::bf16 && !cpu_has_bf16())
     throw ConfigError("bf16 mode needs a CPU with AVX512-BF16 (this one has none); use fp32");
-  const bool stream_experts = opt.experts == ExpertMode::stream, stream_layers = opt.layers == ExpertMode::stream;
+  const bool stream_experts = opt.experts == Residency::stream, stream_layers = opt.layers == Residency::stream;
   if (!stream_experts && !stream_layers && opt.memory_budget != 0)
     throw ConfigError("--memory-budget applies to --experts stream or --layers stream only");
   // Open and check everything first: a bad file fails here before any packing work.
   ModelFile file(path);
   m.cfg = file.config();
-  m.backbone = std::make_unique<Backbone>(m.ctx, file, opt.precision, /*pack_dense=*/!stream_layers);
+  m.backbone = std::make_unique<Backbone>(m.ctx, file, opt.precision);
   m.head = std::make_unique<PupHead>(m.ctx, m.cfg, opt.precision, opt.winograd);
   const MoeLayer& moe = m.backbone->moe();
-  LayerStream::Plans plans;
-  plans.dense[LayerStream::kQkv] = &m.backbone->qkv_plan();
-  plans.dense[LayerStream::kProj] = &m.backbone->proj_plan();
-  plans.dense[LayerStream::kFc1] = &m.backbone->fc1_plan();
-  plans.dense[LayerStream::kFc2] = &m.backbone->fc2_plan();
-  for (int j = 0; j < 4; ++j) plans.conv[j] = &m.head->conv_plan(j);
+  const DenseStore::Plans dense_plans = {&m.backbone->qkv_plan(), &m.backbone->proj_plan(), &m.backbone->fc1_plan(),
+                                         &m.backbone->fc2_plan()};
+  const HeadStore::Plans conv_plans = {&m.head->conv_plan(0), &m.head->conv_plan(1), &m.head->conv_plan(2),
+                                       &m.head->conv_plan(3)};
   if (stream_experts || stream_layers) {
     // One ring for everything streamed; its buffers hold the largest load.
     size_t slot = 0, staging = 0;
     std::string largest;
     if (stream_experts && !m.cfg.moe_blocks.empty()) {
-      slot = ExpertStream::slot_bytes(moe.fc1(), moe.fc2());
+      slot = ExpertStore::slot_bytes(moe.fc1(), moe.fc2());
       staging = static_cast<size_t>(m.cfg.moe_hidden()) * m.cfg.embed_dim;
       largest = "an expert";
     }
-    if (stream_layers && LayerStream::slot_bytes(plans) > slot) {
-      slot = LayerStream::slot_bytes(plans);
-      largest = "the largest dense layer or head conv";
+    if (stream_layers) {
+      const size_t layer_slot = std::max(DenseStore::slot_bytes(dense_plans), HeadStore::slot_bytes(conv_plans));
+      if (layer_slot > slot) {
+        slot = layer_slot;
+        largest = "the largest dense layer or head conv";
+      }
+      staging = std::max({staging, DenseStore::staging_floats(m.cfg), HeadStore::staging_floats(m.cfg)});
     }
-    if (stream_layers) staging = std::max(staging, LayerStream::staging_floats(m.cfg));
     if (slot > 0) {
       const size_t budget = opt.memory_budget == 0 ? 2 * slot : opt.memory_budget;
       if (budget < 2 * slot)
@@ -86,14 +91,18 @@ Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::m
       m.ring = std::make_unique<WeightStream>(m.ctx.eng, path, static_cast<int>(budget / slot), slot, staging);
     }
   }
-  m.experts = std::make_unique<ExpertStream>(m.ctx, file, m.cfg.moe_blocks.empty() ? ExpertMode::resident : opt.experts,
-                                             moe.fc1(), moe.fc2(), m.ring.get());
-  if (stream_layers) {
-    m.layers = std::make_unique<LayerStream>(m.ctx, file, plans, *m.ring);
-    LayerStream* layers = m.layers.get();
-    m.experts->set_after_layer([layers](int l) { layers->after_moe_layer(l); });
-  }
-  m.tasks = std::make_unique<TaskSwitch>(file, m.backbone->moe().router_plan(), *m.head, /*head_convs=*/!stream_layers);
+  m.dense = std::make_unique<DenseStore>(m.ctx, file, opt.layers, dense_plans, m.ring.get());
+  m.experts = std::make_unique<ExpertStore>(m.ctx, file, m.cfg.moe_blocks.empty() ? Residency::resident : opt.experts,
+                                            moe.fc1(), moe.fc2(), m.ring.get());
+  m.head_convs = std::make_unique<HeadStore>(m.ctx, file, opt.layers, conv_plans, m.ring.get());
+  // The order of the streamed loads is the forward pass's: each store lets the next one post behind
+  // it (a resident store at once: it posts nothing). Dense layers up to MoE layer 0, its experts, the
+  // dense layers up to MoE layer 1, ..., the last dense layers, the task's head convs.
+  DenseStore* dense = m.dense.get();
+  HeadStore* head_convs = m.head_convs.get();
+  m.experts->set_after_layer([dense](int l) { dense->after_moe_layer(l); });
+  m.dense->set_after_last([head_convs] { head_convs->post(); });
+  m.tasks = std::make_unique<TaskSwitch>(file, m.backbone->moe().router_plan(), *m.head);
   m.work.reserve(std::max(m.backbone->work_floats(), m.head->work_floats()));
   const FlopsReport fr = count_flops(m.cfg);
   for (int t = 0; t < m.cfg.num_tasks(); ++t) m.flops.push_back(2.0 * fr.single_task(t).macs);
@@ -101,8 +110,8 @@ Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::m
 }
 
 Engine::~Engine() {
-  // The reader thread may be running a load of the expert or layer stream: let it finish before
-  // those are destroyed (members go in reverse order, the ring after them).
+  // The reader thread may be running a load of one of the stores: let it finish before they are
+  // destroyed (members go in reverse order, the ring after them).
   if (impl_ && impl_->ring) impl_->ring->reset();
 }
 
@@ -120,7 +129,9 @@ double Engine::counted_flops(int task) const {
 }
 
 size_t Engine::weight_bytes() const {
-  return impl_->backbone->bytes() + impl_->tasks->bytes() + expert_bytes() + stream_bytes();
+  const Impl& m = *impl_;
+  return m.backbone->bytes() + m.dense->resident_bytes() + m.tasks->bytes() + m.head_convs->resident_bytes() +
+         expert_bytes() + stream_bytes();
 }
 size_t Engine::expert_bytes() const { return impl_->experts->resident_bytes(); }
 size_t Engine::stream_bytes() const { return impl_->ring ? impl_->ring->bytes() : 0; }
@@ -138,11 +149,12 @@ void Engine::run(int task, const float* image, float* out, RunTrace* trace) {
     m.ring->reset();  // a failed earlier image may have left loads behind
     m.ring->reset_stats();
   }
-  if (m.layers) m.layers->begin_image(task);
-  const float* tokens =
-      m.backbone->forward(image, task, *m.tasks, *m.experts, m.times, trace, m.work.base(), m.layers.get());
+  m.head_convs->begin_image(task);  // before the dense store: with no MoE layer it posts the head at once
+  m.dense->begin_image();
+  const float* tokens = m.backbone->forward(
+      {image, task, *m.tasks, *m.experts, *m.dense, m.times, trace, m.work.base()});
   const auto th = std::chrono::steady_clock::now();
-  m.head->forward(tokens, m.tasks->head(task), out, m.work.base(), m.layers.get());
+  m.head->forward(tokens, m.tasks->head(task), *m.head_convs, out, m.work.base());
   const auto t1 = std::chrono::steady_clock::now();
   m.times.head = std::chrono::duration<double, std::milli>(t1 - th).count();
   m.times.total = std::chrono::duration<double, std::milli>(t1 - t0).count();

@@ -4,11 +4,14 @@
 //   std::vector<float> y = eng.run(eng.task_index("semseg"), image);  // [C, H, W], many times
 //
 // A single-task pass runs the backbone once with that task's routers and then only that task's head
-// (spec §8): of the MoE weights it touches the task's router and the experts its tokens are routed
+// (AUTHORS_CODE.md Q24): of the MoE weights it touches the task's router and the experts its tokens are routed
 // to. The libtorch model's forward_task computes the same function (tests/model/test_runtime_parity).
-// Components: runtime/model_file (load + checks), task_switch (per-task routers and heads),
-// token_queue + moe_layer (reordered MoE), weight_stream (the ring of stream mode), expert_stream
-// (resident / streamed experts), layer_stream (streamed dense layers and head convs), pup_head (banded head), runtime/ops (oneDNN matmul and conv, attention, LayerNorm, resize).
+// Components: runtime/model_file (load + checks), options (what the caller chooses), task_switch
+// (per-task routers and heads), token_queue + moe_layer (reordered MoE), one weight store per kind of
+// weight, each resident or streamed behind the same interface: expert_store (experts), dense_store
+// (attention and dense MLP layers), head_store (the heads' 3×3 convs); weight_stream (the ring the
+// streamed ones share), backbone and pup_head (banded head), run_record (times and trace of a run),
+// runtime/ops (oneDNN matmul and conv, attention, LayerNorm, resize).
 #pragma once
 
 #include <cstdint>
@@ -16,41 +19,11 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
-#include "runtime/expert_stream.h"
-#include "runtime/ops/dnnl_context.h"
+#include "core/config.h"
+#include "runtime/options.h"
+#include "runtime/run_record.h"
 
 namespace m3vit::rt {
-
-struct EngineOptions {
-  Precision precision = Precision::fp32;
-  ExpertMode experts = ExpertMode::resident;
-  // The attention and dense MLP layers and the heads' 3×3 convs: resident (packed at load) or
-  // streamed from the file through the same buffers as the experts (runtime/layer_stream.h).
-  ExpertMode layers = ExpertMode::resident;
-  // Stream modes: bytes for the weight buffers (0 = two buffers of the largest streamed load).
-  size_t memory_budget = 0;
-  int threads = 0;           // OpenMP threads for every op; 0 = all hardware threads
-  // fp32 head convs as Winograd (runtime/ops/conv.h): 2.7× faster, but the transformed weights take
-  // 4× the memory of the heads' 3×3 weights (+160 MB for the five PASCAL heads). false: direct convs.
-  bool winograd = true;
-};
-
-// Optional record of one run's intermediates (allocates; for tests and debugging only).
-struct RunTrace {
-  std::vector<std::vector<float>> block_out;    // per block: [N, d]
-  std::vector<std::vector<int32_t>> topk_idx;   // per MoE layer: [N, k], descending probability
-  std::vector<std::vector<float>> topk_w;       // per MoE layer: [N, k]
-  std::vector<std::vector<int32_t>> queue_len;  // per MoE layer: [E] tokens per expert
-  std::vector<std::vector<float>> moe_in;       // per MoE layer: [N, d] LN2 output, the router input
-};
-
-// Wall-clock split of the last run, in milliseconds.
-struct RunTimes {
-  double embed = 0, attention = 0, mlp = 0, moe = 0, head = 0, total = 0;
-  int experts_computed = 0;  // non-empty expert queues over all MoE layers
-  WeightStreamStats stream;  // stream modes: loads, bytes read, time waited for a load
-};
 
 class Engine {
  public:
@@ -70,7 +43,7 @@ class Engine {
   std::vector<float> run(int task, const std::vector<float>& image);
 
   const RunTimes& last_times() const;
-  // FLOPs of one image of `task` as counted for efficiency: 2 × the multiply-adds of model/flops.h
+  // FLOPs of one image of `task` as counted for efficiency: 2 × the multiply-adds of core/flops.h
   // (matmuls and convs; only the k chosen experts per token).
   double counted_flops(int task) const;
   // Bytes held for weights: everything resident plus the stream buffers; the resident experts; the

@@ -1,12 +1,11 @@
-// The model export as the runtime reads it: one safetensors file (docs/ARCHITECTURE.md, "Model export")
-// whose tensor names are the authors' state-dict keys (model/multitask_model.h, spec §6.1) and whose
-// `__metadata__` holds "format": "m3vit-export-v1" and the ModelConfig JSON.
+// The model export as the runtime reads it: the format of core/export.h (tensor names, shapes and
+// metadata are defined there, one place, as whisper.cpp keeps its tensor names).
 //
 // Everything is checked when the file is opened, before any weight is used: the format tag, that the
 // config validates and is one this engine can run, and that every tensor the config implies is
-// present as F32 with exactly the expected shape (the table in export_tensor_specs, one place, as
-// whisper.cpp keeps its tensor names). Errors name the file, the tensor and both shapes. Extra tensors
-// are refused too, except the training-only TAM and BatchNorm's num_batches_tracked.
+// present as F32 with exactly the expected shape (export_tensor_specs). Errors name the file, the
+// tensor and both shapes. Extra tensors are refused too, except the export-only ones (the
+// training-only TAM and BatchNorm's num_batches_tracked, export_only_key).
 #pragma once
 
 #include <cstdint>
@@ -14,23 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
-
-namespace m3vit {
-class SafeTensorsFile;
-}
+#include "core/config.h"
+#include "core/export.h"
 
 namespace m3vit::rt {
-
-struct TensorSpec {
-  std::string name;
-  std::vector<int64_t> shape;
-};
-
-// Every tensor an export of cfg holds (F32), in a fixed order. The key strings live only here.
-std::vector<TensorSpec> export_tensor_specs(const ModelConfig& cfg);
-std::string block_key(int block, const std::string& rest);              // backbone.blocks.{i}.{rest}
-std::string head_key(const std::string& task, const std::string& rest);  // decoders.{task}.{rest}
 
 // Throws ConfigError (naming the field) for a config the runtime cannot run.
 void check_runnable(const ModelConfig& cfg);

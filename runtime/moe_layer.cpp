@@ -78,10 +78,13 @@ void MoeLayer::run_expert(const Range& R, int e, const ExpertWeights& w, const f
   }
 }
 
-void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w, ExpertStream& experts,
+void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w, ExpertStore& experts,
                        int moe_layer) {
   const int nr = static_cast<int>(ranges_.size());
-  const bool stream = experts.mode() == ExpertMode::stream;
+  experts.begin_layer(moe_layer);
+  // Resident experts can be read in any order: each thread runs its own without waiting for the
+  // others. Streamed ones arrive in one order, which the threads agree on first.
+  const bool any_order = experts.any_order();
   std::exception_ptr error;
   std::atomic<bool> failed{false};
   auto guard = [&](auto&& step) {
@@ -122,12 +125,12 @@ void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w,
       });
     }
     // 3. Experts.
-    if (!stream) {
-      // Resident: every thread on its own, expert by expert.
+    if (any_order) {
+      // Resident: every thread on its own, expert by expert, no barrier.
       for (int e = 0; e < E_; ++e)
         for (int r = tid; r < nr; r += team)
           if (ranges_[r].q.count[e] > 0)
-            guard([&] { run_expert(ranges_[r], e, experts.resident(moe_layer, e), xn, x, ts); });
+            guard([&] { run_expert(ranges_[r], e, experts.expert(e), xn, x, ts); });
     } else {
       // Streamed: agree on the experts to load, then all threads walk them in load order; the last
       // range to finish an expert frees its buffer for the next load.
@@ -140,7 +143,7 @@ void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w,
           for (const Range& R : ranges_) users += R.q.count[active_[i]] > 0;
           left_[i].store(users);
         }
-        experts.begin_layer(moe_layer, active_);
+        experts.schedule(active_);  // posts their loads
       });
       for (int i = 0; i < static_cast<int>(active_.size()); ++i) {
         for (int r = tid; r < nr; r += team) {
@@ -155,7 +158,7 @@ void MoeLayer::forward(const float* xn, float* x, const PackedWeights& router_w,
     }
   }
   if (error) std::rethrow_exception(error);
-  if (!stream) merge();
+  if (any_order) merge();
 }
 
 }  // namespace m3vit::rt

@@ -1,10 +1,10 @@
-// One MoE layer of the runtime, in the paper's reordered form (M³ViT §3.2; anchors.md §1.7, §2.6):
+// One MoE layer of the runtime, in the paper's reordered form (M³ViT paper §3.2; Edge-MoE's src/moe.cpp):
 //   1. route every token: logits = LN2(x)·W_gate (+ the task term of the task-conditioned gate),
 //      softmax over all E, top-k, weights not renormalised (runtime/token_queue.h);
 //   2. counting-sort the (token, expert) pairs into per-expert token queues;
 //   3. expert by expert over the non-empty queues: gather the queue's rows, fc1 + GELU, fc2, scale
 //      each row by its gate weight and add it to its token's row of the residual stream. While one
-//      expert computes, the next one's weights are being brought in (runtime/expert_stream.h).
+//      expert computes, the next one's weights are being brought in (runtime/expert_store.h).
 // Equal to Σ_j w_j·Expert_{idx_j}(x) per token (custom_moe_layer.py:290-297), up to summation order.
 //
 // Threads split the tokens, not the experts: thread u owns tokens [u·N/T, (u+1)·N/T) and does all
@@ -26,7 +26,7 @@
 #include <memory>
 #include <vector>
 
-#include "runtime/expert_stream.h"
+#include "runtime/expert_store.h"
 #include "runtime/ops/matmul.h"
 #include "runtime/token_queue.h"
 
@@ -45,7 +45,7 @@ class MoeLayer {
 
   // xn [N, d] = LN2(x); x [N, d] gets the layer output added (the block's residual).
   // router_w: the task's packed router (logits [N, E] = xn·W_gate + b_task).
-  void forward(const float* xn, float* x, const PackedWeights& router_w, ExpertStream& experts, int moe_layer);
+  void forward(const float* xn, float* x, const PackedWeights& router_w, ExpertStore& experts, int moe_layer);
 
   const MatmulBank& fc1() const { return fc1_; }
   const MatmulBank& fc2() const { return fc2_; }

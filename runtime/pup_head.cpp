@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "common/errors.h"
-#include "runtime/layer_stream.h"
+#include "runtime/head_store.h"
 #include "runtime/model_file.h"
 #include "runtime/ops/layernorm.h"
 #include "runtime/ops/resize.h"
@@ -23,9 +23,7 @@ int band_rows(int rows, int width) {
 }  // namespace
 
 size_t HeadWeights::bytes() const {
-  size_t n = (norm_w.size() + norm_b.size()) * 4 + conv4.bytes();
-  for (const auto& c : conv) n += c.bytes();
-  return n;
+  return (norm_w.size() + norm_b.size()) * 4 + conv4.bytes();
 }
 
 PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool winograd)
@@ -78,7 +76,7 @@ ConvPlan& PupHead::conv4_plan(int out_channels) {
   return it->second;
 }
 
-HeadWeights PupHead::pack(const ModelFile& f, const std::string& task, int out_channels, bool with_convs) {
+HeadWeights PupHead::pack(const ModelFile& f, const std::string& task, int out_channels) {
   HeadWeights hw;
   hw.out_channels = out_channels;
   auto key = [&](const std::string& rest) { return head_key(task, rest); };
@@ -86,22 +84,11 @@ HeadWeights PupHead::pack(const ModelFile& f, const std::string& task, int out_c
   const float* nb = f.data(key("norm.bias"));
   hw.norm_w.assign(nw, nw + d_);
   hw.norm_b.assign(nb, nb + d_);
-  for (int j = 0; j < 4 && with_convs; ++j) {
-    const std::string cj = "conv_" + std::to_string(j) + ".", bj = "syncbn_fc_" + std::to_string(j) + ".";
-    const int cin = j == 0 ? d_ : c_;
-    const float* w = f.data(key(cj + "weight"));
-    const float* b = f.data(key(cj + "bias"));
-    std::vector<float> wf(w, w + static_cast<size_t>(c_) * cin * 9), bf(b, b + c_);
-    fold_batchnorm(wf, bf, c_, f.data(key(bj + "weight")), f.data(key(bj + "bias")), f.data(key(bj + "running_mean")),
-                   f.data(key(bj + "running_var")), kBnEps);
-    hw.conv[j] = (j == 0 ? conv0_ : up_[j - 1].plan).pack(wf.data(), bf.data());
-    f.release(key(cj + "weight"));
-  }
   hw.conv4 = conv4_plan(out_channels).pack(f.data(key("conv_4.weight")), f.data(key("conv_4.bias")));
   return hw;
 }
 
-void PupHead::forward(const float* tokens, const HeadWeights& w, float* out, float* work, LayerStream* layers) {
+void PupHead::forward(const float* tokens, const HeadWeights& w, HeadStore& convs, float* out, float* work) {
   const int C = w.out_channels;
   float* ln = work + ln_;
   void* ln_blocked = work + ln_blocked_;
@@ -118,14 +105,15 @@ void PupHead::forward(const float* tokens, const HeadWeights& w, float* out, flo
     ctx_->strm.wait();
   }
   void* pad = work + conv_pad_;
-  auto conv = [&](int j) -> const PackedConv& { return layers ? layers->head_conv(j) : w.conv[j]; };
-  conv0_.run(ln_blocked, conv(0), map[0], pad);  // [c, h, w]
-  if (layers) layers->head_done(0);
+  // Each 3×3 conv's weights come from the store (streamed: waits for the load) and are released once
+  // the conv has run over the whole map (streamed: frees the buffer).
+  conv0_.run(ln_blocked, convs.acquire(0), map[0], pad);  // [c, h, w]
+  convs.release(0);
   ConvPlan& c4 = conv4_plan(C);
   for (int s = 0; s < 3; ++s) {
     const UpStage& st = up_[s];
     const int H = 2 * st.in_h, W = 2 * st.in_w;
-    const PackedConv& cw = conv(s + 1);
+    const PackedConv& cw = convs.acquire(s + 1);
     for (int r0 = 0; r0 < H; r0 += st.band) {
       // Rows r0-1 .. r0+band of the ×2 map (zeros outside it): the band's 3×3 input with halo.
       if (prec_ == Precision::bf16)
@@ -140,7 +128,7 @@ void PupHead::forward(const float* tokens, const HeadWeights& w, float* out, flo
         copy_rows_blocked(c4band, C, st.band, W, c4o, H, r0);
       }
     }
-    if (layers) layers->head_done(s + 1);
+    convs.release(s + 1);
   }
   // conv_4 output [C, 8h, 8w] -> ×2 -> [C, 16h, 16w] (-> input size).
   const int H4 = 8 * h_, W4 = 8 * w_;

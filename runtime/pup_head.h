@@ -1,4 +1,4 @@
-// The PUP task head on oneDNN (authors: models/vit_up_head.py:149-224; spec §3.1), for one task:
+// The PUP task head on oneDNN (authors: models/vit_up_head.py:149-224), for one task:
 //   last block tokens [N, d] → drop cls → LayerNorm → [h, w, d]
 //   → conv_0 3×3 d→c + BN + ReLU → ×2 → conv_1 3×3 + BN + ReLU → ×2 → conv_2 ... → ×2 → conv_3 ...
 //   → conv_4 1×1 c→C → ×2 bilinear → [C, 16h, 16w], then bilinear to the input size if that differs
@@ -8,27 +8,28 @@
 // 256×256×256 fp32 = 64 MiB), are never stored whole: each conv on an upsampled map runs in row bands,
 // upsampling just the band's rows plus a one-row halo into a small buffer, and conv_4 (1×1) runs on
 // each conv_3 band as it comes out.
-// Plans are shared by all tasks; the weights of each task (BN folded) live in task_switch.
+// Plans are shared by all tasks. A task's 3×3 convs (BN folded) come from the head store
+// (runtime/head_store.h, resident or streamed); its LayerNorm and conv_4 live in task_switch.
 #pragma once
 
 #include <map>
 #include <string>
 #include <vector>
 
-#include "model/config.h"
+#include "core/config.h"
 #include "runtime/ops/conv.h"
 #include "runtime/workspace.h"
 
 namespace m3vit::rt {
 
-class LayerStream;
+class HeadStore;
 class ModelFile;
 
-// One task's head weights, packed for the PupHead plans.
+// One task's head weights besides its 3×3 convs (those are in the head store), packed for the
+// PupHead plans.
 struct HeadWeights {
   int out_channels = 0;
   std::vector<float> norm_w, norm_b;  // [d]
-  PackedConv conv[4];                 // conv_j with syncbn_fc_j folded in
   PackedConv conv4;                   // conv_4 (1×1)
   size_t bytes() const;
 };
@@ -36,20 +37,18 @@ struct HeadWeights {
 class PupHead {
  public:
   static constexpr int kBandPixels = 8192;  // output pixels per band: [32, 256] rows at 512×512 input
-  // SyncBatchNorm's eps (mmcv default, spec §3.1); not part of ModelConfig.
-  static constexpr double kBnEps = 1e-5;
 
   PupHead() = default;
   // winograd: run the fp32 3×3 convs as Winograd (runtime/ops/conv.h: faster, 4× the conv weights).
   PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool winograd);
 
-  // Reads, folds and packs the head of `task` (BN eps 1e-5: SyncBN's default, vit_up_head.py).
-  // with_convs false: the 3×3 convs are left out (streamed, runtime/layer_stream.h).
-  HeadWeights pack(const ModelFile& file, const std::string& task, int out_channels, bool with_convs = true);
+  // Reads and packs the LayerNorm and conv_4 of `task`'s head.
+  HeadWeights pack(const ModelFile& file, const std::string& task, int out_channels);
 
-  // tokens [N, d] (cls first) -> out [C, img_h, img_w]. work: the shared workspace, at least
-  // work_floats() floats. layers: where the 3×3 convs come from when streamed (else w.conv).
-  void forward(const float* tokens, const HeadWeights& w, float* out, float* work, LayerStream* layers = nullptr);
+  // tokens [N, d] (cls first) -> out [C, img_h, img_w]. w: the task's LayerNorm and conv_4; convs:
+  // the store of its 3×3 convs, begun with the task (HeadStore::begin_image). work: the shared
+  // workspace, at least work_floats() floats.
+  void forward(const float* tokens, const HeadWeights& w, HeadStore& convs, float* out, float* work);
   size_t work_floats() const { return layout_.floats; }
 
   // True when every 3×3 conv runs as oneDNN's Winograd kernel (fp32 on AVX-512).

@@ -56,8 +56,7 @@ void write_synthetic_export(const ModelConfig& cfg, const std::string& path, uin
       w.add(k.substr(0, k.size() - 11) + "num_batches_tracked", DType::I64, {}, &steps, 8);
     }
   }
-  w.set_metadata("format", "m3vit-export-v1");
-  w.set_metadata("m3vit_config", config_to_json(cfg));
+  for (const auto& [k, v] : export_metadata(cfg)) w.set_metadata(k, v);
   w.write(path);
 }
 

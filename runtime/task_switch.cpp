@@ -34,10 +34,10 @@ std::vector<std::vector<float>> task_embeddings(const ModelFile& f) {
   return out;
 }
 
-TaskSwitch::TaskSwitch(const ModelFile& f, const MatmulPlan& router_plan, PupHead& head, bool head_convs) {
+TaskSwitch::TaskSwitch(const ModelFile& f, const MatmulPlan& router_plan, PupHead& head) {
   const ModelConfig& c = f.config();
   const int T = c.num_tasks(), d = c.embed_dim, E = c.moe_experts;
-  const bool with_emb = c.gate == GateType::task_cond && c.task_emb_dim > 0;
+  const bool with_emb = has_task_embedding(c);
   task_emb_.assign(T, {});
   if (with_emb) task_emb_ = task_embeddings(f);
   routers_.assign(T, {});
@@ -49,9 +49,7 @@ TaskSwitch::TaskSwitch(const ModelFile& f, const MatmulPlan& router_plan, PupHea
         routers_[t].push_back(routers_[0].back());  // one shared router: same packed memory
         continue;
       }
-      const std::string key =
-          block_key(i, c.gate == GateType::multi ? "mlp.gate." + std::to_string(t) + ".w_gate" : "mlp.gate.w_gate");
-      const float* g = f.data(key);  // [d_gate, E], input-major
+      const float* g = f.data(router_key(c, i, t));  // [d_gate, E], input-major
       // Our plans take nn.Linear's [out, in]: transpose the first d rows.
       for (int e = 0; e < E; ++e)
         for (int j = 0; j < d; ++j) wt[static_cast<size_t>(e) * d + j] = g[static_cast<size_t>(j) * E + e];
@@ -65,7 +63,7 @@ TaskSwitch::TaskSwitch(const ModelFile& f, const MatmulPlan& router_plan, PupHea
       routers_[t].push_back(router_plan.pack(wt.data(), bias.data()));
     }
   }
-  for (int t = 0; t < T; ++t) heads_.push_back(head.pack(f, c.tasks[t].name, c.tasks[t].out_channels, head_convs));
+  for (int t = 0; t < T; ++t) heads_.push_back(head.pack(f, c.tasks[t].name, c.tasks[t].out_channels));
 }
 
 size_t TaskSwitch::bytes() const {

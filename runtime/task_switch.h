@@ -1,9 +1,10 @@
 // Task switching: everything that differs between tasks, held for every task at once, so that
 // run(task, image) only picks pointers and switching task between two images costs nothing extra
-// (the paper's "zero-overhead task switching", M³ViT §3.2; anchors.md §1.7).
+// (the paper's "zero-overhead task switching", M³ViT paper §3.2).
 //
-// Per task t: one router per MoE layer and the PUP head. How the router depends on t follows the
-// gate type (spec §2.3, §2.4, §2.7):
+// Per task t: one router per MoE layer and the PUP head's LayerNorm and conv_4 (its 3×3 convs are
+// in the head store, runtime/head_store.h, every task's too). How the router depends on t follows the
+// gate type (models/models.py:225-263, custom_moe_layer.py:127-179):
 // - multi:     router t of each layer, backbone.blocks.{i}.mlp.gate.{t}.w_gate [d, E];
 // - task_cond: one router over [LN2(x) ; e_t] with W_gate [d + D_t, E]. Since e_t is the same for
 //              every token, its part of the logits, e_t·W_gate[d:], is a per-task bias computed
@@ -24,9 +25,9 @@ class ModelFile;
 class TaskSwitch {
  public:
   TaskSwitch() = default;
-  // router_plan: the fp32 [d -> E] plan with bias shared by all MoE layers. head_convs false: the
-  // heads' 3×3 convs are streamed (runtime/layer_stream.h), the rest of each head is held here.
-  TaskSwitch(const ModelFile& file, const MatmulPlan& router_plan, PupHead& head, bool head_convs = true);
+  // router_plan: the fp32 [d -> E] plan with bias shared by all MoE layers. Of each head, the
+  // LayerNorm and conv_4 are held here; the 3×3 convs are in the head store (runtime/head_store.h).
+  TaskSwitch(const ModelFile& file, const MatmulPlan& router_plan, PupHead& head);
 
   int num_tasks() const { return static_cast<int>(heads_.size()); }
   const PackedWeights& router(int task, int moe_layer) const { return routers_[task][moe_layer]; }

@@ -95,7 +95,7 @@ void topk_like_torch(const float* p, int E, int k, int32_t* idx, float* w) {
   }
   for (int j = 0; j < k; ++j) {
     idx[j] = static_cast<int32_t>(q[j].second);
-    w[j] = p[q[j].second];  // the probability itself: no renormalisation over the k (spec §1.5)
+    w[j] = p[q[j].second];  // the probability itself: no renormalisation over the k (noisy_gate_vmoe.py:258-268)
   }
 }
 

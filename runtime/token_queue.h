@@ -1,14 +1,14 @@
-// Token queues: the paper's computation reordering for a MoE layer (M³ViT §3.2, Fig. 3-4; anchors.md
-// §1.7; the Edge-MoE kernel does the same in src/moe.cpp, anchors.md §2.6). After the router has
+// Token queues: the paper's computation reordering for a MoE layer (M³ViT paper §3.2, Fig. 3-4;
+// the Edge-MoE kernel does the same in src/moe.cpp, sharc-lab/Edge-MoE). After the router has
 // chosen k experts for every token, each (token, expert) pair is appended to that expert's queue with
 // its gate weight. The layer then runs expert by expert over whole queues, so one expert's weights
 // are needed once per layer instead of once per token, and an expert with an empty queue is skipped.
 //
-// Routing follows the authors' noisy_vmoe gate in eval mode (noisy_gate_vmoe.py:178-268, spec §2.1):
+// Routing follows the authors' noisy_vmoe gate in eval mode (noisy_gate_vmoe.py:178-268):
 // p = softmax(logits) over ALL E experts, keep the k largest p as they are. They are NOT renormalised
 // over the k (Σ_j w_j < 1), unlike Shazeer's gate or calm's MoE. Equal probabilities are ordered as
 // CPU torch.topk orders them (see topk_like_torch).
-// The cls token is routed like every patch token (spec §1.5).
+// The cls token is routed like every patch token (custom_moe_layer.py:160-170).
 #pragma once
 
 #include <cstdint>

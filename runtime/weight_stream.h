@@ -1,5 +1,5 @@
 // The weight ring of stream mode: the software form of the paper's ping-pong weight buffers
-// (M³ViT §3.2; anchors.md §1.7; Edge-MoE's ping/pong buffers, anchors.md §2.6), with the model file
+// (M³ViT paper §3.2, Fig. 4; the ping/pong buffers of Edge-MoE's src/moe.cpp), with the model file
 // in the role of DRAM and a few fixed buffers ("slots") in the role of on-chip memory.
 //
 // Users post loads in the order they will consume them; each load gets a ticket (0, 1, 2, ... per
@@ -10,9 +10,9 @@
 //
 // A load is a callback run on the reader thread: it preads its tensors from the model file and
 // reorders them into the slot in the layout of the plan that will use them (runtime/ops), so
-// streamed and resident weights run the same kernels. The users (runtime/expert_stream.h for the
-// experts, runtime/layer_stream.h for the dense layers and task heads) share one ring, so the loads
-// follow the order of the whole forward pass.
+// streamed and resident weights run the same kernels. The users, the streamed weight stores of the
+// experts, the dense layers and the head convs (runtime/expert_store.h, dense_store.h, head_store.h),
+// share one ring, so the loads follow the order of the whole forward pass.
 #pragma once
 
 #include <oneapi/dnnl/dnnl.hpp>

@@ -49,9 +49,9 @@ $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown). Do not edit
 | OMP_WAIT_POLICY | $OMP_WAIT_POLICY |
 | load average at start | $(cut -d' ' -f1-3 /proc/loadavg) |
 
-Peak table (platform-notes.md; bench/bench_util.h holds the same numbers): fp32 221 GFLOP/s per core
+Peak table (bench/bench_util.h derives each number and holds the same ones): fp32 221 GFLOP/s per core
 (two 512-bit FMA pipes at ~3.45 GHz), 442 on 2 cores; bf16 (AVX512-BF16) twice that, 884 on 2 cores.
-FLOPs are counted as 2 × the multiply-adds of model/flops.h: matmuls and convolutions, only the k
+FLOPs are counted as 2 × the multiply-adds of core/flops.h: matmuls and convolutions, only the k
 experts a token is routed to; elementwise work is not counted. Latencies are wall clock (no perf).
 Where the machine was shared with other work while measuring, single runs vary; every comparison
 below is measured side by side in one process with repetitions interleaved, so its ratio is the
@@ -102,7 +102,7 @@ section_extensions() {
 # ---- building blocks ------------------------------------------------------------------------------
 
 # npm's onnxruntime-node into BUILD/bench-data/onnx (git-ignored with the build folder). The package's
-# install script would fetch CUDA binaries; the CPU binaries ship inside it (platform-notes.md).
+# install script would fetch CUDA binaries and fail; the CPU binaries ship inside it, so it is skipped.
 ensure_onnxruntime() {
   if [[ ! -d "$data/onnx/node_modules/onnxruntime-node" ]]; then
     log "installing onnxruntime-node into $data/onnx"

@@ -12,14 +12,14 @@ namespace m3vit {
 
 namespace {
 
-std::vector<std::string> model_tasks(const ConfigFile& f) {
+std::vector<std::string> model_tasks(const TrainConfig& f) {
   std::vector<std::string> t;
   for (const auto& ts : f.model.tasks) t.push_back(ts.name);
   return t;
 }
 
 // The data set kind used by the augmentation recipe.
-std::string recipe_kind(const ConfigFile& f) {
+std::string recipe_kind(const TrainConfig& f) {
   if (f.data.dataset == "nyud") return "nyud";
   if (f.data.dataset == "pascal") return "pascal";
   if (f.data.dataset == "synthetic") return "synthetic";
@@ -28,7 +28,7 @@ std::string recipe_kind(const ConfigFile& f) {
 
 }  // namespace
 
-std::unique_ptr<Dataset> open_dataset(const ConfigFile& f, const std::string& split) {
+std::unique_ptr<Dataset> open_dataset(const TrainConfig& f, const std::string& split) {
   const bool train = split == "train";
   if (!train && split != "val") throw ConfigError("unknown split '" + split + "' (train, val)");
   const auto& d = f.data;
@@ -60,7 +60,7 @@ std::unique_ptr<Dataset> open_dataset(const ConfigFile& f, const std::string& sp
   throw ConfigError(f.path + ": data.dataset '" + d.dataset + "' has no loader (synthetic, pascal, nyud)");
 }
 
-LoaderOptions train_loader_options(const ConfigFile& f, int batch_size, uint64_t seed, bool augment,
+LoaderOptions train_loader_options(const TrainConfig& f, int batch_size, uint64_t seed, bool augment,
                                    bool same_order_every_epoch, int workers) {
   LoaderOptions o;
   o.batch_size = batch_size;
@@ -73,7 +73,7 @@ LoaderOptions train_loader_options(const ConfigFile& f, int batch_size, uint64_t
   return o;
 }
 
-LoaderOptions val_loader_options(const ConfigFile& f, int batch_size, int workers) {
+LoaderOptions val_loader_options(const TrainConfig& f, int batch_size, int workers) {
   LoaderOptions o;
   o.batch_size = batch_size;
   o.shuffle = false;

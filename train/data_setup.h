@@ -12,19 +12,19 @@
 
 #include "data/dataset.h"
 #include "data/loader.h"
-#include "model/config_yaml.h"
+#include "train/train_options.h"
 
 namespace m3vit {
 
 // The data set of `f.data` for a split ("train" or "val" name the config's train_split / val_split),
 // loading the model's tasks. Synthetic scenes are rendered at the model's input size.
-std::unique_ptr<Dataset> open_dataset(const ConfigFile& f, const std::string& split);
+std::unique_ptr<Dataset> open_dataset(const TrainConfig& f, const std::string& split);
 
 // Loader options: training (shuffled, augmented with the data set's recipe unless `augment` is off)
 // or validation (in order, resize + normalise only, last batch kept).
-LoaderOptions train_loader_options(const ConfigFile& f, int batch_size, uint64_t seed, bool augment,
+LoaderOptions train_loader_options(const TrainConfig& f, int batch_size, uint64_t seed, bool augment,
                                    bool same_order_every_epoch, int workers);
-LoaderOptions val_loader_options(const ConfigFile& f, int batch_size, int workers);
+LoaderOptions val_loader_options(const TrainConfig& f, int batch_size, int workers);
 
 // Views of a Batch's arrays as tensors (no copy: the batch must outlive them).
 //   images [B, 3, H, W]; labels task -> [B, C, H, W] (float, 255 = ignore).

@@ -113,7 +113,7 @@ DemoOutcome run_demo(const DemoOptions& opt) {
   namespace fs = std::filesystem;
   const auto t0 = Clock::now();
   DemoOutcome res;
-  ConfigFile f = load_config_file(opt.config);
+  TrainConfig f = load_train_config(opt.config);
   if (opt.dense) f.model = dense_baseline(f.model);
   TrainOptions o = train_options_from(f);
   o.out_dir = opt.out_dir + "/train";

@@ -1,7 +1,7 @@
 // Adapter between the evaluation driver (train/evaluate.cpp) and the metric meters of eval/: one
 // meter per task, fed with the stored prediction at original resolution (eval/prediction.h) and the
 // raw ground truth (data/sample.h conventions). The metric of each task that enters Δm is
-// eval/delta_m.h's delta_m_metric (spec §7.2-7.3).
+// eval/delta_m.h's delta_m_metric (evaluate_utils.py:45-70; docs/METRICS.md).
 #pragma once
 
 #include <map>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "data/sample.h"
-#include "model/config.h"
+#include "core/config.h"
 #include "train/evaluate.h"
 
 namespace m3vit {

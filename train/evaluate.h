@@ -1,4 +1,4 @@
-// Validation as the authors score it (spec §7; evaluation/evaluate_utils.py:275-385): the model in
+// Validation as the authors score it (docs/TRAINING.md; evaluation/evaluate_utils.py:275-385): the model in
 // eval mode at the fixed input size, each task's output post-processed (argmax / 255·sigmoid /
 // (n+1)·255/2 / raw depth), resized to the image's ORIGINAL resolution (nearest for labels, bilinear
 // otherwise), quantised to uint8 like their PNGs (depth stays float), and scored against the

@@ -1,4 +1,4 @@
-// Training losses (spec §5; authors' losses/loss_functions.py, losses/loss_schemes.py).
+// Training losses (authors' losses/loss_functions.py, losses/loss_schemes.py; docs/TRAINING.md).
 #include "common/pch/torch_pch.h"
 
 #include "train/losses.h"

@@ -1,4 +1,4 @@
-// Training losses of M³ViT, per task and combined (spec §5; authors' losses/loss_functions.py and
+// Training losses of M³ViT, per task and combined (authors' losses/loss_functions.py and
 // losses/loss_schemes.py, which come from ASTMT). The authors' quirks are kept on purpose and named
 // where they are implemented:
 //   - balanced BCE is divided by the element count B·1·H·W, not by the sum of the weights;
@@ -36,7 +36,7 @@ torch::Tensor normals_loss(const torch::Tensor& out, const torch::Tensor& label)
 // Depth L1 (DepthLoss, loss_functions.py:126-140): mean |out − label| over label ≠ 255 (raw output).
 torch::Tensor depth_loss(const torch::Tensor& out, const torch::Tensor& label);
 
-// Loss weights and options of the multi-task loss (configs' loss_kwargs; edge_w; spec §5).
+// Loss weights and options of the multi-task loss (configs' loss_kwargs; edge_w; loss_schemes.py:43-115).
 struct LossOptions {
   std::map<std::string, double> weights;  // task -> w_t; a task missing here has weight 1
   double edge_pos_weight = 0.95;          // p['edge_w']

@@ -78,7 +78,7 @@ void Optimizer::step(double lr) {
     torch::Tensor grad = g;
     double plr = lr;
     if (p.expert) {
-      // Quirk Q13 / spec §2.8: experts' gradients are not averaged across GPUs in the authors' run.
+      // Quirk Q13 (docs/AUTHORS_CODE.md): experts' gradients are not averaged across GPUs in the authors' run.
       if (cfg_.expert_grad_scale != 1) grad = grad * cfg_.expert_grad_scale;
       plr = lr * cfg_.expert_lr_scale;
     }

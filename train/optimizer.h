@@ -1,10 +1,10 @@
-// Optimizers of the training recipe (spec §6): SGD with momentum and weight decay on every parameter
+// Optimizers of the training recipe (docs/TRAINING.md): SGD with momentum and weight decay on every parameter
 // (the authors' single parameter group, utils/common_config.py:709-714), Adam and AdamW (their
 // `optimizer: adam|adamw` branches). The update rules are torch.optim's (1.13), step for step, so a
 // run matches one made with torch.optim; they are written here so that the state has names: every
 // buffer is saved as "<kind>/<parameter name>" in the training checkpoint and can be inspected.
 //
-// Experts get two extra knobs (spec §2.8, quirk Q13): in the authors' 2-GPU FastMoE run, dense and
+// Experts get two extra knobs (quirk Q13, docs/AUTHORS_CODE.md): in the authors' 2-GPU FastMoE run, dense and
 // router gradients are averaged across GPUs but expert gradients are not, so experts see 2x the
 // gradient of the global-mean loss. `expert_grad_scale` = 2 reproduces exactly that (weight decay is
 // not scaled); `expert_lr_scale` multiplies the experts' learning rate instead (decay included),

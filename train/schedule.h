@@ -1,4 +1,4 @@
-// Learning-rate schedules (spec §6; utils/common_config.py:728-748, called once per epoch at
+// Learning-rate schedules (utils/common_config.py:728-748, called once per epoch at
 // train_fastmoe.py:412). The authors set lr_e = lr·(1 − e/epochs)^0.9 at the start of epoch e
 // (0-based) and keep it for the whole epoch, with no warm-up. Per-step poly (progress = step/total)
 // and cosine are options for short runs such as the demo, where a few epochs would make the per-epoch

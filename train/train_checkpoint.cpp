@@ -12,7 +12,7 @@
 #include "common/fileutil.h"
 #include "io/safetensors.h"
 #include "train/optimizer.h"
-#include "train/tensor_io.h"
+#include "model/tensor_io.h"
 
 namespace m3vit {
 

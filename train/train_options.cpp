@@ -6,35 +6,123 @@
 #include <algorithm>
 
 #include "common/errors.h"
+#include "core/yaml_read.h"
 
 namespace m3vit {
 
 namespace {
 
-struct Reader {
-  const std::string& file;
-  const YAML::Node& node;
+bool is_model_task(const ModelConfig& m, const std::string& task) {
+  for (const auto& ts : m.tasks)
+    if (ts.name == task) return true;
+  return false;
+}
 
-  bool has(const char* k) const { return node.IsDefined() && node.IsMap() && node[k].IsDefined() && !node[k].IsNull(); }
-  [[noreturn]] void fail(const char* k, const std::string& what) const {
-    std::string where = file + ": train." + k;
-    if (has(k) && node[k].Mark().line >= 0) where += " (line " + std::to_string(node[k].Mark().line + 1) + ")";
-    throw ConfigError(where + ": " + what);
+void parse_loss_weights(const YamlReader& c, const YAML::Node& lw, const std::string& key, const ModelConfig& m,
+                        TrainSection& t) {
+  if (!lw.IsMap()) c.fail(key, lw, "expected a mapping task: weight, got " + describe(lw));
+  for (const auto& kv : lw) {
+    const std::string task = kv.first.Scalar();
+    const std::string k = key + "." + task;
+    if (!is_task_name(task))
+      c.fail(k, kv.first, "unknown task '" + task + "' (semseg, human_parts, sal, normals, edge, depth)");
+    if (!is_model_task(m, task)) c.fail(k, kv.first, "task '" + task + "' is not a task of this model");
+    const double w = c.to_double(kv.second, k);
+    if (w < 0) c.fail(k, kv.second, "a loss weight must be >= 0");
+    t.loss_weights[task] = w;
   }
-  template <class T>
-  T get(const char* k, T fallback, const char* expected) const {
-    if (!has(k)) return fallback;
-    try {
-      return node[k].as<T>();
-    } catch (const YAML::Exception&) {
-      fail(k, std::string("expected ") + expected);
-    }
+}
+
+TrainSection ours(const YamlReader& c, const YAML::Node& tr, const ModelConfig& m) {
+  TrainSection t;
+  if (!tr.IsDefined() || tr.IsNull()) return t;
+  if (!tr.IsMap()) c.fail("train", tr, "expected a mapping, got " + describe(tr));
+  const std::string p = "train.";
+  t.batch_size = c.get(tr, p, "batch_size", t.batch_size);
+  t.val_batch_size = c.get(tr, p, "val_batch_size", t.val_batch_size);
+  t.epochs = c.get(tr, p, "epochs", t.epochs);
+  t.steps = c.get(tr, p, "steps", t.steps);
+  t.optimizer = c.get(tr, p, "optimizer", t.optimizer);
+  t.lr = c.get(tr, p, "lr", t.lr);
+  t.momentum = c.get(tr, p, "momentum", t.momentum);
+  t.weight_decay = c.get(tr, p, "weight_decay", t.weight_decay);
+  t.scheduler = c.get(tr, p, "scheduler", t.scheduler);
+  t.poly_power = c.get(tr, p, "poly_power", t.poly_power);
+  t.edge_pos_weight = c.get(tr, p, "edge_pos_weight", t.edge_pos_weight);
+  t.expert_grad_scale = c.get(tr, p, "expert_grad_scale", t.expert_grad_scale);
+  if (present(tr, "seed")) t.seed = static_cast<uint64_t>(c.to_int64(tr["seed"], "train.seed"));
+  t.eval_every = c.get(tr, p, "eval_every", t.eval_every);
+  t.out_dir = c.get(tr, p, "out_dir", t.out_dir);
+  if (present(tr, "loss_weights")) parse_loss_weights(c, tr["loss_weights"], "train.loss_weights", m, t);
+  if (t.batch_size < 1) c.fail("train.batch_size", tr["batch_size"], "must be >= 1");
+  if (t.val_batch_size < 1) c.fail("train.val_batch_size", tr["val_batch_size"], "must be >= 1");
+  if (t.epochs < 1 && t.steps <= 0) c.fail("train.epochs", "epochs must be >= 1 unless steps > 0");
+  if (t.lr <= 0) c.fail("train.lr", tr["lr"], "must be > 0");
+  if (t.optimizer != "sgd" && t.optimizer != "adam" && t.optimizer != "adamw")
+    c.fail("train.optimizer", tr["optimizer"], "unknown optimizer '" + t.optimizer + "' (sgd, adam, adamw)");
+  if (t.scheduler != "poly" && t.scheduler != "constant" && t.scheduler != "cosine")
+    c.fail("train.scheduler", tr["scheduler"], "unknown scheduler '" + t.scheduler + "' (poly, constant, cosine)");
+  if (t.edge_pos_weight < 0 || t.edge_pos_weight > 1) c.fail("train.edge_pos_weight", "must be in [0, 1]");
+  return t;
+}
+
+// The authors' experiment YAML, as train_fastmoe.py:163-190 and utils/config.py read it.
+TrainSection authors(const YamlReader& c, const YAML::Node& root, const ModelConfig& m) {
+  TrainSection t;
+  if (present(root, "trBatch")) t.batch_size = c.to_int(root["trBatch"], "trBatch");
+  if (present(root, "valBatch")) t.val_batch_size = c.to_int(root["valBatch"], "valBatch");
+  if (present(root, "epochs")) t.epochs = c.to_int(root["epochs"], "epochs");
+  if (present(root, "optimizer")) t.optimizer = c.to_string(root["optimizer"], "optimizer");
+  if (present(root, "scheduler")) t.scheduler = c.to_string(root["scheduler"], "scheduler");
+  const YAML::Node ok = root["optimizer_kwargs"];
+  if (is_map(ok)) {
+    if (present(ok, "lr")) t.lr = c.to_double(ok["lr"], "optimizer_kwargs.lr");
+    if (present(ok, "momentum")) t.momentum = c.to_double(ok["momentum"], "optimizer_kwargs.momentum");
+    if (present(ok, "weight_decay")) t.weight_decay = c.to_double(ok["weight_decay"], "optimizer_kwargs.weight_decay");
   }
-};
+  const YAML::Node td = root["task_dictionary"];
+  if (present(td, "edge_w")) t.edge_pos_weight = c.to_double(td["edge_w"], "task_dictionary.edge_w");
+  const YAML::Node lk = root["loss_kwargs"];
+  if (is_map(lk) && present(lk, "loss_weights"))
+    parse_loss_weights(c, lk["loss_weights"], "loss_kwargs.loss_weights", m, t);
+  // Their MultiTaskLoss indexes a weight for every task (loss_schemes.py:43-115).
+  if (m.num_tasks() > 1 && is_map(lk) && present(lk, "loss_weights"))
+    for (const auto& ts : m.tasks)
+      if (!t.loss_weights.count(ts.name)) c.fail("loss_kwargs.loss_weights." + ts.name, "missing weight for task '" + ts.name + "'");
+  t.seed = 0;  // train_fastmoe.py:86
+  t.expert_grad_scale = 1.0;
+  return t;
+}
 
 }  // namespace
 
-TrainOptions train_options_from(const ConfigFile& f) {
+double TrainSection::loss_weight(const std::string& task) const {
+  auto it = loss_weights.find(task);
+  return it == loss_weights.end() ? 1.0 : it->second;
+}
+
+TrainSection read_train_section(const ConfigFile& f) {
+  const YamlReader c(f.path);
+  try {
+    return f.authors_format ? authors(c, f.doc, f.model) : ours(c, f.doc["train"], f.model);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(f.path + ": " + e.what());
+  }
+}
+
+TrainConfig train_config_from(ConfigFile f) {
+  TrainConfig t;
+  static_cast<ConfigFile&>(t) = std::move(f);
+  t.data = read_data_section(t);
+  t.train = read_train_section(t);
+  return t;
+}
+
+TrainConfig load_train_config(const std::string& path, const ConfigOverrides& overrides) {
+  return train_config_from(load_config_file(path, overrides));
+}
+
+TrainOptions train_options_from(const TrainConfig& f) {
   TrainOptions o;
   const TrainSection& t = f.train;
   o.batch_size = t.batch_size;
@@ -56,51 +144,56 @@ TrainOptions train_options_from(const ConfigFile& f) {
   o.workers = f.data.num_workers;
   o.augment = f.data.augment;
 
+  // The training-only keys of `train:` (our format only; absent keys keep their defaults).
   const YAML::Node extra = f.doc.IsMap() ? f.doc["train"] : YAML::Node();
-  Reader r{f.path, extra};
-  const std::string per = r.get<std::string>("schedule_per", "epoch", "epoch or step");
-  if (per != "epoch" && per != "step") r.fail("schedule_per", "expected epoch or step, got '" + per + "'");
+  const YamlReader r(f.path);
+  const std::string p = "train.";
+  auto fail = [&](const char* k, const std::string& what) { r.fail(p + k, extra[k], what); };
+  const std::string per = r.get(extra, p, "schedule_per", std::string("epoch"));
+  if (per != "epoch" && per != "step") fail("schedule_per", "expected epoch or step, got '" + per + "'");
   o.schedule.per_step = per == "step";
-  o.schedule.warmup_steps = r.get<int64_t>("warmup_steps", 0, "an integer");
-  o.optimizer.nesterov = r.get<bool>("nesterov", false, "true or false");
-  if (r.has("betas")) {
-    auto b = r.get<std::vector<double>>("betas", {}, "[beta1, beta2]");
-    if (b.size() != 2 || b[0] < 0 || b[0] >= 1 || b[1] < 0 || b[1] >= 1) r.fail("betas", "expected [beta1, beta2] in [0, 1)");
+  o.schedule.warmup_steps = r.get(extra, p, "warmup_steps", int64_t{0});
+  o.optimizer.nesterov = r.get(extra, p, "nesterov", false);
+  if (present(extra, "betas")) {
+    const std::vector<double> b = r.to_doubles(extra["betas"], "train.betas");
+    if (b.size() != 2 || b[0] < 0 || b[0] >= 1 || b[1] < 0 || b[1] >= 1) fail("betas", "expected [beta1, beta2] in [0, 1)");
     o.optimizer.beta1 = b[0], o.optimizer.beta2 = b[1];
   }
-  o.optimizer.eps = r.get<double>("eps", 1e-8, "a number");
-  o.grad_accum = r.get<int>("grad_accum", 1, "an integer");
-  const std::string loop = r.get<std::string>("task_loop", "auto", "auto, all or one_by_one");
+  o.optimizer.eps = r.get(extra, p, "eps", 1e-8);
+  o.grad_accum = r.get(extra, p, "grad_accum", 1);
+  const std::string loop = r.get(extra, p, "task_loop", std::string("auto"));
   if (loop == "auto") o.task_loop = f.model.gate == GateType::task_cond ? "one_by_one" : "all";
   else if (loop == "all" || loop == "one_by_one") o.task_loop = loop;
-  else r.fail("task_loop", "expected auto, all or one_by_one, got '" + loop + "'");
-  o.optimizer.expert_lr_scale = r.get<double>("expert_lr_scale", 1.0, "a number");
-  o.checkpoint_every = r.get<int64_t>("checkpoint_every", 0, "an integer");
-  o.log_every = r.get<int>("log_every", 1, "an integer");
-  o.threads = r.get<int>("threads", 0, "an integer");
-  o.init = r.get<std::string>("init", "random", "random or deit");
-  o.pretrained = r.get<std::string>("pretrained", "", "a file path");
-  o.split_experts = r.get<bool>("split_experts", false, "true or false");
-  o.same_order_every_epoch = r.get<bool>("same_order_every_epoch", false, "true or false");
-  if (r.has("delta_m_references")) {
-    o.delta_m_references = r.get<std::map<std::string, double>>("delta_m_references", {}, "a mapping task: value");
-    for (const auto& [task, v] : o.delta_m_references) {
-      bool known = false;
-      for (const auto& ts : f.model.tasks) known |= ts.name == task;
-      if (!known) r.fail("delta_m_references", "task '" + task + "' is not a task of this model");
-      if (!(v > 0)) r.fail("delta_m_references", "reference of '" + task + "' must be > 0");
+  else fail("task_loop", "expected auto, all or one_by_one, got '" + loop + "'");
+  o.optimizer.expert_lr_scale = r.get(extra, p, "expert_lr_scale", 1.0);
+  o.checkpoint_every = r.get(extra, p, "checkpoint_every", int64_t{0});
+  o.log_every = r.get(extra, p, "log_every", 1);
+  o.threads = r.get(extra, p, "threads", 0);
+  o.init = r.get(extra, p, "init", std::string("random"));
+  o.pretrained = r.get(extra, p, "pretrained", std::string());
+  o.split_experts = r.get(extra, p, "split_experts", false);
+  o.same_order_every_epoch = r.get(extra, p, "same_order_every_epoch", false);
+  if (present(extra, "delta_m_references")) {
+    const YAML::Node refs = extra["delta_m_references"];
+    if (!refs.IsMap()) fail("delta_m_references", "expected a mapping task: value");
+    for (const auto& kv : refs) {
+      const std::string task = kv.first.Scalar();
+      const double v = r.to_double(kv.second, "train.delta_m_references." + task);
+      if (!is_model_task(f.model, task)) fail("delta_m_references", "task '" + task + "' is not a task of this model");
+      if (!(v > 0)) fail("delta_m_references", "reference of '" + task + "' must be > 0");
+      o.delta_m_references[task] = v;
     }
   }
 
-  if (o.grad_accum < 1) r.fail("grad_accum", "must be >= 1");
-  if (o.schedule.warmup_steps < 0) r.fail("warmup_steps", "must be >= 0");
-  if (o.optimizer.expert_lr_scale <= 0) r.fail("expert_lr_scale", "must be > 0");
+  if (o.grad_accum < 1) fail("grad_accum", "must be >= 1");
+  if (o.schedule.warmup_steps < 0) fail("warmup_steps", "must be >= 0");
+  if (o.optimizer.expert_lr_scale <= 0) fail("expert_lr_scale", "must be > 0");
   if (o.optimizer.expert_grad_scale <= 0) throw ConfigError(f.path + ": train.expert_grad_scale: must be > 0");
-  if (o.checkpoint_every < 0) r.fail("checkpoint_every", "must be >= 0");
-  if (o.log_every < 1) r.fail("log_every", "must be >= 1");
-  if (o.threads < 0) r.fail("threads", "must be >= 0");
-  if (o.init != "random" && o.init != "deit") r.fail("init", "expected random or deit, got '" + o.init + "'");
-  if (o.init == "deit" && o.pretrained.empty()) r.fail("init", "init: deit needs 'pretrained: <DeiT weights file>'");
+  if (o.checkpoint_every < 0) fail("checkpoint_every", "must be >= 0");
+  if (o.log_every < 1) fail("log_every", "must be >= 1");
+  if (o.threads < 0) fail("threads", "must be >= 0");
+  if (o.init != "random" && o.init != "deit") fail("init", "expected random or deit, got '" + o.init + "'");
+  if (o.init == "deit" && o.pretrained.empty()) fail("init", "init: deit needs 'pretrained: <DeiT weights file>'");
   if (o.task_loop == "one_by_one" && f.model.tam)
     throw ConfigError(f.path + ": train.task_loop one_by_one cannot train a model with tam: true (the authors' "
                       "MultiTaskLoss needs every task's output at once, quirk Q3); set model.tam: false");

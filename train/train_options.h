@@ -1,6 +1,6 @@
-// Everything `m3vit train` needs beyond the model: the config file's `train:` section
-// (model/config_yaml.h TrainSection) plus the training-only keys that section may also carry, read
-// here from the same YAML node (docs/TRAINING.md lists them all):
+// Everything `m3vit train` needs beyond the model: the config file's `train:` section (TrainSection,
+// also filled from the authors' format) plus the training-only keys that section may also carry
+// (TrainOptions), both read here and nowhere else (docs/TRAINING.md lists them all):
 //   schedule_per: epoch|step    poly/cosine progress per epoch (the authors) or per optimizer step
 //   warmup_steps: N             linear warm-up steps (0, the authors have none)
 //   nesterov: bool              SGD (false)
@@ -24,11 +24,48 @@
 #include <string>
 #include <vector>
 
-#include "model/config_yaml.h"
+#include "core/config_yaml.h"
+#include "data/data_config.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 
 namespace m3vit {
+
+// `train:` keys that ours and the authors' format share (docs/TRAINING.md; the authors' values
+// are the defaults).
+struct TrainSection {
+  int batch_size = 8;                 // images per step (authors: trBatch 8 per GPU, 2 GPUs)
+  int val_batch_size = 8;             // images per evaluation batch (valBatch)
+  int epochs = 100;                   // passes over the training split
+  int64_t steps = 0;                  // > 0: stop after this many optimizer steps instead
+  std::string optimizer = "sgd";      // sgd | adam | adamw
+  double lr = 0.002;                  // base learning rate
+  double momentum = 0.9;              // SGD momentum
+  double weight_decay = 1e-4;         // applied to every parameter, as the authors do
+  std::string scheduler = "poly";     // poly | constant | cosine
+  double poly_power = 0.9;            // lr_e = lr * (1 - e/epochs)^power, set per epoch
+  std::map<std::string, double> loss_weights;  // task -> w_t; a task not listed has weight 1
+  double edge_pos_weight = 0.95;      // balanced BCE weight of edge pixels (edge_w)
+  double expert_grad_scale = 1.0;     // 2 reproduces the authors' 2-GPU expert gradients (quirk Q13)
+  uint64_t seed = 0;                  // model init and data order
+  int eval_every = 1;                 // epochs between validations (0 = only at the end)
+  std::string out_dir = "out/train";  // checkpoints, logs, reports
+
+  double loss_weight(const std::string& task) const;
+};
+
+// Our `train:` section or the authors' keys (trBatch, valBatch, epochs, optimizer_kwargs,
+// loss_kwargs, task_dictionary.edge_w). ConfigError naming the file, the key and its line.
+TrainSection read_train_section(const ConfigFile& f);
+
+// A config file read whole, as training and evaluation need it: the model (ConfigFile), `data:`
+// (data/data_config.h) and `train:`.
+struct TrainConfig : ConfigFile {
+  DataSection data;
+  TrainSection train;
+};
+TrainConfig load_train_config(const std::string& path, const ConfigOverrides& overrides = {});
+TrainConfig train_config_from(ConfigFile f);  // reads the two sections of an already loaded file
 
 struct TrainOptions {
   // --- what the run computes (stored in checkpoints; a resume must agree) ---
@@ -67,7 +104,7 @@ struct TrainOptions {
 };
 
 // Reads f.train and the extra keys of f.doc["train"]; validates. Throws ConfigError naming the key.
-TrainOptions train_options_from(const ConfigFile& f);
+TrainOptions train_options_from(const TrainConfig& f);
 
 // Differences between two trajectory_json() strings, "key: a -> b" per line (empty when equal).
 std::string trajectory_differences(const std::string& saved, const std::string& now);

@@ -30,7 +30,7 @@ std::string best_model_path(const std::string& out_dir) { return out_dir + "/bes
 std::string final_model_path(const std::string& out_dir) { return out_dir + "/model.safetensors"; }
 std::string train_log_path(const std::string& out_dir) { return out_dir + "/train_log.jsonl"; }
 
-MultiTaskModel build_model(const ConfigFile& f, const TrainOptions& o) {
+MultiTaskModel build_model(const TrainConfig& f, const TrainOptions& o) {
   torch::manual_seed(o.seed);  // the authors seed 0 on every rank (train_fastmoe.py:86, 241-244)
   MultiTaskModel model(f.model);
   if (o.init == "deit") {
@@ -127,7 +127,7 @@ void train_micro_batch(MultiTaskModelImpl& model, const TensorBatch& tb, const T
 
 }  // namespace
 
-TrainOutcome run_training(const ConfigFile& f, const TrainOptions& o, const TrainRunOptions& r) {
+TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const TrainRunOptions& r) {
   namespace fs = std::filesystem;
   TrainOutcome out;
   const int threads = o.threads > 0 ? o.threads : default_threads();

@@ -1,4 +1,4 @@
-// The training loop of M³ViT (spec §6; authors' train_fastmoe.py:395-471 and
+// The training loop of M³ViT (docs/TRAINING.md; authors' train_fastmoe.py:395-471 and
 // train/train_utils.py:197-278): per optimizer step, forward every task (multi-gate: one backbone pass
 // per task with its routers) or one task at a time (task-conditioned, the authors' one_by_one),
 // weighted task losses + TAM deep supervision + aux_weight · Σ router cv² losses, backward, one
@@ -23,7 +23,6 @@
 
 #include <string>
 
-#include "model/config_yaml.h"
 #include "train/evaluate.h"
 #include "train/train_checkpoint.h"
 #include "train/train_options.h"
@@ -52,9 +51,9 @@ std::string train_log_path(const std::string& out_dir);
 
 // Runs (or resumes) a training run. Throws ConfigError on inconsistent options or a checkpoint made
 // with other settings, NumericError when the loss becomes NaN/Inf (naming the step and the task).
-TrainOutcome run_training(const ConfigFile& f, const TrainOptions& o, const TrainRunOptions& r);
+TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const TrainRunOptions& r);
 
 // Builds the model of `f` with torch::manual_seed(seed) and the configured initialisation.
-MultiTaskModel build_model(const ConfigFile& f, const TrainOptions& o);
+MultiTaskModel build_model(const TrainConfig& f, const TrainOptions& o);
 
 }  // namespace m3vit

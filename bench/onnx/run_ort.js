@@ -1,6 +1,6 @@
 // Times one ONNX model with ONNX Runtime (npm onnxruntime-node, CPU) at batch 1, the way a deployer
 // would run it: 2 intra-op threads, spinning off (with spinning, 2 threads ran slower than 1 on this
-// machine; platform-notes.md), all graph optimisations.
+// machine, measured), all graph optimisations.
 //   node bench/onnx/run_ort.js model.onnx input.bin output.bin reps
 // input.bin: float32 [1, 3, H, W] (H, W from the model); output.bin receives the last output.
 // Prints one JSON line: {"load_ms", "first_ms", "ms": [per rep], "median_ms", "threads", "dims", "version"}.

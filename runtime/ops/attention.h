@@ -1,9 +1,9 @@
 // Multi-head self-attention core: softmax(q·kᵀ·hd^-0.5)·v per head, from the fused qkv projection.
-// Authors: vision_transformer_moe.py:194-224 (spec §1.4): qkv = Linear(d, 3d), split along the 3d axis
+// Authors: vision_transformer_moe.py:194-224 (`Attention`): qkv = Linear(d, 3d), split along the 3d axis
 // as [3, heads, hd] (column s·d + h·hd + j), scale hd^-0.5, softmax over keys, heads concatenated.
 //
 // Computed per head in blocks of queries × keys, with a running max and running sum per query row
-// (the one-pass softmax of the accelerator, anchors.md §2.7, in the form FlashAttention uses): for
+// (the one-pass softmax of Edge-MoE's src/attention.cpp, in the form FlashAttention uses): for
 // each key block, S = q·kᵀ, m' = max(m, rowmax S), P = exp(S − m'), l = l·e^(m−m') + ΣP,
 // O = O·e^(m−m') + P·v; at the end O / l. (Computed in base 2, log2 e folded into the query scale.) Only a [block_q, block_k] tile of scores ever exists, so a
 // long sequence never materialises its N×N score matrix.

@@ -1,6 +1,6 @@
 // oneDNN convolution plans for the task head (runtime/ops/conv.h) and the BatchNorm folding.
 // The head's convs are `nn.Conv2d(k=3, padding=1)` + SyncBN + ReLU and a 1×1 conv_4
-// (vit_up_head.py:197-219, spec §3.1).
+// (vit_up_head.py:126-129, 197-219).
 #include "runtime/ops/conv.h"
 
 #include <cmath>

@@ -1,19 +1,9 @@
-// Precision names, the bf16 capability check and the fp32<->bf16 loops (runtime/ops/dnnl_context.h,
-// runtime/ops/bf16.h).
+// The bf16 capability check and the fp32<->bf16 loops (runtime/ops/dnnl_context.h, runtime/ops/bf16.h).
 #include "runtime/ops/dnnl_context.h"
 
-#include "common/errors.h"
 #include "runtime/ops/bf16.h"
 
 namespace m3vit::rt {
-
-const char* to_string(Precision p) { return p == Precision::bf16 ? "bf16" : "fp32"; }
-
-Precision precision_from_string(const std::string& s) {
-  if (s == "fp32") return Precision::fp32;
-  if (s == "bf16") return Precision::bf16;
-  throw ConfigError("unknown precision '" + s + "' (expected fp32 or bf16)");
-}
 
 bool cpu_has_bf16() {
   __builtin_cpu_init();

@@ -17,8 +17,6 @@ enum class Precision {
   fp32,  // default; parity with libtorch within 1e-4 relative
   bf16,  // weights and matmul/conv inputs in bfloat16, fp32 accumulation and outputs (AVX512-BF16)
 };
-const char* to_string(Precision p);
-Precision precision_from_string(const std::string& s);  // "fp32" | "bf16"; throws ConfigError
 
 struct DnnlContext {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};

@@ -1,4 +1,5 @@
-// LayerNorm over the last dimension (nn.LayerNorm, eps 1e-6 in every backbone and head norm; spec §1.1):
+// LayerNorm over the last dimension (nn.LayerNorm, eps 1e-6 in every backbone and head norm;
+// vision_transformer_moe.py:353, vit_up_head.py:78):
 // y = (x − mean) / √(var + eps) · γ + β, biased variance, per row. OpenMP over rows.
 #pragma once
 

@@ -1,7 +1,7 @@
 // Linear layers on oneDNN matmul: y[M, out] = x[M, in] · Wᵀ + b, with the epilogue (GELU or a
 // residual add) fused as a post-op so the output is written once. W is nn.Linear's [out, in],
 // reordered once at load into the layout the primitive prefers (format_tag::any) and kept in a
-// PackedWeights (style.md §6: create at load, execute at run).
+// PackedWeights (created at load, only executed at run: nothing is packed in the hot path).
 //
 // M is fixed per plan: every dense layer sees all N tokens. Expert queues have any length; they run
 // in chunks through a MatmulBank, which holds one primitive per multiple of kRowStep rows up to a
@@ -23,7 +23,7 @@ namespace m3vit::rt {
 
 enum class Epilogue {
   none,
-  gelu,      // exact erf GELU (nn.GELU default; spec §1.4)
+  gelu,      // exact erf GELU (nn.GELU default; vision_transformer_moe.py:156-172)
   residual,  // y += x·Wᵀ + b (dst holds the residual stream; oneDNN sum post-op)
 };
 

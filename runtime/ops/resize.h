@@ -1,5 +1,5 @@
 // Bilinear resizing with align_corners = false, as F.interpolate(mode='bilinear') computes it
-// (spec §3.1; ATen's area_pixel_compute_source_index): an output pixel o samples the input at
+// (vit_up_head.py:149-224; ATen's area_pixel_compute_source_index): an output pixel o samples the input at
 // s = max((o + 0.5)·in/out − 0.5, 0), between floor(s) and min(floor(s) + 1, in − 1).
 // For the head's ×2 steps in/out = 0.5 exactly, so the weights are 0.25/0.75 (and 0/1 at the edges).
 #pragma once

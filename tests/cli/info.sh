@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `m3vit info`: the paper configs' MAC table (spec §8 hand counts), the authors' format with their
+# `m3vit info`: the paper configs' MAC table (hand counts of docs/FLOPS.md), the authors' format with their
 # command-line switches, and a bad option -> exit code 2.
 # Usage: bash info.sh <path-to-m3vit> <source-dir>
 set -euo pipefail

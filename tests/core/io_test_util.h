@@ -1,5 +1,5 @@
-// Utilities for the file-format tests: a fresh scratch directory under the build tree, and running a
-// Python snippet with the oracle interpreter (/usr/bin/python3: numpy, torch 1.13).
+// Utilities for the file-format tests: a fresh scratch directory under the build tree, an error
+// check, and running a Python snippet with the oracle interpreter (/usr/bin/python3: numpy, torch 1.13).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -20,6 +20,33 @@ inline std::string make_scratch_dir(const std::string& tag) {
   buf.push_back('\0');
   if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
   return buf.data();
+}
+
+// Writes `text` to build/tmp-<tag>/<name> and returns the path.
+inline std::string write_scratch_file(const std::string& tag, const std::string& name, const std::string& text) {
+  const std::filesystem::path dir = std::filesystem::path(M3VIT_BINARY_DIR) / ("tmp-" + tag);
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path p = dir / name;
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+inline std::string read_text_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Runs `f` and expects an exception of type E whose message is one line and contains every part.
+template <class E, class F>
+void expect_error_naming(F&& f, const std::vector<std::string>& parts, const std::string& what) {
+  try {
+    f();
+    ADD_FAILURE() << what << ": no error thrown";
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << "message must be one line: " << msg;
+  }
 }
 
 struct PyResult {

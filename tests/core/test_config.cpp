@@ -1,4 +1,4 @@
-// Config loading (model/config_yaml.cpp): every shipped config, the authors' key format (hand-written
+// Config loading (core/config_yaml.cpp): every shipped config, the authors' key format (hand-written
 // fixtures in tests/fixtures/configs/), command-line overrides with the authors' flag semantics, and
 // one clear ConfigError naming file and key for each kind of bad input.
 #include <gtest/gtest.h>
@@ -7,8 +7,10 @@
 #include <fstream>
 
 #include "common/errors.h"
-#include "model/config.h"
-#include "model/config_yaml.h"
+#include "core/config.h"
+#include "core/config_yaml.h"
+#include "core/shipped_configs.h"
+#include "tests/core/io_test_util.h"
 
 namespace fs = std::filesystem;
 using namespace m3vit;
@@ -18,39 +20,17 @@ namespace {
 const std::string kSrc = M3VIT_SOURCE_DIR;
 
 std::string scratch_file(const std::string& name, const std::string& text) {
-  const fs::path dir = fs::path(M3VIT_BINARY_DIR) / "tmp-test_config";
-  fs::create_directories(dir);
-  const fs::path p = dir / name;
-  std::ofstream(p) << text;
-  return p.string();
+  return test_io::write_scratch_file("test_config", name, text);
 }
 
-// Expects load_config_file to throw E whose message contains every one of `parts`.
+// Expects load_config_file to throw E whose one-line message contains every one of `parts`.
 template <class E>
 void expect_error(const std::string& path, const std::vector<std::string>& parts, const ConfigOverrides& ov = {}) {
-  try {
-    load_config_file(path, ov);
-    ADD_FAILURE() << path << ": no error thrown";
-  } catch (const E& e) {
-    const std::string msg = e.what();
-    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << "message must be one line: " << msg;
-  }
+  test_io::expect_error_naming<E>([&] { load_config_file(path, ov); }, parts, path);
 }
 
-const char* kGoodModel = R"(model:
-  img_size: [32, 32]
-  patch_size: 16
-  embed_dim: 32
-  depth: 2
-  num_heads: 2
-  moe_blocks: odd
-  moe_experts: 4
-  moe_top_k: 2
-  tasks: [semseg, depth]
-data:
-  dataset: nyud
-)";
+// A small valid config; each bad-input case edits its text.
+const std::string kGoodModel = test_io::read_text_file(kSrc + "/tests/fixtures/configs/small_nyud.yaml");
 
 std::vector<std::string> names(const ModelConfig& m) {
   std::vector<std::string> v;
@@ -75,10 +55,36 @@ TEST(Config, EveryShippedConfigLoadsAndRoundTripsThroughJson) {
     EXPECT_EQ(f.model.name, e.path().stem().string());  // each file names itself
     const ModelConfig back = config_from_json(config_to_json(f.model));
     EXPECT_EQ(config_to_json(back), config_to_json(f.model));
-    for (const auto& [task, w] : f.train.loss_weights) EXPECT_GE(f.model.task_index(task), 0);
     ++n;
   }
   EXPECT_GE(n, 7);
+}
+
+// The shipped files compiled into the library (core/shipped_configs.h) are the files on disk, and
+// load_config_text reads them as load_config_file reads the files.
+TEST(Config, ShippedConfigsAreTheFilesOnDisk) {
+  int n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(kSrc + "/configs")) {
+    if (e.path().extension() != ".yaml") continue;
+    const std::string rel = fs::relative(e.path(), kSrc).string();
+    SCOPED_TRACE(rel);
+    const std::string* text = shipped_file(rel);
+    ASSERT_NE(text, nullptr);
+    std::ifstream in(e.path());
+    EXPECT_EQ(*text, std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+    ++n;
+  }
+  EXPECT_EQ(static_cast<int>(shipped_files("configs/").size()), n);
+  EXPECT_EQ(shipped_file("configs/none.yaml"), nullptr);
+  const std::string rel = "configs/pascal_vits_moe16.yaml";
+  EXPECT_EQ(config_to_json(load_config_text(*shipped_file(rel), rel).model),
+            config_to_json(load_config_file(kSrc + "/" + rel).model));
+  try {
+    load_config_text("model: [unclosed\n", "inline.yaml");
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("inline.yaml: not valid YAML"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Config, PascalPaperConfig) {
@@ -101,15 +107,8 @@ TEST(Config, PascalPaperConfig) {
   EXPECT_TRUE(m.tam_levels[0]);
   EXPECT_TRUE(m.tam_levels[1]);
   EXPECT_FALSE(m.tam_levels[2]);
-  EXPECT_EQ(f.data.dataset, "pascal");
-  EXPECT_EQ(f.train.loss_weight("semseg"), 1.0);
-  EXPECT_EQ(f.train.loss_weight("human_parts"), 2.0);
-  EXPECT_EQ(f.train.loss_weight("sal"), 5.0);
-  EXPECT_EQ(f.train.loss_weight("edge"), 50.0);
-  EXPECT_EQ(f.train.loss_weight("normals"), 10.0);
-  EXPECT_EQ(f.train.lr, 0.002);
-  EXPECT_EQ(f.train.batch_size, 16);
-  // Keys this struct does not name stay readable in the document.
+  EXPECT_EQ(f.dataset, "pascal");
+  // The `data:` and `train:` sections stay readable in the document (tests/train/test_config_sections.cpp).
   EXPECT_EQ(f.doc["train"]["out_dir"].as<std::string>(), "out/pascal_vits_moe16");
 }
 
@@ -163,14 +162,7 @@ TEST(Config, AuthorsPascalFileWithTheirDefaults) {
   EXPECT_TRUE(m.tam_levels[0] && m.tam_levels[1]);
   EXPECT_FALSE(m.tam_levels[2]);
   EXPECT_EQ(m.head_channels, 256);
-  EXPECT_EQ(f.data.dataset, "pascal");
-  EXPECT_EQ(f.data.num_workers, 4);
-  EXPECT_EQ(f.train.batch_size, 8);
-  EXPECT_EQ(f.train.epochs, 100);
-  EXPECT_EQ(f.train.lr, 0.002);
-  EXPECT_EQ(f.train.edge_pos_weight, 0.95);
-  EXPECT_EQ(f.train.loss_weight("edge"), 50.0);
-  EXPECT_EQ(f.train.loss_weight("normals"), 10.0);
+  EXPECT_EQ(f.dataset, "pascal");
 }
 
 TEST(Config, AuthorsFileWithTheReadmeSwitchesEqualsOurPaperConfig) {
@@ -240,8 +232,6 @@ TEST(Config, OurFormatErrorsNameFileAndKey) {
   expect_error<ConfigError>(scratch_file("no_data.yaml", t.substr(0, t.find("data:"))), {"no_data.yaml", "data"});
   expect_error<ConfigError>(scratch_file("bad_set.yaml", std::string(t).replace(t.find("nyud"), 4, "coco")),
                             {"data.dataset", "coco"});
-  expect_error<ConfigError>(scratch_file("bad_weight.yaml", t + "train:\n  loss_weights: {semseg: 1, sal: 5}\n"),
-                            {"train.loss_weights.sal", "not a task of this model"});
   expect_error<ConfigError>(scratch_file("bad_gate.yaml", std::string(t).replace(t.find("  tasks"), 0, "  gate: noisy\n")),
                             {"model.gate", "noisy"});
   expect_error<ConfigError>(scratch_file("heads.yaml", std::string(t).replace(t.find("num_heads: 2"), 12, "num_heads: 5")),
@@ -274,8 +264,6 @@ TEST(Config, AuthorsFormatErrorsNameFileAndKey) {
   expect_error<ConfigError>(scratch_file("a_db.yml", with("train_db_name: NYUD", "train_db_name: COCO")),
                             {"train_db_name", "COCO"});
   expect_error<ConfigError>(scratch_file("a_head.yml", with("num_conv: 4", "num_conv: 2")), {"head_kwargs.num_conv"});
-  expect_error<ConfigError>(scratch_file("a_weights.yml", with("       depth: 1.0\n", "")),
-                            {"loss_kwargs.loss_weights.depth", "missing weight"});
   expect_error<ConfigError>(scratch_file("a_backbone.yml", with("VisionTransformer_moe", "resnet18")), {"backbone", "resnet18"});
   expect_error<ConfigError>(scratch_file("a_tam.yml", with("   tam: True\n", "   tam_level0: True\n")), {"model_kwargs.tam"});
   // Dense authors' backbone: no MoE blocks, no moe_mlp_ratio needed.

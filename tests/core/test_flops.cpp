@@ -1,11 +1,11 @@
-// MAC and parameter counter (model/flops.cpp) against hand counts: the spec's §8 numbers for ViT-S
-// at 512x512 and 480x640 and its §1.8 parameter counts, each re-derived in the comments from the
+// MAC and parameter counter (core/flops.cpp) against hand counts: docs/FLOPS.md's numbers for ViT-S
+// at 512x512 and 480x640 and its parameter counts, each re-derived in the comments from the
 // module shapes (N tokens, d width, k of E experts, hid expert width, c = 256 head channels).
 #include <gtest/gtest.h>
 
 #include "common/errors.h"
-#include "model/config.h"
-#include "model/flops.h"
+#include "core/config.h"
+#include "core/flops.h"
 
 using namespace m3vit;
 
@@ -31,7 +31,7 @@ TEST(Flops, VitSmall512MatchesHandCounts) {
   const FlopsReport r = count_flops(load_config(kSrc + "/configs/pascal_vits_moe16.yaml"));
   const auto& rows = r.backbone_rows;
   // N = 1025, d = 384. Attention per block: qkv 3·N·d² = 453,427,200; Q·Kᵀ and A·V N²·d = 403,440,000
-  // each; proj N·d² = 151,142,400; sum 1,411,449,600 ≈ 1.411 G (spec §8).
+  // each; proj N·d² = 151,142,400; sum 1,411,449,600 ≈ 1.411 G (docs/FLOPS.md).
   EXPECT_EQ(row(rows, "attention.qkv").each.macs, 453427200.0);
   EXPECT_EQ(row(rows, "attention.q_kT").each.macs, 403440000.0);
   EXPECT_EQ(row(rows, "attention.a_v").each.macs, 403440000.0);

@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 import scipy.io as sio
 
-# PASCAL-Part names -> the 6-part ids (spec 4.2: head, torso, upper arm, lower arm, upper leg, lower leg).
+# PASCAL-Part names -> the 6-part ids of pascal_context.py:38-54 (head, torso, upper/lower arm, upper/lower leg).
 SIX = {}
 for n in ["hair", "head", "lear", "rear", "lebrow", "rebrow", "leye", "reye", "mouth", "nose"]:
     SIX[n] = 1

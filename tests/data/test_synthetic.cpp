@@ -49,7 +49,7 @@ TEST(Synthetic, DeterministicPerSeedSplitAndIndex) {
   const auto a = render_synthetic_scene(7, "train", 3, 40, 56).sample;
   const auto b = render_synthetic_scene(7, "train", 3, 40, 56).sample;
   EXPECT_EQ(a.image.data, b.image.data);
-  for (const auto& t : all_task_names()) EXPECT_EQ(a.label(t).data, b.label(t).data) << t;
+  for (const auto& t : task_names()) EXPECT_EQ(a.label(t).data, b.label(t).data) << t;
   EXPECT_NE(render_synthetic_scene(8, "train", 3, 40, 56).sample.image.data, a.image.data);
   EXPECT_NE(render_synthetic_scene(7, "val", 3, 40, 56).sample.image.data, a.image.data);
   EXPECT_NE(render_synthetic_scene(7, "train", 4, 40, 56).sample.image.data, a.image.data);

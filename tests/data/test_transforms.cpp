@@ -95,7 +95,7 @@ TEST(Transforms, DepthIsDividedByTheScaleAndZoomOutBorderIgnored) {
     else EXPECT_FLOAT_EQ(v, 2.f / 0.8f);
   }
   EXPECT_GT(border, 0);
-  // The zoom-out border of class maps is a valid background 0, not ignore (spec §4.4 note).
+  // The zoom-out border of class maps is a valid background 0, not ignore (quirk Q12, docs/AUTHORS_CODE.md).
   int zeros = 0;
   for (float v : zout.label("semseg").data) zeros += v == 0.f;
   EXPECT_EQ(zeros, border);

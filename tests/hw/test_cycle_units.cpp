@@ -1,9 +1,9 @@
 // Unit cycle counts against the loop trip counts of Edge-MoE's HLS code for its own model
-// (ViT-T, 129 tokens, d = 192; anchors.md §2.5-2.7), worked out by hand in the comments.
+// (ViT-T, 129 tokens, d = 192; src/linear.cpp, moe.cpp, attention.cpp), worked out by hand in the comments.
 #include <gtest/gtest.h>
 
-#include "hw/cycle_model.h"
-#include "hw/repro.h"
+#include "hw/cost/cycle_model.h"
+#include "hw/cost/repro.h"
 
 namespace m3vit::hw {
 namespace {
@@ -20,7 +20,7 @@ TEST(CycleUnits, StaggeredStepsIncludeTheWrapAround) {
 }
 
 TEST(CycleUnits, EdgeMoeLoopCounts) {
-  const AccelConfig a = preset_zcu102();
+  const AccelConfig a = accel_preset("zcu102");
   const ModelShape s = model_shape(edge_moe_vitt_cityscapes());
   const double lat = 64;  // m_axi latency per call
   // Q: 129 tokens x (192/16) x (192/16) = 18,576 MAC cycles; streams 129·192·4 B / 16 B = 6,192.
@@ -35,7 +35,7 @@ TEST(CycleUnits, EdgeMoeLoopCounts) {
   EXPECT_DOUBLE_EQ(e.compute, 4608 + lat);
   EXPECT_DOUBLE_EQ(e.load, (147456.0 + 768) / 16 + lat);
   // Q·Kᵀ: 33 x 129 = 4,257 key steps x 24 cycles = 102,168 MAC cycles (the max stream depth of the
-  // co-simulation log, anchors.md §2.7), but each step reads a 768 B key through a 16 B/cycle port:
+  // co-simulation log in sharc-lab/Edge-MoE issue #5), but each step reads a 768 B key through a 16 B/cycle port:
   // 4,257 x 48 = 204,336 cycles.
   UnitCost qk = attention_qk_cost(a, s);
   EXPECT_DOUBLE_EQ(qk.compute, 204336 + lat);
@@ -56,7 +56,7 @@ TEST(CycleUnits, EdgeMoeLoopCounts) {
 }
 
 TEST(CycleUnits, Zcu104RunsAtTheCalibratedRate) {
-  const AccelConfig a = preset_zcu104();
+  const AccelConfig a = accel_preset("zcu104");
   const ModelShape s = model_shape(m3vit_vits_pascal());
   // fc1 of ViT-S: 1,025 x (384/48) x (1536/32) = 393,600 cycles = 604.6 M MACs / 1,536.
   EXPECT_DOUBLE_EQ(linear_cost(a, s.tokens, s.d, s.hidden, false, "fc1").compute, 393600);

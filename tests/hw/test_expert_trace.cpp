@@ -6,8 +6,8 @@
 #include <filesystem>
 
 #include "common/errors.h"
-#include "hw/expert_trace.h"
-#include "hw/repro.h"
+#include "hw/cost/expert_trace.h"
+#include "hw/cost/repro.h"
 #include "io/safetensors.h"
 
 namespace m3vit::hw {

@@ -1,10 +1,10 @@
-// ap_fx (hw/fixed_point.h) against hand-computed values: truncation toward minus infinity,
+// ap_fx (hw/fx/fixed_point.h) against hand-computed values: truncation toward minus infinity,
 // wrap-around and saturation, exact products and sums, and fx_dot against the step-by-step loop.
 #include <gtest/gtest.h>
 
 #include <random>
 
-#include "hw/fixed_point.h"
+#include "hw/fx/fixed_point.h"
 
 namespace m3vit::hw {
 namespace {

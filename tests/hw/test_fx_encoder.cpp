@@ -3,10 +3,12 @@
 // saturation when the weights are pushed out of range; static-size limits.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "common/errors.h"
-#include "hw/fx_check.h"
-#include "hw/fx_encoder.h"
-#include "hw/ref_encoder.h"
+#include "hw/fx/fx_check.h"
+#include "hw/fx/fx_encoder.h"
+#include "hw/fx/ref_encoder.h"
 
 namespace m3vit::hw {
 namespace {
@@ -85,6 +87,45 @@ TEST(FxEncoder, ConversionCountsWeightsOutOfRange) {
   EXPECT_DOUBLE_EQ(f.blocks[0].q_w[0].to_double(), -1.0);  // 3 wraps to 3 - 4
   FxWeights<Ovf::saturate> s = convert_weights<Ovf::saturate>(w, 0);
   EXPECT_DOUBLE_EQ(s.blocks[0].q_w[0].to_double(), 2.0 - 1.0 / 16384);
+}
+
+TEST(FxEncoder, EncodersInTwoThreadsAreIndependent) {
+  // Each FxEncoder owns its on-chip memories and overflows are counted per thread, so two encoders
+  // running at the same time give exactly what each gives alone. One of the two overflows (as in
+  // OverflowWrapsOrSaturates), so a shared counter or shared expert queues would show.
+  EncoderWeights calm = random_encoder_weights(tiny(), 6);
+  EncoderWeights hot = random_encoder_weights(tiny(GateType::task_cond), 7);
+  for (int i = 0; i < 32; ++i) hot.pos[3 * 32 + i] = 505.0f;
+  for (auto& v : hot.blocks[0].fc2_b) v = 10.0f;
+  const FxWeights<Ovf::wrap> fa = convert_weights<Ovf::wrap>(calm, 0);
+  const FxWeights<Ovf::wrap> fb = convert_weights<Ovf::wrap>(hot, 1);
+  const auto imgs = random_images(2, 32, 48, 11);
+  FxRunInfo alone_a, alone_b;
+  const std::vector<float> want_a = fx_encoder(fa, imgs[0].data(), &alone_a);
+  const std::vector<float> want_b = fx_encoder(fb, imgs[1].data(), &alone_b);
+  ASSERT_EQ(alone_a.total_overflows(), 0u);
+  ASSERT_GT(alone_b.total_overflows(), 0u);
+
+  auto repeat = [](const FxWeights<Ovf::wrap>& w, const std::vector<uint8_t>& img, std::vector<std::vector<float>>& outs,
+                   std::vector<FxRunInfo>& infos) {
+    FxEncoder<Ovf::wrap> enc;
+    for (size_t r = 0; r < outs.size(); ++r) outs[r] = enc.run(w, img.data(), &infos[r]);
+  };
+  constexpr int kRuns = 20;
+  std::vector<std::vector<float>> outs_a(kRuns), outs_b(kRuns);
+  std::vector<FxRunInfo> infos_a(kRuns), infos_b(kRuns);
+  std::thread ta([&] { repeat(fa, imgs[0], outs_a, infos_a); });
+  std::thread tb([&] { repeat(fb, imgs[1], outs_b, infos_b); });
+  ta.join();
+  tb.join();
+  for (int r = 0; r < kRuns; ++r) {
+    EXPECT_EQ(outs_a[r], want_a) << "run " << r;
+    EXPECT_EQ(outs_b[r], want_b) << "run " << r;
+    EXPECT_EQ(infos_a[r].overflows, alone_a.overflows) << "run " << r;
+    EXPECT_EQ(infos_b[r].overflows, alone_b.overflows) << "run " << r;
+    EXPECT_EQ(infos_a[r].topk_idx, alone_a.topk_idx) << "run " << r;
+    EXPECT_EQ(infos_b[r].topk_idx, alone_b.topk_idx) << "run " << r;
+  }
 }
 
 TEST(FxEncoder, StaticSizeLimits) {

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <random>
 
-#include "hw/fx_encoder.h"
-#include "hw/ref_encoder.h"
+#include "hw/fx/fx_encoder.h"
+#include "hw/fx/ref_encoder.h"
 
 namespace m3vit::hw {
 namespace {

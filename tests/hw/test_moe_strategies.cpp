@@ -2,8 +2,8 @@
 // without overlapped loads, and the cache's stalls. Expected numbers are worked out in the comments.
 #include <gtest/gtest.h>
 
-#include "hw/hw_model.h"
-#include "hw/moe_strategies.h"
+#include "hw/cost/hw_model.h"
+#include "hw/cost/moe_strategies.h"
 
 namespace m3vit::hw {
 namespace {
@@ -187,7 +187,7 @@ TEST(Memory, ThreeStrategiesOnViTSNumbers) {
   c.moe_blocks = odd_blocks(12);
   c.validate();
   ModelShape s = model_shape(c);
-  AccelConfig a = preset_zcu104();
+  AccelConfig a = accel_preset("zcu104");
   EXPECT_DOUBLE_EQ(pingpong_bytes(s, a), 2365440);
   EXPECT_DOUBLE_EQ(expert_bytes(a, s), 591360);
   EXPECT_EQ(budget_cache_slots(s, a), 4);

@@ -1,4 +1,4 @@
-// The fp32 reference encoder of the hardware path (hw/ref_encoder.h) against the independent
+// The fp32 reference encoder of the hardware path (hw/fx/ref_encoder.h) against the independent
 // PyTorch oracle (tests/oracle/m3vit_ref.py, float64), on the same weights and image; also checks
 // that the weights survive the trip through the export file format (load_encoder_weights).
 #include <gtest/gtest.h>
@@ -7,9 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "hw/encoder_weights.h"
-#include "hw/fx_check.h"
-#include "hw/ref_encoder.h"
+#include "hw/fx/encoder_weights.h"
+#include "hw/fx/fx_check.h"
+#include "hw/fx/ref_encoder.h"
 #include "io/safetensors.h"
 
 namespace m3vit::hw {

@@ -1,13 +1,13 @@
 // The paper numbers the hardware model must reproduce, each within ±15% from one constant set per
-// board (hw/repro.h); the reordered MoE within 1% of the dense ViT-S. Cross-check rows (NYUD,
+// board (hw/cost/repro.h); the reordered MoE within 1% of the dense ViT-S. Cross-check rows (NYUD,
 // energy, dense memory) are held to the same ±15%.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <map>
 
-#include "hw/hw_model.h"
-#include "hw/repro.h"
+#include "hw/cost/hw_model.h"
+#include "hw/cost/repro.h"
 
 namespace m3vit::hw {
 namespace {
@@ -19,6 +19,42 @@ std::map<std::string, ReproRow> rows() {
     return r;
   }();
   return m;
+}
+
+TEST(Repro, PaperModelsAreTheShippedConfigs) {
+  // The hardware-relevant sizes of the papers' models, as read from configs/*.yaml.
+  const ModelConfig p = m3vit_vits_pascal(), pd = m3vit_vits_pascal_dense();
+  const ModelConfig n = m3vit_vits_nyud(), nd = m3vit_vits_nyud_dense(), e = edge_moe_vitt_cityscapes();
+  for (const ModelConfig& c : {p, pd, n, nd}) {  // M³ViT's ViT-S (12 heads of 32, quirk Q1)
+    EXPECT_EQ(c.embed_dim, 384) << c.name;
+    EXPECT_EQ(c.depth, 12) << c.name;
+    EXPECT_EQ(c.num_heads, 12) << c.name;
+    EXPECT_EQ(c.mlp_hidden(), 1536) << c.name;
+  }
+  EXPECT_EQ(p.num_tokens(), 1025);  // 512x512
+  EXPECT_EQ(n.num_tokens(), 1201);  // 480x640
+  EXPECT_EQ(p.moe_blocks, odd_blocks(12));
+  EXPECT_EQ(n.moe_blocks, odd_blocks(12));
+  EXPECT_TRUE(pd.moe_blocks.empty());
+  EXPECT_TRUE(nd.moe_blocks.empty());
+  EXPECT_EQ(pd.num_tokens(), 1025);
+  EXPECT_EQ(nd.num_tokens(), 1201);
+  for (const ModelConfig& c : {p, n}) {  // 16 experts, top-4, expert hidden 384
+    EXPECT_EQ(c.moe_experts, 16) << c.name;
+    EXPECT_EQ(c.moe_top_k, 4) << c.name;
+    EXPECT_EQ(c.moe_hidden(), 384) << c.name;
+  }
+  EXPECT_EQ(p.num_tasks(), 5);
+  EXPECT_EQ(n.num_tasks(), 2);
+  // Edge-MoE's ViT-T: 128x256 (129 tokens), 3 heads of 64, top-2 of 16, expert hidden 384.
+  EXPECT_EQ(e.num_tokens(), 129);
+  EXPECT_EQ(e.embed_dim, 192);
+  EXPECT_EQ(e.num_heads, 3);
+  EXPECT_EQ(e.moe_blocks, odd_blocks(12));
+  EXPECT_EQ(e.moe_experts, 16);
+  EXPECT_EQ(e.moe_top_k, 2);
+  EXPECT_EQ(e.moe_hidden(), 384);
+  EXPECT_EQ(e.num_tasks(), 2);
 }
 
 TEST(Repro, EveryTargetWithinFifteenPercent) {
@@ -50,12 +86,12 @@ TEST(Repro, PaperRatios) {
 TEST(Repro, OneConstantSetPerBoard) {
   // The rows are computed from the presets as they are: a changed constant changes the rows. Check
   // that a zcu104 constant matters (no hidden per-target override) by halving the DRAM rate.
-  AccelConfig slow = preset_zcu104();
+  AccelConfig slow = accel_preset("zcu104");
   slow.dram_gbps /= 2;
   SyntheticTraceSpec s;
   s.images = 1;
   ExpertTrace t = synthetic_trace(m3vit_vits_pascal(), s);
-  double base = evaluate(m3vit_vits_pascal(), preset_zcu104(), MoeStrategy::cache, &t).latency_ms;
+  double base = evaluate(m3vit_vits_pascal(), accel_preset("zcu104"), MoeStrategy::cache, &t).latency_ms;
   double halved = evaluate(m3vit_vits_pascal(), slow, MoeStrategy::cache, &t).latency_ms;
   EXPECT_GT(halved, 1.8 * base - 70);  // the miss stalls (about 90% of the cache latency) double
 }

@@ -5,9 +5,9 @@
 #include <regex>
 
 #include "common/errors.h"
-#include "hw/repro.h"
-#include "hw/svg_plot.h"
-#include "hw/sweep.h"
+#include "hw/cost/repro.h"
+#include "hw/cost/svg_plot.h"
+#include "hw/cost/sweep.h"
 
 namespace m3vit::hw {
 namespace {
@@ -44,7 +44,7 @@ TEST(SvgPlot, RendersSeriesAndLegend) {
 TEST(Sweep, TrendsOverExperts) {
   SyntheticTraceSpec s;
   s.seed = 2;
-  auto pts = sweep_experts(m3vit_vits_pascal(), preset_zcu104(), {4, 16, 64, 256}, s);
+  auto pts = sweep_experts(m3vit_vits_pascal(), accel_preset("zcu104"), {4, 16, 64, 256}, s);
   ASSERT_EQ(pts.size(), 4u);
   const int all = 0, cache = 1, reo = 2;
   // All-on-chip: the expert store is E experts (591,360 B each) once it outgrows the ping/pong;
@@ -60,7 +60,7 @@ TEST(Sweep, TrendsOverExperts) {
   EXPECT_GT(pts[3].latency_ms[reo], 1.3 * pts[1].latency_ms[reo]);
   EXPECT_GT(pts[1].latency_ms[cache], 5 * pts[1].latency_ms[reo]);
   // k > E points are skipped.
-  EXPECT_EQ(sweep_top_k(m3vit_vits_pascal(), preset_zcu104(), {1, 2, 4, 8, 32}, s).size(), 4u);
+  EXPECT_EQ(sweep_top_k(m3vit_vits_pascal(), accel_preset("zcu104"), {1, 2, 4, 8, 32}, s).size(), 4u);
 }
 
 }  // namespace

@@ -419,7 +419,7 @@ TEST_F(CheckpointTest, DeitWeightsNestedUnderModel) {
       const std::string k = "blocks." + std::to_string(i) + "." + n;
       EXPECT_TRUE(torch::equal(now.at("backbone." + k), deit.at("model." + k))) << k;
     }
-  // The MoE block's experts and every router and head keep their initialisation (spec §6.1 step 2-3).
+  // The MoE block's experts and every router and head keep their initialisation (utils/helpers.py:207-316).
   for (const auto& [k, t] : before) {
     if (k.find("mlp.experts") != std::string::npos || k.find("mlp.gate") != std::string::npos ||
         k.rfind("decoders.", 0) == 0) {

@@ -1,12 +1,12 @@
-// The analytic parameter counter (model/flops.cpp) against the libtorch model: for each gate type
+// The analytic parameter counter (core/flops.cpp) against the libtorch model: for each gate type
 // and TAM setting, the numel of MultiTaskModel's named_parameters(), grouped by key, must equal the
 // counter's per-module counts exactly (buffers such as BatchNorm statistics are not parameters).
 #include "common/pch/torch_pch.h"
 
 #include <gtest/gtest.h>
 
-#include "model/config.h"
-#include "model/flops.h"
+#include "core/config.h"
+#include "core/flops.h"
 #include "model/multitask_model.h"
 
 using namespace m3vit;
@@ -79,6 +79,6 @@ TEST(FlopsParams, CounterMatchesTheDemoModel) {
 }
 
 TEST(FlopsParams, CounterMatchesThePaperModel) {
-  // 104 M parameters (43.46 M backbone, 5 heads, 2 TAM levels): the spec §1.8 sizes at full scale.
+  // 104 M parameters (43.46 M backbone, 5 heads, 2 TAM levels): the docs/FLOPS.md sizes at full scale.
   expect_counts_match(load_config(M3VIT_SOURCE_DIR "/configs/pascal_vits_moe16.yaml"));
 }

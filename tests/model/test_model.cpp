@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "common/errors.h"
-#include "model/config.h"
+#include "core/config.h"
 #include "model/multitask_model.h"
 
 namespace m3vit {
@@ -42,7 +42,7 @@ std::vector<std::string> bn_keys(const std::string& p) {
   return {p + ".weight", p + ".bias", p + ".running_mean", p + ".running_var", p + ".num_batches_tracked"};
 }
 
-// The expected key list, written out from spec §6.1 / §3 and the authors' module names.
+// The expected key list, written out from the authors' module names (vision_transformer_moe.py, vit_up_head.py).
 std::vector<std::string> expected_keys(const ModelConfig& c, bool tam0) {
   std::vector<std::string> k = {"backbone.cls_token", "backbone.pos_embed", "backbone.patch_embed.proj.weight",
                                 "backbone.patch_embed.proj.bias"};

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <limits>
 
-#include "model/config.h"
+#include "core/config.h"
 #include "model/moe_layer.h"
 
 namespace m3vit {

@@ -1,7 +1,7 @@
 #include "common/pch/torch_pch.h"
 
 // Model parity: the C++ MultiTaskModel against the independent PyTorch oracle (tests/oracle/), per
-// named tensor (style.md §4). Each case builds a tiny model from a fixed seed, redraws its weights at a
+// named tensor (docs/TESTING.md). Each case builds a tiny model from a fixed seed, redraws its weights at a
 // trained scale and moves every bias, norm scale and BatchNorm running statistic off 0 / 1 (perturb),
 // writes it with export_model (docs/ARCHITECTURE.md "Model export"; so the oracle, which binds every
 // key strictly, also proves the export complete and correctly named), runs
@@ -27,8 +27,9 @@
 
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
-#include "model/config.h"
+#include "core/config.h"
 #include "model/multitask_model.h"
+#include "model/tensor_io.h"
 #include "tests/core/io_test_util.h"
 
 namespace m3vit {
@@ -48,31 +49,8 @@ constexpr double kTolGradAbs = 1e-5;
 
 const char* kPython = "/usr/bin/python3";
 
-DType dtype_of(const torch::Tensor& t) {
-  switch (t.scalar_type()) {
-    case torch::kFloat: return DType::F32;
-    case torch::kDouble: return DType::F64;
-    case torch::kLong: return DType::I64;
-    case torch::kInt: return DType::I32;
-    default: throw std::runtime_error("unexpected tensor dtype " + std::string(c10::toString(t.scalar_type())));
-  }
-}
-
-void add_tensor(SafeTensorsWriter& w, const std::string& name, const torch::Tensor& t) {
-  torch::Tensor c = t.detach().contiguous().cpu();
-  std::vector<int64_t> shape(c.sizes().begin(), c.sizes().end());
-  w.add(name, dtype_of(c), shape, c.data_ptr(), c.numel() * c.element_size());
-}
-
-// Copies a tensor out of the oracle's file (F32 or I64).
-torch::Tensor read_tensor(const SafeTensorsFile& f, const std::string& name) {
-  const TensorView& v = f.get(name);
-  torch::ScalarType st;
-  if (v.dtype == DType::F32) st = torch::kFloat;
-  else if (v.dtype == DType::I64) st = torch::kLong;
-  else throw std::runtime_error(f.path() + ": '" + name + "' has dtype " + dtype_name(v.dtype));
-  return torch::from_blob(const_cast<void*>(v.data), v.shape, st).clone();
-}
+// Copies a tensor out of the oracle's file.
+torch::Tensor read_tensor(const SafeTensorsFile& f, const std::string& name) { return to_tensor(f.get(name)); }
 
 // Prints the max abs error and fails the test when it is over `tol` or the shapes differ.
 bool check_tensor(const std::string& name, const torch::Tensor& got, const torch::Tensor& want, double tol) {
@@ -120,7 +98,7 @@ bool check_topk(const std::string& name, const torch::Tensor& got, const torch::
 // Redraws every weight at the scale of a trained network and moves every bias, norm scale and BN
 // running statistic away from its init value (0 or 1). The authors' init is far too gentle for a
 // parity test: trunc-normal(0.02) linears give near-uniform attention, and the expert init
-// U(±1/sqrt(out·in)) (spec §1.7) makes an expert's output mostly its bias, so a wrong scale factor,
+// U(±1/sqrt(out·in)) (fmoe/linear.py) makes an expert's output mostly its bias, so a wrong scale factor,
 // a transposed expert matrix or a swapped tensor would change the result by less than the tolerance.
 void perturb(MultiTaskModel& m) {
   torch::NoGradGuard ng;

@@ -10,7 +10,7 @@
 #include <functional>
 #include <vector>
 
-#include "model/config.h"
+#include "core/config.h"
 #include "model/moe_layer.h"
 #include "model/router.h"
 

@@ -85,10 +85,10 @@ TEST_P(RuntimeParity, EveryTaskEqualsForwardTask) {
   const std::vector<float> image(images.data_ptr<float>(), images.data_ptr<float>() + images.numel());
 
   torch::NoGradGuard ng;
-  for (rt::ExpertMode mode : {rt::ExpertMode::resident, rt::ExpertMode::stream}) {
+  for (rt::Residency mode : {rt::Residency::resident, rt::Residency::stream}) {
     rt::EngineOptions opt;
     opt.experts = mode;
-    opt.winograd = mode == rt::ExpertMode::resident;  // both conv algorithms of the head
+    opt.winograd = mode == rt::Residency::resident;  // both conv algorithms of the head
     rt::Engine eng(path, opt);
     for (int t = 0; t < cfg.num_tasks(); ++t) {
       const std::string task = cfg.tasks[t].name;

@@ -1,6 +1,6 @@
 """M³ViT reference model in PyTorch: the parity oracle for the C++ model (model/multitask_model.h).
 
-Written from the behaviour description of the authors' code (docs: m3vit-spec.md §1-3), not from the
+Written from the behaviour of the authors' code (docs/AUTHORS_CODE.md and the files it cites), not from the
 C++ sources: a plain dict of tensors keyed by the authors' state-dict names, and free functions
 that compose a few elementwise torch ops. Where the C++ model uses a library kernel, this file does
 the arithmetic another way, so an agreement is a real check:
@@ -20,11 +20,11 @@ import math
 import torch
 
 # ----------------------------------------------------------------------------------------------
-# Configuration (JSON written by config_to_json, model/config_json.cpp)
+# Configuration (JSON written by config_to_json, core/config_json.cpp)
 # ----------------------------------------------------------------------------------------------
 
 GATES = ("multi", "task_cond", "shared")
-BN_EPS = 1e-5  # mmcv SyncBN default (spec §3.1)
+BN_EPS = 1e-5  # mmcv SyncBN default (vit_up_head.py:126-129)
 CV_EPS = 1e-10  # cv² denominator epsilon (noisy_gate_vmoe.py cv_squared)
 
 
@@ -76,7 +76,7 @@ class Config:
 
     def has_task_embedding(self):
         """task_cond with D_t > 0; with D_t <= 0 the authors build no embedding and the router sees
-        only the token (vision_transformer_moe.py:420-423, spec §2.4)."""
+        only the token (vision_transformer_moe.py:420-423, quirk Q26)."""
         return self.gate == "task_cond" and self.task_emb_dim > 0 and bool(self.moe_blocks)
 
     def active_tam_levels(self):
@@ -193,7 +193,7 @@ def check_params(cfg, tensors, source="weights"):
 # ----------------------------------------------------------------------------------------------
 
 def gelu(x):
-    """Exact GELU, 0.5·x·(1 + erf(x/√2)) (nn.GELU default, spec §1.4)."""
+    """Exact GELU, 0.5·x·(1 + erf(x/√2)) (nn.GELU default, vision_transformer_moe.py:156-172)."""
     return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
 
 
@@ -274,7 +274,7 @@ def cv_squared(v):
 
 
 # ----------------------------------------------------------------------------------------------
-# Router and MoE layer (spec §1.5, §2.1, §2.2)
+# Router and MoE layer (custom_moe_layer.py:66-314, noisy_gate_vmoe.py:178-286)
 # ----------------------------------------------------------------------------------------------
 
 def topk_desc(p, k):
@@ -324,7 +324,7 @@ def moe_layer(x, x_gate, P, prefix, w_gate, cfg, training):
 
 
 # ----------------------------------------------------------------------------------------------
-# Backbone (spec §1)
+# Backbone (vision_transformer_moe.py:350-566)
 # ----------------------------------------------------------------------------------------------
 
 def attention(x, P, prefix, heads):
@@ -393,7 +393,7 @@ def backbone(images, P, cfg, task, training, trace=None):
 
 
 # ----------------------------------------------------------------------------------------------
-# PUP head (spec §3.1) and TAM (spec §3.3)
+# PUP head (vit_up_head.py:149-224) and TAM (models/models.py:9-101)
 # ----------------------------------------------------------------------------------------------
 
 def pup_head(tokens, P, cfg, task, training, trace=None):

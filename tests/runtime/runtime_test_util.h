@@ -1,6 +1,6 @@
 // Shared code of the runtime tests (torch-free): scratch directories, tiny model configs, exports with
 // seeded random weights written through io/safetensors, the PyTorch oracle (tests/oracle/run_oracle.py
-// under /usr/bin/python3) and a check_close that prints the max error (style.md §4).
+// under /usr/bin/python3) and a check_close that prints the max error (docs/TESTING.md).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "model/config.h"
+#include "core/config.h"
 #include "runtime/model_file.h"
 #include "runtime/synthetic_export.h"
 #include "tests/core/io_test_util.h"

@@ -42,10 +42,10 @@ TEST_P(EngineVsOracle, EveryTaskMatchesForwardTask) {
   // Weights resident (Winograd head convs), experts streamed, everything streamed (direct convs):
   // both conv algorithms of the head and every way a weight reaches the kernels.
   for (int variant = 0; variant < 3; ++variant) {
-    const rt::ExpertMode mode = variant == 0 ? rt::ExpertMode::resident : rt::ExpertMode::stream;
+    const rt::Residency mode = variant == 0 ? rt::Residency::resident : rt::Residency::stream;
     EngineOptions opt;
     opt.experts = mode;
-    opt.layers = variant == 2 ? rt::ExpertMode::stream : rt::ExpertMode::resident;
+    opt.layers = variant == 2 ? rt::Residency::stream : rt::Residency::resident;
     opt.winograd = variant == 0;
     Engine eng(model, opt);
     for (int t = 0; t < cfg.num_tasks(); ++t) {

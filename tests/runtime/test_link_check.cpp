@@ -1,6 +1,6 @@
-// The runtime library does not link libtorch (style.md §2, docs/ARCHITECTURE.md): this test binary
-// links m3vit_runtime and nothing torch, so neither its link line nor its loaded libraries (the
-// `ldd` view, read from /proc/self/maps) may name libtorch or libc10.
+// The runtime library does not link libtorch, so it builds and runs without it (docs/ARCHITECTURE.md):
+// this test binary links m3vit_runtime and nothing torch, so neither its link line nor its loaded
+// libraries (the `ldd` view, read from /proc/self/maps) may name libtorch or libc10.
 #include <gtest/gtest.h>
 
 #include <fstream>

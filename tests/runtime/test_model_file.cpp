@@ -121,7 +121,7 @@ TEST_F(ModelFileChecks, NanWeightIsNamedInBothExpertModes) {
   const std::string dense = dir_ + "/nan_dense.safetensors", expert = dir_ + "/nan_expert.safetensors";
   rt_test::write_random_export(cfg_, dense, 5, "backbone.blocks.2.attn.proj.weight", NAN);
   rt_test::write_random_export(cfg_, expert, 5, "backbone.blocks.1.mlp.experts.htoh4.weight", INFINITY);
-  for (rt::ExpertMode mode : {rt::ExpertMode::resident, rt::ExpertMode::stream}) {
+  for (rt::Residency mode : {rt::Residency::resident, rt::Residency::stream}) {
     EngineOptions opt;
     opt.experts = mode;
     expect_error<NumericError>(dense, {"backbone.blocks.2.attn.proj.weight", "NaN"}, opt);
@@ -134,12 +134,12 @@ TEST_F(ModelFileChecks, NanWeightIsNamedInBothExpertModes) {
 // aborted, runtime/weight_stream.h), and the next image fails the same way instead of hanging.
 TEST_F(ModelFileChecks, StreamReadFailureIsAnErrorNotAHang) {
   struct Case {
-    rt::ExpertMode experts, layers;
+    rt::Residency experts, layers;
     std::string what;  // the first load that fails
   };
-  for (const Case& cs : {Case{rt::ExpertMode::stream, rt::ExpertMode::resident, "of MoE layer 0"},
-                         Case{rt::ExpertMode::stream, rt::ExpertMode::stream, "qkv weights of block 0"},
-                         Case{rt::ExpertMode::resident, rt::ExpertMode::stream, "qkv weights of block 0"}}) {
+  for (const Case& cs : {Case{rt::Residency::stream, rt::Residency::resident, "of MoE layer 0"},
+                         Case{rt::Residency::stream, rt::Residency::stream, "qkv weights of block 0"},
+                         Case{rt::Residency::resident, rt::Residency::stream, "qkv weights of block 0"}}) {
     const std::string path = dir_ + "/truncated.safetensors";
     std::filesystem::copy_file(good_, path, std::filesystem::copy_options::overwrite_existing);
     EngineOptions opt;
@@ -164,18 +164,18 @@ TEST_F(ModelFileChecks, StreamReadFailureIsAnErrorNotAHang) {
 
 TEST_F(ModelFileChecks, BadOptionsAndInputs) {
   EngineOptions opt;
-  opt.experts = rt::ExpertMode::stream;
+  opt.experts = rt::Residency::stream;
   opt.memory_budget = 1000;  // below two experts (2 × ~8.7 KB here)
   expect_error<ConfigError>(good_, {"memory budget 1000", "two weight buffers", "an expert"}, opt);
-  opt.layers = rt::ExpertMode::stream;
+  opt.layers = rt::Residency::stream;
   expect_error<ConfigError>(good_, {"memory budget 1000", "two weight buffers", "dense layer or head conv"}, opt);
-  opt.layers = rt::ExpertMode::resident;
-  opt.experts = rt::ExpertMode::resident;
+  opt.layers = rt::Residency::resident;
+  opt.experts = rt::Residency::resident;
   expect_error<ConfigError>(good_, {"--memory-budget"}, opt);
   EXPECT_THROW(rt::parse_bytes("12X"), ConfigError);
   EXPECT_EQ(rt::parse_bytes("1.5K"), 1536u);
   EXPECT_EQ(rt::parse_bytes("64M"), 64u << 20);
-  EXPECT_THROW(rt::expert_mode_from_string("cache"), ConfigError);
+  EXPECT_THROW(rt::residency_from_string("cache"), ConfigError);
   EXPECT_THROW(rt::precision_from_string("fp16"), ConfigError);
 
   Engine eng(good_);

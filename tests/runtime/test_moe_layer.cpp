@@ -13,7 +13,7 @@
 #include <numeric>
 #include <random>
 
-#include "runtime/expert_stream.h"
+#include "runtime/expert_store.h"
 #include "runtime/model_file.h"
 #include "runtime/moe_layer.h"
 #include "runtime/weight_stream.h"
@@ -103,16 +103,16 @@ TEST(MoeLayer, LongQueuesAnyThreadCountBothResidencies) {
   const int saved = omp_get_max_threads();
   std::vector<float> first;
   for (int threads : {1, 2, 3}) {
-    for (ExpertMode mode : {ExpertMode::resident, ExpertMode::stream}) {
+    for (Residency mode : {Residency::resident, Residency::stream}) {
       SCOPED_TRACE(std::to_string(threads) + " threads, experts " + to_string(mode));
       omp_set_num_threads(threads);
       DnnlContext ctx;
       MoeLayer moe(ctx, N, d, hid, E, k, Precision::fp32);
       std::unique_ptr<WeightStream> ring;
-      if (mode == ExpertMode::stream)
-        ring = std::make_unique<WeightStream>(ctx.eng, path, 2, ExpertStream::slot_bytes(moe.fc1(), moe.fc2()),
+      if (mode == Residency::stream)
+        ring = std::make_unique<WeightStream>(ctx.eng, path, 2, ExpertStore::slot_bytes(moe.fc1(), moe.fc2()),
                                               static_cast<size_t>(hid) * d);
-      ExpertStream experts(ctx, file, mode, moe.fc1(), moe.fc2(), ring.get());
+      ExpertStore experts(ctx, file, mode, moe.fc1(), moe.fc2(), ring.get());
       const PackedWeights router = moe.router_plan().pack(wt.data(), zero.data());
       for (int rep = 0; rep < 2; ++rep) {  // twice: the second pass reuses every buffer and ticket
         std::vector<float> x = x0;

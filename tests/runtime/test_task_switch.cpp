@@ -60,7 +60,7 @@ TEST(WeightStream, StreamEqualsResidentWithFixedBuffers) {
     const std::vector<float> img = rt_test::random_image(cfg, 4);
     Engine res(model);
     EXPECT_EQ(res.stream_bytes(), 0u);
-    using M = rt::ExpertMode;
+    using M = rt::Residency;
     for (const auto& [experts, layers] : {std::pair{M::stream, M::resident}, std::pair{M::stream, M::stream},
                                           std::pair{M::resident, M::stream}}) {
       SCOPED_TRACE("E=" + std::to_string(E) + " experts " + rt::to_string(experts) + " layers " + rt::to_string(layers));

@@ -15,7 +15,7 @@ namespace m3vit::rt {
 namespace {
 
 // Hand case: logits [0, ln 2, ln 3, 0] -> p = [1, 2, 3, 1] / 7; top-2 = experts 2 (3/7), 1 (2/7),
-// weights NOT renormalised (they sum to 5/7, spec §1.5).
+// weights NOT renormalised (they sum to 5/7, noisy_gate_vmoe.py:258-268).
 TEST(RouteTokens, SoftmaxOverAllExpertsThenTopK) {
   std::vector<float> logits = {0.f, std::log(2.f), std::log(3.f), 0.f};
   int32_t idx[2];

@@ -1,5 +1,5 @@
 """Oracle for tests/train/test_evaluate.cpp: the authors' evaluation from raw network outputs to
-metrics, written with numpy from spec §7.1-7.3 (not from the C++ code):
+metrics, written with numpy from the authors' evaluation/*.py (not from the C++ code):
   post-processing (utils/utils.py:60-78), OpenCV-style resizing to the original size (nearest:
   src = floor(dst * in / out); bilinear: half-pixel centres, replicated border), uint8 truncation,
   images whose transformed label is all 255 skipped, dataset-level mIoU (eval_semseg.py), human parts

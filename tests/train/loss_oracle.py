@@ -1,4 +1,4 @@
-"""Oracle for tests/train/test_losses.cpp: the losses of spec §5 written with torch.nn.functional
+"""Oracle for tests/train/test_losses.cpp: the authors' losses (loss_functions.py) written with torch.nn.functional
 primitives (cross_entropy, binary_cross_entropy_with_logits, boolean indexing), which differ from the
 C++ implementation's primitives, plus their input gradients by autograd.
 

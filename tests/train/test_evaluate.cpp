@@ -17,14 +17,14 @@
 #include "tests/train/train_test_util.h"
 #include "train/data_setup.h"
 #include "train/evaluate.h"
-#include "train/tensor_io.h"
+#include "model/tensor_io.h"
 
 namespace m3vit {
 namespace {
 
 // The PASCAL tasks of the training-test config, reading the cache in `root`.
-ConfigFile pascal_config(const std::string& root) {
-  ConfigFile f = load_config_file(std::string(M3VIT_SOURCE_DIR) + "/tests/train/configs/tiny_train.yaml");
+TrainConfig pascal_config(const std::string& root) {
+  TrainConfig f = load_train_config(std::string(M3VIT_SOURCE_DIR) + "/tests/train/configs/tiny_train.yaml");
   f.data.dataset = "pascal";
   f.data.root = root;
   f.model.tasks = {{"semseg", 21}, {"human_parts", 7}, {"sal", 1}, {"normals", 3}};
@@ -47,7 +47,7 @@ TEST(Evaluate, MatchesOracleOnPascalLayoutAtOriginalResolution) {
   co.val = 7;
   co.height = 40, co.width = 72;
   cache_synthetic(co);
-  const ConfigFile f = pascal_config(co.dir);
+  const TrainConfig f = pascal_config(co.dir);
   at::set_num_threads(1);
   torch::manual_seed(2);
   MultiTaskModel model(f.model);
@@ -135,7 +135,7 @@ TEST(Evaluate, MatchesOracleOnPascalLayoutAtOriginalResolution) {
 }
 
 TEST(Evaluate, RejectsUnknownAndMissingTasks) {
-  ConfigFile f = load_config_file(std::string(M3VIT_SOURCE_DIR) + "/tests/train/configs/tiny_train.yaml");
+  TrainConfig f = load_train_config(std::string(M3VIT_SOURCE_DIR) + "/tests/train/configs/tiny_train.yaml");
   torch::manual_seed(0);
   MultiTaskModel model(f.model);
   auto val = open_dataset(f, "val");

@@ -9,7 +9,7 @@
 #include "common/errors.h"
 #include "tests/train/train_test_util.h"
 #include "train/losses.h"
-#include "train/tensor_io.h"
+#include "model/tensor_io.h"
 
 namespace m3vit {
 namespace {

@@ -16,16 +16,16 @@
 #include "io/safetensors.h"
 #include "tests/train/train_test_util.h"
 #include "train/optimizer.h"
-#include "train/tensor_io.h"
+#include "model/tensor_io.h"
 #include "train/train_checkpoint.h"
 #include "train/trainer.h"
 
 namespace m3vit {
 namespace {
 
-ConfigFile tiny_config() { return load_config_file(std::string(M3VIT_SOURCE_DIR) + "/tests/train/configs/tiny_train.yaml"); }
+TrainConfig tiny_config() { return load_train_config(std::string(M3VIT_SOURCE_DIR) + "/tests/train/configs/tiny_train.yaml"); }
 
-TrainOptions tiny_options(const ConfigFile& f, const std::string& out_dir, int64_t steps) {
+TrainOptions tiny_options(const TrainConfig& f, const std::string& out_dir, int64_t steps) {
   TrainOptions o = train_options_from(f);
   o.out_dir = out_dir;
   o.max_steps = steps;
@@ -66,7 +66,7 @@ std::vector<nlohmann::json> read_log(const std::string& out_dir) {
 
 // Runs `o` and stops it with a real SIGTERM once its first step is logged. The test ignores SIGTERM
 // outside the trainer, so a late signal cannot end the test binary.
-TrainOutcome run_stopped_after_first_step(const ConfigFile& f, const TrainOptions& o) {
+TrainOutcome run_stopped_after_first_step(const TrainConfig& f, const TrainOptions& o) {
   auto previous = std::signal(SIGTERM, SIG_IGN);
   std::thread killer([&] {
     for (int i = 0; i < 20000; ++i) {
@@ -82,7 +82,7 @@ TrainOutcome run_stopped_after_first_step(const ConfigFile& f, const TrainOption
 }
 
 TEST(Trainer, TwoRunsAreBitwiseIdentical) {
-  const ConfigFile f = tiny_config();
+  const TrainConfig f = tiny_config();
   const std::string d = test::scratch_dir("determinism");
   auto o1 = tiny_options(f, d + "/a", 5), o2 = tiny_options(f, d + "/b", 5);
   run_training(f, o1, {});
@@ -97,7 +97,7 @@ TEST(Trainer, TwoRunsAreBitwiseIdentical) {
 }
 
 TEST(Trainer, ResumeFromMidEpochCheckpointIsExact) {
-  ConfigFile f = tiny_config();
+  TrainConfig f = tiny_config();
   // 16 training images, batch 4: 4 batches per epoch; 7 steps cross an epoch boundary.
   const std::string d = test::scratch_dir("resume");
   auto full = tiny_options(f, d + "/full", 7);
@@ -139,7 +139,7 @@ TEST(Trainer, ResumeFromMidEpochCheckpointIsExact) {
 }
 
 TEST(Trainer, RefusesMismatchedResumeAndExistingRun) {
-  ConfigFile f = tiny_config();
+  TrainConfig f = tiny_config();
   const std::string d = test::scratch_dir("mismatch");
   auto o = tiny_options(f, d + "/run", 2);
   run_training(f, o, {});
@@ -163,7 +163,7 @@ TEST(Trainer, RefusesMismatchedResumeAndExistingRun) {
 }
 
 TEST(Trainer, CheckpointContentAndCorruption) {
-  ConfigFile f = tiny_config();
+  TrainConfig f = tiny_config();
   const std::string d = test::scratch_dir("ckpt");
   auto o = tiny_options(f, d + "/run", 2);
   run_training(f, o, {});
@@ -198,7 +198,7 @@ TEST(Trainer, CheckpointContentAndCorruption) {
 
 TEST(Trainer, LossDecreases) {
   // The same 4 images every step (no augmentation): 24 AdamW steps must bring the loss well down.
-  ConfigFile f = tiny_config();
+  TrainConfig f = tiny_config();
   f.data.synthetic_train_images = 4;
   f.data.augment = false;
   const std::string d = test::scratch_dir("learn");
@@ -224,7 +224,7 @@ TEST(Trainer, OneByOneTaskLoopGivesTheSameStepAsAllTasks) {
   // Without TAM the heads' BatchNorms see the same batch either way and the backbone has no batch
   // statistics, so the summed per-task backward of the authors' one_by_one loop equals the backward
   // of the summed loss: one plain SGD step lands on the same weights up to summation order.
-  ConfigFile f = tiny_config();
+  TrainConfig f = tiny_config();
   f.model.tam = false;
   const std::string d = test::scratch_dir("one_by_one");
   auto all = tiny_options(f, d + "/all", 1);
@@ -253,7 +253,7 @@ TEST(Trainer, OneByOneTaskLoopGivesTheSameStepAsAllTasks) {
   auto la = read_log(all.out_dir), lb = read_log(obo.out_dir);
   EXPECT_NEAR(la[0]["loss"].get<double>(), lb[0]["loss"].get<double>(), 1e-4);
   // one_by_one with TAM is refused (the authors' loss needs every task at once, quirk Q3).
-  ConfigFile tam = tiny_config();
+  TrainConfig tam = tiny_config();
   tam.doc["train"]["task_loop"] = "one_by_one";
   EXPECT_THROW(train_options_from(tam), ConfigError);
 }
@@ -261,7 +261,7 @@ TEST(Trainer, OneByOneTaskLoopGivesTheSameStepAsAllTasks) {
 TEST(Trainer, GradientAccumulationCountsMicroBatches) {
   // 16 images, batch 4: 4 micro-batches per epoch; grad_accum 3 gives steps of 3 + 1 micro-batches,
   // so 2 steps per epoch, and a resume after step 1 continues at batch 3 of epoch 0.
-  ConfigFile f = tiny_config();
+  TrainConfig f = tiny_config();
   const std::string d = test::scratch_dir("accum");
   auto o = tiny_options(f, d + "/full", 5);
   o.grad_accum = 3;
@@ -285,7 +285,7 @@ TEST(Trainer, DeitInitialisationLoadsTheSharedWeights) {
   // A timm/DeiT-style backbone file (keys without "backbone.", a 4x4 grid position embedding, a
   // classifier head) built from another seed's model; init: deit copies attention, norms and the
   // dense MLPs, resizes the position embedding to the model's 2x4 grid, and leaves experts alone.
-  ConfigFile f = tiny_config();
+  TrainConfig f = tiny_config();
   const std::string d = test::scratch_dir("deit");
   auto o = tiny_options(f, d + "/run", 1);
   o.seed = 9;

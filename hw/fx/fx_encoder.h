@@ -1,0 +1,158 @@
+// The fixed-point encoder: a bit-accurate emulation of the accelerator's number formats on the
+// whole M³ViT encoder (patch embedding, 12 blocks with the reordered MoE), written the way HLS
+// tools accept it, so that it is a starting point for a real Vitis HLS build:
+//   * static sizes: every on-chip buffer is a fixed-size array bounded by the constants below;
+//     runtime sizes (tokens, d, ...) are loop bounds no larger than those;
+//   * no dynamic allocation inside the kernels: DRAM buffers are passed in as pointers (m_axi
+//     ports in HLS), on-chip buffers are fixed-size arrays (BRAM/URAM), members of the kernels'
+//     object (static arrays in an HLS top function);
+//   * streams between stages are plain arrays; no vendor headers (ap_fx of hw/fx/fixed_point.h stands
+//     in for ap_fixed).
+//
+// Number formats (Edge-MoE include/datatypes.hpp at 984b23b), all truncating:
+//   activations, accumulators  ap_fixed<32,10>   weights (linear, router)  ap_fixed<16,2>
+//   attention-linear biases    ap_fixed<16,7>    other biases, LN beta     ap_fixed<16,5>
+//   LN gamma                   ap_fixed<16,5>    patch-embedding weights   ap_fixed<16,0>
+//   pixels                     ap_ufixed<8,0>    GELU table entries        ap_ufixed<22,0>
+// Overflow wraps (Ovf::wrap, the vendor default Edge-MoE uses) or saturates (Ovf::saturate).
+//
+// Dataflow follows Edge-MoE's kernel (src/ViT_compute.cpp) with this project's own code:
+//   LN1 (one pass: mean and mean of squares) → Q → K → Q·Kᵀ with the 4-query staggered order and
+//   single-pass softmax statistics (running max b, running sum of exp(s - b)) → V → A·V recomputing
+//   exp(s - b)/sum → proj → add → LN2 → dense MLP with GELU by table interpolation, or router
+//   (single-pass softmax over E, top-k insertion) + per-expert queues + experts one by one
+//   (fc1+GELU into a hidden buffer, fc2 scaled by the gate weight and accumulated) → add.
+// The input image's ImageNet normalisation (and the 8-bit pixel scale) is folded into the
+// patch-embedding weights when they are converted; the class token is folded into pos[0].
+// The math functions (exp, square root, reciprocal, division) stand for hls::exp, hls::sqrt, ...:
+// the exact value truncated to the result type. The on-chip memories belong to an FxEncoder object,
+// one accelerator: it runs one image at a time, and encoders in different threads are independent.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hw/fx/encoder_weights.h"
+#include "hw/fx/fixed_point.h"
+
+namespace m3vit::hw {
+
+// Static maxima of the kernels (ViT-S at NYUD's 480x640 = 1,201 tokens fits).
+constexpr int kFxMaxTokens = 1201;
+constexpr int kFxMaxDim = 384;
+constexpr int kFxMaxHidden = 1536;  // dense MLP and expert hidden
+constexpr int kFxMaxHeads = 12;
+constexpr int kFxMaxExperts = 64;
+constexpr int kFxMaxTopK = 8;
+constexpr int kFxMaxPatchIn = 768;  // 3 x 16 x 16
+constexpr int kFxAttnQueries = 4;   // staggered queries of the attention unit (ATTN_MATMUL_PARALLEL)
+
+template <Ovf O>
+struct FxTypes {
+  using fm_t = ap_fx<32, 10, true, O>;
+  using wt_t = ap_fx<16, 2, true, O>;
+  using wt_attn_bias_t = ap_fx<16, 7, true, O>;
+  using wt_bias_t = ap_fx<16, 5, true, O>;
+  using wt_norm_t = ap_fx<16, 5, true, O>;
+  using wt_patch_t = ap_fx<16, 0, true, O>;
+  using pixel_t = ap_fx<8, 0, false, O>;
+  using frac_t = ap_fx<22, 0, false, O>;
+};
+
+// Runtime sizes, each within the static maxima.
+struct FxDims {
+  int tokens = 0, grid_h = 0, grid_w = 0, patch = 0, in_chans = 0, img_h = 0, img_w = 0;
+  int dim = 0, heads = 0, head_dim = 0, hidden = 0, moe_hidden = 0, experts = 0, top_k = 0, depth = 0;
+  int patch_in() const { return in_chans * patch * patch; }
+};
+// Throws ConfigError naming the size that exceeds a static maximum.
+FxDims fx_dims(const ModelConfig& cfg);
+
+// Weights converted to the accelerator's formats (the contents of its DRAM), for one task.
+template <Ovf O>
+struct FxWeights {
+  using T = FxTypes<O>;
+  ModelConfig cfg;
+  FxDims dims;
+  int task = 0;
+  std::vector<typename T::wt_patch_t> patch_w;  // [d][C·p·p], normalisation and 256/255 folded in
+  std::vector<typename T::wt_bias_t> patch_b;   // [d], normalisation folded in
+  std::vector<typename T::fm_t> pos;            // [N][d], cls token added to row 0
+  struct Block {
+    bool moe = false;
+    std::vector<typename T::wt_norm_t> ln1_g, ln2_g;          // [d]
+    std::vector<typename T::wt_bias_t> ln1_b, ln2_b;          // [d]
+    std::vector<typename T::wt_t> q_w, k_w, v_w, proj_w;      // [d][d]
+    std::vector<typename T::wt_attn_bias_t> q_b, k_b, v_b, proj_b;  // [d]
+    std::vector<typename T::wt_t> fc1_w, fc2_w;               // [hid][d], [d][hid]
+    std::vector<typename T::wt_bias_t> fc1_b, fc2_b;          // [hid], [d]
+    std::vector<typename T::wt_t> w1, w2;                     // [E][mh][d], [E][d][mh]
+    std::vector<typename T::wt_bias_t> b1, b2;                // [E][mh], [E][d]
+    std::vector<typename T::wt_t> gate_w;                     // [E][d] (transposed from [d, E])
+    std::vector<typename T::fm_t> gate_b;                     // [E] (task_cond: task-embedding term)
+  };
+  std::vector<Block> blocks;
+  uint64_t conversion_overflows = 0;                           // weights outside their format's range
+  std::vector<std::pair<std::string, uint64_t>> overflow_by_tensor;  // only tensors with overflows
+};
+
+// Converts with truncation, as Edge-MoE's testbench does (ap_fixed's default AP_TRN). With
+// `round_weights` the weights are rounded to nearest instead (AP_RND), to show how much of the
+// error is the systematic bias of truncated weights on non-negative inputs (pixels, GELU outputs).
+template <Ovf O>
+FxWeights<O> convert_weights(const EncoderWeights& w, int task, bool round_weights = false);
+
+// Overflow events per unit of one block (wrap or saturate; counted by the emulation).
+enum FxUnit { fx_patch_embed, fx_layernorm, fx_linear, fx_attention, fx_gelu_unit, fx_router, fx_experts, fx_add, fx_unit_count };
+const char* fx_unit_name(int u);
+// Overflow events per unit, [1 + depth]: patch embedding, then blocks; and their sum.
+using FxOverflows = std::vector<std::array<uint64_t, fx_unit_count>>;
+uint64_t total_overflows(const FxOverflows& o);
+
+struct FxRunInfo {
+  FxOverflows overflows;                                       // [1 + depth]: patch embedding, then blocks
+  std::vector<std::vector<int32_t>> topk_idx;                  // per MoE layer [N, k]
+  std::vector<std::vector<float>> topk_w;                      // per MoE layer [N, k]
+  uint64_t total_overflows() const { return hw::total_overflows(overflows); }
+};
+
+// The on-chip memories and units of one accelerator (fx_encoder.cpp).
+template <Ovf O>
+struct FxKernels;
+
+// One accelerator instance: it owns the on-chip memories (weight ping/pong buffers, router weights,
+// expert queues, GELU ROM; about 3 MB at the static maxima, on the heap), so two encoders share no
+// state and may run in two threads. One object runs one image at a time; reuse it for a sequence
+// of images to allocate the memories once.
+template <Ovf O>
+class FxEncoder {
+ public:
+  FxEncoder();
+  ~FxEncoder();
+  FxEncoder(FxEncoder&&) noexcept;
+  FxEncoder& operator=(FxEncoder&&) noexcept;
+
+  // Runs the encoder on one 8-bit RGB image [C, H, W]; returns block depth-1's tokens [N, d] as float.
+  std::vector<float> run(const FxWeights<O>& w, const uint8_t* image, FxRunInfo* info = nullptr);
+
+ private:
+  std::unique_ptr<FxKernels<O>> k_;
+};
+
+// The same on a fresh FxEncoder (one image, one allocation of the on-chip memories).
+template <Ovf O>
+std::vector<float> fx_encoder(const FxWeights<O>& w, const uint8_t* image, FxRunInfo* info = nullptr);
+
+// GELU by table interpolation on an fm_t value (exposed for tests).
+template <Ovf O>
+typename FxTypes<O>::fm_t fx_gelu(typename FxTypes<O>::fm_t x);
+
+// Single-pass softmax statistics over a sequence, in fm_t: returns (1/sum, max) as doubles of the
+// fixed-point results, and the normalised probabilities exp(s_i - max) / sum (exposed for tests).
+template <Ovf O>
+std::vector<double> fx_single_pass_softmax(const std::vector<double>& scores);
+
+}  // namespace m3vit::hw

@@ -1,0 +1,151 @@
+// Resident and streamed dense layers (runtime/dense_store.h).
+#include "runtime/dense_store.h"
+
+#include <algorithm>
+#include <string>
+
+#include "common/errors.h"
+#include "runtime/model_file.h"
+
+namespace m3vit::rt {
+
+namespace {
+using dnnl::memory;
+size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+const char* kKey[DenseStore::kKinds] = {"attn.qkv.", "attn.proj.", "mlp.fc1.", "mlp.fc2."};
+const char* kName[DenseStore::kKinds] = {"qkv", "proj", "fc1", "fc2"};
+}  // namespace
+
+size_t DenseStore::slot_bytes(const Plans& p) {
+  size_t n = 0;
+  for (int k = 0; k < kKinds; ++k) n = std::max(n, align64(p[k]->weights_desc().get_size()) + p[k]->out() * 4);
+  return n;
+}
+
+size_t DenseStore::staging_floats(const ModelConfig& c) {
+  const size_t d = c.embed_dim, mh = c.mlp_hidden();
+  return std::max(3 * d * d, mh * d);
+}
+
+DenseStore::DenseStore(DnnlContext& ctx, const ModelFile& f, Residency residency, const Plans& plans,
+                       WeightStream* ring)
+    : residency_(residency), ring_(ring), eng_(ctx.eng) {
+  const ModelConfig& c = f.config();
+  for (int k = 0; k < kKinds; ++k) has_bias_[k] = k != kQkv || c.qkv_bias;
+  // A block's dense layers: attention always, the MLP only in a block without MoE.
+  auto has = [&](int block, int k) { return !((k == kFc1 || k == kFc2) && c.is_moe_block(block)); };
+
+  if (residency == Residency::resident) {
+    packed_.resize(c.depth);
+    for (int i = 0; i < c.depth; ++i)
+      for (int k = 0; k < kKinds; ++k) {
+        if (!has(i, k)) continue;
+        const std::string w = block_key(i, std::string(kKey[k]) + "weight");
+        packed_[i][k] = plans[k]->pack(f.data(w), has_bias_[k] ? f.data(block_key(i, std::string(kKey[k]) + "bias")) : nullptr);
+        f.release(w);
+      }
+    return;
+  }
+
+  if (!ring_) throw Error("dense layer streaming needs a weight ring");
+  if (ring->slot_bytes() < slot_bytes(plans) || ring->staging_floats() < staging_floats(c))
+    throw Error("weight ring slots are smaller than the largest dense layer");
+  for (int k = 0; k < kKinds; ++k) {
+    in_[k] = plans[k]->in();
+    out_[k] = plans[k]->out();
+    packed_desc_[k] = plans[k]->weights_desc();
+    bias_off_[k] = align64(packed_desc_[k].get_size());
+    // The file's [out, in] rows are format "ba" of the matmul's [in, out] operand.
+    const memory::desc plain({in_[k], out_[k]}, memory::data_type::f32, memory::format_tag::ba);
+    pack_[k] = dnnl::reorder(dnnl::reorder::primitive_desc(eng_, plain, eng_, packed_desc_[k]));
+  }
+
+  // Where everything is; every streamed tensor checked for NaN/Inf once, by reading.
+  auto where = [&](const std::string& key) {
+    f.check_finite_by_reading(key);
+    return f.file_offset(key);
+  };
+  src_.resize(c.depth);
+  std::vector<Item> seg;
+  for (int i = 0; i < c.depth; ++i) {
+    for (int k = 0; k < kKinds; ++k) {
+      if (!has(i, k)) continue;
+      src_[i].w[k] = where(block_key(i, std::string(kKey[k]) + "weight"));
+      if (has_bias_[k]) src_[i].b[k] = where(block_key(i, std::string(kKey[k]) + "bias"));
+    }
+    seg.push_back({i, kQkv});
+    seg.push_back({i, kProj});
+    if (c.is_moe_block(i)) {
+      segments_.push_back(seg);  // ends at the MoE block's attention
+      seg.clear();
+    } else {
+      seg.push_back({i, kFc1});
+      seg.push_back({i, kFc2});
+    }
+  }
+  segments_.push_back(seg);  // the last one; the head follows it
+
+  // Views of every slot, made once.
+  view_.resize(ring->slots());
+  for (int s = 0; s < ring->slots(); ++s) {
+    uint8_t* base = ring->slot(s);
+    for (int k = 0; k < kKinds; ++k) {
+      view_[s][k].weights = memory(packed_desc_[k], eng_, base);
+      if (has_bias_[k])
+        view_[s][k].bias = memory({{1, out_[k]}, memory::data_type::f32, memory::format_tag::ab}, eng_, base + bias_off_[k]);
+    }
+  }
+  ticket_.assign(c.depth, {});
+}
+
+size_t DenseStore::resident_bytes() const {
+  size_t n = 0;
+  for (const auto& block : packed_)
+    for (const PackedWeights& w : block) n += w.bytes();
+  return n;
+}
+
+void DenseStore::post(size_t segment) {
+  for (const Item& it : segments_[segment])
+    ticket_[it.block][it.kind] =
+        ring_->post([this, it](uint8_t* slot, dnnl::stream& strm) { return load(it.block, it.kind, slot, strm); });
+  if (segment + 1 == segments_.size() && after_last_) after_last_();
+}
+
+void DenseStore::begin_image() {
+  if (residency_ == Residency::stream) post(0);
+  else if (after_last_) after_last_();  // nothing to load: the head's loads may go first
+}
+
+void DenseStore::after_moe_layer(int layer) {
+  const size_t next = static_cast<size_t>(layer) + 1;
+  if (residency_ == Residency::stream && next < segments_.size()) post(next);
+}
+
+const PackedWeights& DenseStore::acquire(int block, Kind kind) {
+  if (residency_ == Residency::resident) return packed_[block][kind];
+  return view_[ring_->acquire(ticket_[block][kind])][kind];
+}
+
+void DenseStore::release(int block, Kind kind) {
+  if (residency_ == Residency::stream) ring_->release(ticket_[block][kind]);
+}
+
+int64_t DenseStore::load(int block, int kind, uint8_t* slot, dnnl::stream& strm) const {
+  const std::string what = std::string("the ") + kName[kind] + " weights of block " + std::to_string(block);
+  const size_t n = static_cast<size_t>(in_[kind]) * out_[kind];
+  float* staging = ring_->staging();
+  ring_->read(staging, n * 4, src_[block].w[kind], what);
+  memory plain({{in_[kind], out_[kind]}, memory::data_type::f32, memory::format_tag::ba}, eng_, staging);
+  memory dst(packed_desc_[kind], eng_, slot);
+  pack_[kind].execute(strm, plain, dst);
+  strm.wait();
+  int64_t bytes = static_cast<int64_t>(n) * 4;
+  if (has_bias_[kind]) {
+    ring_->read(slot + bias_off_[kind], out_[kind] * 4, src_[block].b[kind], what);
+    bytes += out_[kind] * 4;
+  }
+  return bytes;
+}
+
+}  // namespace m3vit::rt

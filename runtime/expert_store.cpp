@@ -1,0 +1,149 @@
+// Resident and streamed expert weights (runtime/expert_store.h).
+#include "runtime/expert_store.h"
+
+#include <string>
+
+#include "common/errors.h"
+#include "runtime/model_file.h"
+
+namespace m3vit::rt {
+
+namespace {
+size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+}  // namespace
+
+size_t ExpertStore::slot_bytes(const MatmulBank& fc1, const MatmulBank& fc2) {
+  return align64(fc1.weights_desc().get_size()) + align64(fc1.out() * sizeof(float)) +
+         align64(fc2.weights_desc().get_size()) + align64(fc2.out() * sizeof(float));
+}
+
+ExpertStore::ExpertStore(DnnlContext& ctx, const ModelFile& file, Residency residency, const MatmulBank& fc1,
+                         const MatmulBank& fc2, WeightStream* ring)
+    : residency_(residency), ring_(ring), eng_(ctx.eng) {
+  const ModelConfig& c = file.config();
+  d_ = c.embed_dim;
+  hid_ = c.moe_hidden();
+  E_ = c.moe_experts;
+  std::vector<int> moe_blocks;
+  for (int i = 0; i < c.depth; ++i)
+    if (c.is_moe_block(i)) moe_blocks.push_back(i);
+  if (moe_blocks.empty()) return;
+  const size_t w1 = static_cast<size_t>(hid_) * d_;
+
+  if (residency == Residency::resident) {
+    fc1_.resize(moe_blocks.size());
+    fc2_.resize(moe_blocks.size());
+    resident_.resize(moe_blocks.size());
+    for (size_t l = 0; l < moe_blocks.size(); ++l) {
+      const int b = moe_blocks[l];
+      const std::string k1 = block_key(b, "mlp.experts.htoh4."), k2 = block_key(b, "mlp.experts.h4toh.");
+      const float* W1 = file.data(k1 + "weight");  // [E, hid, d]
+      const float* B1 = file.data(k1 + "bias");    // [E, hid]
+      const float* W2 = file.data(k2 + "weight");  // [E, d, hid]
+      const float* B2 = file.data(k2 + "bias");    // [E, d]
+      for (int e = 0; e < E_; ++e) {
+        fc1_[l].push_back(fc1.pack(W1 + e * w1, B1 + static_cast<size_t>(e) * hid_));
+        fc2_[l].push_back(fc2.pack(W2 + e * w1, B2 + static_cast<size_t>(e) * d_));
+      }
+      for (const char* n : {"weight", "bias"}) {
+        file.release(k1 + n);
+        file.release(k2 + n);
+      }
+      for (int e = 0; e < E_; ++e) resident_[l].push_back({&fc1_[l][e], &fc2_[l][e]});
+    }
+    return;
+  }
+
+  // Streamed: check every expert tensor once (by reading, not mapping), remember where they are.
+  if (!ring_) throw Error("expert streaming needs a weight ring");
+  for (int b : moe_blocks) {
+    const std::string k1 = block_key(b, "mlp.experts.htoh4."), k2 = block_key(b, "mlp.experts.h4toh.");
+    for (const std::string& k : {k1 + "weight", k1 + "bias", k2 + "weight", k2 + "bias"}) file.check_finite_by_reading(k);
+    src_.push_back({file.file_offset(k1 + "weight"), file.file_offset(k1 + "bias"), file.file_offset(k2 + "weight"),
+                    file.file_offset(k2 + "bias")});
+  }
+  if (ring_->slot_bytes() < slot_bytes(fc1, fc2) || ring_->staging_floats() < w1)
+    throw Error("weight ring slots are smaller than one expert");
+  using dnnl::memory;
+  packed1_ = fc1.weights_desc();
+  packed2_ = fc2.weights_desc();
+  off_b1_ = align64(packed1_.get_size());
+  off_w2_ = off_b1_ + align64(hid_ * sizeof(float));
+  off_b2_ = off_w2_ + align64(packed2_.get_size());
+  // Views of every slot, made once: an acquired expert is a pointer to its slot's view.
+  slot_fc1_.resize(ring_->slots());
+  slot_fc2_.resize(ring_->slots());
+  for (int s = 0; s < ring_->slots(); ++s) {
+    uint8_t* base = ring_->slot(s);
+    slot_fc1_[s].weights = memory(packed1_, eng_, base);
+    slot_fc1_[s].bias = memory({{1, hid_}, memory::data_type::f32, memory::format_tag::ab}, eng_, base + off_b1_);
+    slot_fc2_[s].weights = memory(packed2_, eng_, base + off_w2_);
+    slot_fc2_[s].bias = memory({{1, d_}, memory::data_type::f32, memory::format_tag::ab}, eng_, base + off_b2_);
+  }
+  for (int s = 0; s < ring_->slots(); ++s) slot_view_.push_back({&slot_fc1_[s], &slot_fc2_[s]});
+  // The file's [out, in] rows are format "ba" of the matmul's [in, out] operand.
+  plain1_ = memory::desc({d_, hid_}, memory::data_type::f32, memory::format_tag::ba);
+  plain2_ = memory::desc({hid_, d_}, memory::data_type::f32, memory::format_tag::ba);
+  pack1_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng_, plain1_, eng_, packed1_));
+  pack2_ = dnnl::reorder(dnnl::reorder::primitive_desc(eng_, plain2_, eng_, packed2_));
+}
+
+size_t ExpertStore::resident_bytes() const {
+  size_t n = 0;
+  for (size_t l = 0; l < fc1_.size(); ++l)
+    for (size_t e = 0; e < fc1_[l].size(); ++e) n += fc1_[l][e].bytes() + fc2_[l][e].bytes();
+  return n;
+}
+
+void ExpertStore::begin_layer(int moe_layer) {
+  layer_ = moe_layer;
+  // Resident experts post nothing: what follows them in the forward pass may be posted now.
+  if (residency_ == Residency::resident && after_layer_) after_layer_(moe_layer);
+}
+
+void ExpertStore::schedule(const std::vector<int32_t>& active) {
+  active_ = &active;
+  if (residency_ == Residency::resident) return;
+  const int layer = layer_;
+  for (size_t i = 0; i < active.size(); ++i) {
+    const int e = active[i];
+    const int t = ring_->post([this, layer, e](uint8_t* slot, dnnl::stream& strm) { return load(layer, e, slot, strm); });
+    if (i == 0) base_ = t;
+  }
+  if (after_layer_) after_layer_(layer);
+}
+
+const ExpertWeights& ExpertStore::acquire(int i) {
+  if (residency_ == Residency::resident) return resident_[layer_][(*active_)[i]];
+  return slot_view_[ring_->acquire(base_ + i)];
+}
+
+void ExpertStore::release(int i) {
+  if (residency_ == Residency::stream) ring_->release(base_ + i);
+}
+
+void ExpertStore::abort() {
+  if (residency_ == Residency::stream) ring_->abort();
+}
+
+int64_t ExpertStore::load(int layer, int expert, uint8_t* slot, dnnl::stream& strm) const {
+  const LayerSource& src = src_[layer];
+  const size_t w = static_cast<size_t>(hid_) * d_;
+  const std::string what = "expert " + std::to_string(expert) + " of MoE layer " + std::to_string(layer);
+  using dnnl::memory;
+  float* staging = ring_->staging();
+  // htoh4[e] [hid, d] -> packed fc1; h4toh[e] [d, hid] -> packed fc2; biases as they are.
+  ring_->read(staging, w * 4, src.w1 + expert * w * 4, what);
+  memory plain1(plain1_, eng_, staging), dst1(packed1_, eng_, slot);
+  pack1_.execute(strm, plain1, dst1);
+  strm.wait();
+  ring_->read(slot + off_b1_, hid_ * 4, src.b1 + static_cast<size_t>(expert) * hid_ * 4, what);
+  ring_->read(staging, w * 4, src.w2 + expert * w * 4, what);
+  memory plain2(plain2_, eng_, staging), dst2(packed2_, eng_, slot + off_w2_);
+  pack2_.execute(strm, plain2, dst2);
+  strm.wait();
+  ring_->read(slot + off_b2_, d_ * 4, src.b2 + static_cast<size_t>(expert) * d_ * 4, what);
+  return static_cast<int64_t>(2 * w * 4 + (hid_ + d_) * 4);
+}
+
+}  // namespace m3vit::rt

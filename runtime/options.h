@@ -1,0 +1,44 @@
+// What a caller chooses about the engine (runtime/engine.h), and the parsers of the command-line words
+// for it: where each kind of weight lives (Residency), the arithmetic (Precision, runtime/ops), the
+// memory budget of the stream buffers, threads and the head's conv algorithm.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "runtime/ops/dnnl_context.h"
+
+namespace m3vit::rt {
+
+// Where a kind of weight lives while the engine runs (runtime/expert_store.h, dense_store.h,
+// head_store.h):
+// - resident: packed into RAM at load;
+// - stream: left in the model file and brought in through the weight ring (runtime/weight_stream.h)
+//   as the forward pass needs it: the paper's ping-pong buffers, memory that does not grow with the
+//   number of experts, layers or tasks.
+// Both run the same kernels on the same packed bytes, so the outputs are identical.
+enum class Residency { resident, stream };
+
+struct EngineOptions {
+  Precision precision = Precision::fp32;
+  Residency experts = Residency::resident;
+  // The attention and dense MLP layers and the heads' 3×3 convs. Streamed, they go through the same
+  // buffers as streamed experts.
+  Residency layers = Residency::resident;
+  // Stream modes: bytes for the weight buffers (0 = two buffers of the largest streamed load).
+  size_t memory_budget = 0;
+  int threads = 0;           // OpenMP threads for every op; 0 = all hardware threads
+  // fp32 head convs as Winograd (runtime/ops/conv.h): 2.7× faster, but the transformed weights take
+  // 4× the memory of the heads' 3×3 weights (+160 MB for the five PASCAL heads). false: direct convs.
+  bool winograd = true;
+};
+
+// The command line's words. Each parser throws ConfigError naming the word and the accepted ones.
+const char* to_string(Residency r);
+Residency residency_from_string(const std::string& s);  // "resident" | "stream"
+const char* to_string(Precision p);
+Precision precision_from_string(const std::string& s);  // "fp32" | "bf16"
+// "512K", "64M", "1.5G" (powers of 1024) or plain bytes.
+size_t parse_bytes(const std::string& s);
+
+}  // namespace m3vit::rt
