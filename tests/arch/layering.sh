@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one-way arrows of docs/ARCHITECTURE.md, checked on the sources: each folder includes only the
-# folders below it, libtorch only where the table says "torch", and hw/fx never hw/cost.
+# folders below it, libtorch only where the table says "torch", hw/fx never hw/cost, the runtime's
+# files only those below them, and each config section is read by its one owner.
 # Usage: layering.sh SOURCE_DIR
 set -u
 cd "$1" || exit 2
@@ -42,6 +43,31 @@ done < <(grep -rlE '^#include (<torch/|<ATen/|"common/pch/torch_pch.h")' --inclu
 
 # The fixed-point model does not depend on the cost model.
 if grep -rnE '^#include "hw/cost/' hw/fx; then echo "FAIL hw/fx includes hw/cost"; fail=1; fi
+
+# Inside runtime/: ops/ is the bottom; the weight stores and the file below the layers that ask them;
+# engine.h at the top, included by nothing else of the runtime.
+while IFS= read -r line; do
+  echo "FAIL $line: runtime/ops may include only runtime/ops"; fail=1
+done < <(grep -rHE '^#include "runtime/' runtime/ops | grep -v '#include "runtime/ops/')
+stores="runtime/expert_store runtime/dense_store runtime/head_store runtime/weight_stream runtime/options runtime/model_file runtime/run_record"
+for s in $stores; do
+  while IFS= read -r line; do
+    echo "FAIL $line: a weight store or the model file includes a layer above it"; fail=1
+  done < <(grep -HE '^#include "runtime/(backbone|pup_head|moe_layer|task_switch|engine)\.h"' "$s".h "$s".cpp 2>/dev/null)
+done
+while IFS= read -r line; do
+  echo "FAIL $line: runtime/engine.h is the top of the runtime"; fail=1
+done < <(grep -rHE '^#include "runtime/engine\.h"' runtime | grep -v '^runtime/engine\.cpp:')
+
+# Each config section has one reader: train: in train/, data: in data/ (core/ reads only data.dataset,
+# the label set that fixes the heads' channels).
+while IFS= read -r line; do
+  echo "FAIL $line: the train: section is read only by train/"; fail=1
+done < <(grep -rnE '\["train"\]' --include=*.h --include=*.cpp common io core model data eval runtime hw cli)
+while IFS= read -r line; do
+  echo "FAIL $line: the data: section is read only by data/"; fail=1
+done < <(grep -rnE '\["data"\]' --include=*.h --include=*.cpp common io core model eval runtime hw train cli |
+         grep -vE '^core/config_yaml\.cpp:[0-9]+: +f\.dataset = parse_dataset\(c, root\["data"\]\);')
 
 [ $fail -eq 0 ] && echo "layering: every include follows the arrows"
 exit $fail
