@@ -3,7 +3,7 @@ BUILD   ?= build
 JOBS    ?= 2
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps configure build test demo bench hw-report clean
+.PHONY: all deps configure build test demo bench hw-report deb install clean
 
 all: build
 
@@ -27,6 +27,15 @@ bench: build
 
 hw-report: build
 	bash scripts/hw-report.sh $(BUILD)
+
+# Debian packages of the runtime library, its development files and the command line (docs/LIBRARY.md).
+deb: build
+	cd $(BUILD) && cpack -G DEB
+
+# Everything into PREFIX (default /usr/local); components: docs/LIBRARY.md.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD)

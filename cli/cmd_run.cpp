@@ -22,11 +22,10 @@
 #include "common/errors.h"
 #include "common/image_io.h"
 #include "common/platform.h"
-#include "common/imagenet.h"
 #include "common/visualize.h"
 #include "io/npy.h"
 #include "runtime/engine.h"
-#include "runtime/ops/resize.h"
+#include "runtime/image_input.h"
 
 namespace m3vit::cli {
 
@@ -38,24 +37,6 @@ struct RunArgs {
   bool resize = false;
   int threads = 0, repeat = 1;
 };
-
-// [3, H, W] normalised from a JPEG/PNG; bilinear (align_corners=false) to the model size with --resize.
-std::vector<float> load_image_input(const std::string& path, const ModelConfig& cfg, bool resize) {
-  const Image8 img = read_image(path, 3);  // IoError when missing or not decodable
-  if ((img.height != cfg.img_h || img.width != cfg.img_w) && !resize)
-    throw ShapeError("image " + path + " is " + size_str(img.height, img.width) + " but model " + cfg.name +
-                     " takes " + size_str(cfg.img_h, cfg.img_w) + " (pass --resize to scale it)");
-  std::vector<float> chw(static_cast<size_t>(3) * img.height * img.width);
-  for (int c = 0; c < 3; ++c)
-    for (int64_t i = 0; i < static_cast<int64_t>(img.height) * img.width; ++i)
-      chw[c * static_cast<int64_t>(img.height) * img.width + i] = img.pixels[i * 3 + c] / 255.f;
-  std::vector<float> x(static_cast<size_t>(3) * cfg.img_h * cfg.img_w);
-  rt::resize_chw(chw.data(), 3, img.height, img.width, x.data(), cfg.img_h, cfg.img_w);
-  const int64_t plane = static_cast<int64_t>(cfg.img_h) * cfg.img_w;
-  for (int c = 0; c < 3; ++c)
-    for (int64_t i = 0; i < plane; ++i) x[c * plane + i] = (x[c * plane + i] - kImageNetMean[c]) / kImageNetStd[c];
-  return x;
-}
 
 // [3, H, W] from a .npy holding the normalised input [3, H, W] or [1, 3, H, W] (float32/float64).
 std::vector<float> load_npy_input(const std::string& path, const ModelConfig& cfg) {
@@ -96,7 +77,7 @@ void run_run(const RunArgs& a) {
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const ModelConfig& cfg = eng.config();
   const int task = eng.task_index(a.task);  // ConfigError naming the task and the known ones
-  const std::vector<float> x = a.image.empty() ? load_npy_input(a.input_npy, cfg) : load_image_input(a.image, cfg, a.resize);
+  const std::vector<float> x = a.image.empty() ? load_npy_input(a.input_npy, cfg) : rt::read_image_input(a.image, cfg, a.resize);
 
   const int C = eng.out_channels(task);
   std::vector<float> y(static_cast<size_t>(C) * cfg.img_h * cfg.img_w);

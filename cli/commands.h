@@ -2,6 +2,8 @@
 // whose callback does the work; callbacks throw m3vit errors, which main() reports.
 #pragma once
 
+#include <string>
+
 namespace CLI {
 class App;
 }
@@ -9,6 +11,8 @@ class App;
 namespace m3vit::cli {
 
 void register_all(CLI::App& app);
+// What `m3vit --version` prints (cli/version.cpp).
+std::string version_text();
 // Exit code chosen by the subcommand that ran (0 unless it set one).
 int exit_code();
 void set_exit_code(int rc);

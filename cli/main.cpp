@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   m3vit::tune_malloc();
   CLI::App app{"m3vit: Mixture-of-Experts ViT for multi-task dense prediction (M³ViT)"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", [] { return m3vit::cli::version_text(); }, "print the version and this build's features");
   m3vit::cli::register_all(app);
   try {
     app.parse(argc, argv);

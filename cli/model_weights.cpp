@@ -26,7 +26,7 @@ void check_export_config(const ModelConfig& cfg, const std::string& path) {
   } catch (const Error&) {
     return;  // not safetensors (a .pth zip, or corrupt): load_checkpoint reports what it is
   }
-  if (!meta.count("format") || meta.at("format") != kExportFormat) return;
+  if (!meta.count("format") || meta.at("format").rfind(kExportFormatPrefix, 0) != 0) return;  // newer: read_export_config says so
   const auto stored = nlohmann::json::parse(config_to_json(read_export_config(path)));
   const auto want = nlohmann::json::parse(config_to_json(cfg));
   std::string diff;

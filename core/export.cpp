@@ -3,6 +3,7 @@
 
 #include "common/errors.h"
 #include "io/safetensors.h"
+#include "m3vit/version.h"
 
 namespace m3vit {
 
@@ -85,7 +86,7 @@ bool export_only_key(const std::string& name) {
 }
 
 std::map<std::string, std::string> export_metadata(const ModelConfig& cfg) {
-  return {{"format", kExportFormat}, {kConfigMetadataKey, config_to_json(cfg)}};
+  return {{"format", kExportFormat}, {kConfigMetadataKey, config_to_json(cfg)}, {"m3vit_version", M3VIT_VERSION_STRING}};
 }
 
 ModelConfig config_from_metadata(const std::map<std::string, std::string>& md, const std::string& origin) {
@@ -98,10 +99,36 @@ ModelConfig config_from_metadata(const std::map<std::string, std::string>& md, c
   }
 }
 
+namespace {
+
+// N of "m3vit-export-v<N>", or 0 when the tag is not of that form.
+int export_format_version(const std::string& tag) {
+  const std::string prefix = kExportFormatPrefix;
+  if (tag.size() <= prefix.size() || tag.size() > prefix.size() + 6 || tag.compare(0, prefix.size(), prefix) != 0)
+    return 0;
+  int n = 0;
+  for (size_t i = prefix.size(); i < tag.size(); ++i) {
+    if (tag[i] < '0' || tag[i] > '9') return 0;
+    n = n * 10 + (tag[i] - '0');
+  }
+  return n;
+}
+
+}  // namespace
+
 ModelConfig read_export_config(const SafeTensorsFile& f) {
+  static_assert(M3VIT_EXPORT_FORMAT_VERSION == 1, "kExportFormat names the format version");
   const auto& md = f.metadata();
   auto fmt = md.find("format");
-  if (fmt == md.end() || fmt->second != kExportFormat)
+  const int version = fmt == md.end() ? 0 : export_format_version(fmt->second);
+  if (version > M3VIT_EXPORT_FORMAT_VERSION) {
+    auto writer = md.find("m3vit_version");
+    throw FormatError(f.path() + ": model export format v" + std::to_string(version) +
+                      (writer == md.end() ? std::string() : " (written by m3vit " + writer->second + ")") +
+                      " is newer than this m3vit " M3VIT_VERSION_STRING " reads (export format v" +
+                      std::to_string(M3VIT_EXPORT_FORMAT_VERSION) + " at most): upgrade m3vit");
+  }
+  if (version < 1)
     throw FormatError(f.path() + ": not an m3vit model export (metadata \"format\" is " +
                       (fmt == md.end() ? std::string("missing") : "'" + fmt->second + "'") + ", expected '" +
                       kExportFormat + "'; write one with `m3vit export`)");

@@ -6,7 +6,8 @@
 //               stacked [E, out, in] (FastMoE's FMoELinear, fmoe/layers.py); routers input-major
 //               [d_gate, E] (the authors' models/gate_funs/noisy_gate_vmoe.py w_gate); BatchNorm
 //               running statistics included, not folded.
-//   __metadata__  "format": kExportFormat, "m3vit_config": config_to_json(cfg) (core/config_json.cpp).
+//   __metadata__  "format": kExportFormat, "m3vit_config": config_to_json(cfg) (core/config_json.cpp),
+//                 "m3vit_version": the writer's version (include/m3vit/version.h).
 //
 // The libtorch model must own exactly these tensors (tests/model/test_export_specs.cpp checks its
 // named_parameters() + buffers against export_tensor_specs for every gate kind).
@@ -23,7 +24,10 @@ namespace m3vit {
 
 class SafeTensorsFile;
 
+// "m3vit-export-v<N>" with N = M3VIT_EXPORT_FORMAT_VERSION (include/m3vit/version.h). A reader takes
+// every N up to its own and refuses a newer one, naming both (docs/LIBRARY.md "Versions").
 constexpr const char* kExportFormat = "m3vit-export-v1";
+constexpr const char* kExportFormatPrefix = "m3vit-export-v";
 // Metadata key of the ModelConfig JSON, in exports and in routing traces.
 constexpr const char* kConfigMetadataKey = "m3vit_config";
 
@@ -50,13 +54,14 @@ std::vector<TensorSpec> export_tensor_specs(const ModelConfig& cfg);
 // authors' models/transformers/vit_up_head.py TAM branch) and BatchNorm's step counter.
 bool export_only_key(const std::string& name);
 
-// The metadata an export carries (format tag and config JSON).
+// The metadata an export carries (format tag, config JSON, writer's version).
 std::map<std::string, std::string> export_metadata(const ModelConfig& cfg);
 // The ModelConfig stored under kConfigMetadataKey (exports and traces). FormatError when absent,
 // ConfigError naming `origin` when the JSON does not describe a config.
 ModelConfig config_from_metadata(const std::map<std::string, std::string>& metadata, const std::string& origin);
-// Checks the format tag, then returns the stored config (not validated beyond its JSON).
-// FormatError / ConfigError naming the path.
+// Checks the format tag (a newer format than this build reads is a FormatError naming both versions),
+// then returns the stored config (not validated beyond its JSON). FormatError / ConfigError naming
+// the path.
 ModelConfig read_export_config(const SafeTensorsFile& file);
 ModelConfig read_export_config(const std::string& path);
 

@@ -97,6 +97,7 @@ const float* Backbone::forward(const ImagePass& pass) {
   const ModelConfig& c = cfg_;
   RunTimes& times = pass.times;
   RunTrace* trace = pass.trace;
+  if (pass.routing) pass.routing->clear();
   DenseStore& dense = pass.dense;
   float* work = pass.work;
   float* xn = work + xn_;
@@ -137,6 +138,7 @@ const float* Backbone::forward(const ImagePass& pass) {
       moe_.forward(xn, x_.data(), pass.tasks.router(pass.task, b.moe_layer), pass.experts, b.moe_layer);
       times.moe += ms_since(t0);
       times.experts_computed += moe_.experts_used();
+      if (pass.routing) pass.routing->insert(pass.routing->end(), moe_.topk_idx().begin(), moe_.topk_idx().end());
       if (trace) {
         trace->topk_idx.push_back(moe_.topk_idx());
         trace->topk_w.push_back(moe_.topk_w());

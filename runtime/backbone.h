@@ -31,6 +31,7 @@ struct ImagePass {
   DenseStore& dense;        // the attention and dense MLP layers
   RunTimes& times;          // the stages' times are added here
   RunTrace* trace;          // null, or where the intermediates go
+  std::vector<int32_t>* routing;  // null, or cleared and filled with [moe_layers, N, k] expert ids
   float* work;              // the shared workspace, at least work_floats() floats
 };
 

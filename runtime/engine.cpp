@@ -43,6 +43,7 @@ struct Engine::Impl {
   std::vector<double> flops;  // per task
   Workspace work;             // activations of the backbone and, after it, of the head
   RunTimes times;
+  std::vector<int32_t> routing;  // the last run's top-k expert ids, [moe_layers, N, k]
 };
 
 Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
@@ -123,6 +124,7 @@ int Engine::out_channels(int task) const {
   return impl_->cfg.tasks[task].out_channels;
 }
 const RunTimes& Engine::last_times() const { return impl_->times; }
+const std::vector<int32_t>& Engine::last_routing() const { return impl_->routing; }
 double Engine::counted_flops(int task) const {
   check_task(impl_->cfg, task);
   return impl_->flops[task];
@@ -152,7 +154,7 @@ void Engine::run(int task, const float* image, float* out, RunTrace* trace) {
   m.head_convs->begin_image(task);  // before the dense store: with no MoE layer it posts the head at once
   m.dense->begin_image();
   const float* tokens = m.backbone->forward(
-      {image, task, *m.tasks, *m.experts, *m.dense, m.times, trace, m.work.base()});
+      {image, task, *m.tasks, *m.experts, *m.dense, m.times, trace, &m.routing, m.work.base()});
   const auto th = std::chrono::steady_clock::now();
   m.head->forward(tokens, m.tasks->head(task), *m.head_convs, out, m.work.base());
   const auto t1 = std::chrono::steady_clock::now();

@@ -43,6 +43,10 @@ class Engine {
   std::vector<float> run(int task, const std::vector<float>& image);
 
   const RunTimes& last_times() const;
+  // The last run's routing: the k experts each token was sent to in each MoE layer, descending gate
+  // probability, [moe_layers, N, k] with N = 1 + grid tokens (the cls token first). Empty before the
+  // first run and for a model without MoE layers.
+  const std::vector<int32_t>& last_routing() const;
   // FLOPs of one image of `task` as counted for efficiency: 2 × the multiply-adds of core/flops.h
   // (matmuls and convs; only the k chosen experts per token).
   double counted_flops(int task) const;

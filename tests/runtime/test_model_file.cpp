@@ -7,6 +7,7 @@
 
 #include "common/errors.h"
 #include "io/safetensors.h"
+#include "m3vit/version.h"
 #include "runtime/engine.h"
 #include "tests/runtime/runtime_test_util.h"
 
@@ -76,6 +77,24 @@ TEST_F(ModelFileChecks, NotAnExport) {
   const std::string p = rewrite("nofmt", [](auto&, auto&, auto&) { return true; },
                                 [](auto& m) { m.erase("format"); });
   expect_error<FormatError>(p, {"nofmt.safetensors", "format", "m3vit-export-v1"});
+}
+
+// A file from a newer export format names both versions (docs/LIBRARY.md "Versions"); an unknown
+// tag is still "not an export".
+TEST_F(ModelFileChecks, NewerFormatNamesBothVersions) {
+  const std::string p = rewrite("v2", [](auto&, auto&, auto&) { return true; }, [](auto& m) {
+    m["format"] = "m3vit-export-v2";
+    m["m3vit_version"] = "7.3.0";
+  });
+  expect_error<FormatError>(p, {"v2.safetensors", "export format v2", "m3vit 7.3.0", "this m3vit " M3VIT_VERSION_STRING,
+                                "v1 at most", "upgrade m3vit"});
+  const std::string q = rewrite("vx", [](auto&, auto&, auto&) { return true; },
+                                [](auto& m) { m["format"] = "m3vit-export-vX"; });
+  expect_error<FormatError>(q, {"vx.safetensors", "not an m3vit model export", "'m3vit-export-vX'"});
+}
+
+TEST_F(ModelFileChecks, ExportRecordsTheWritersVersion) {
+  EXPECT_EQ(SafeTensorsFile(good_).metadata().at("m3vit_version"), M3VIT_VERSION_STRING);
 }
 
 TEST_F(ModelFileChecks, MissingTensorIsNamed) {
