@@ -16,6 +16,7 @@
 
 #include "common/errors.h"
 #include "common/image_io.h"
+#include "common/task_prediction.h"
 #include "common/visualize.h"
 #include "core/config.h"
 #include "runtime/engine.h"
@@ -315,13 +316,61 @@ m3vit_status m3vit_last_routing(const m3vit_model* model, int32_t* expert_ids, s
   });
 }
 
+m3vit_status m3vit_prediction_channels(const m3vit_model* model, int task, int* channels) {
+  return guarded([&] {
+    need(model, "model");
+    need(channels, "channels");
+    need_task(model, task);
+    *channels = m3vit::prediction_channels(model->task_names[task]);
+  });
+}
+
+m3vit_status m3vit_predict(const m3vit_model* model, int task, const float* logits, size_t n_logits, float* prediction,
+                           size_t n_prediction) {
+  return guarded([&] {
+    need(model, "model");
+    need(logits, "logits");
+    need(prediction, "prediction");
+    need_task(model, task);
+    need_floats(n_logits, logits_floats(model, task), "logits", logits_shape(model, task));
+    const auto& c = config(model);
+    const std::string& name = model->task_names[task];
+    const int pc = m3vit::prediction_channels(name);
+    need_floats(n_prediction, static_cast<size_t>(pc) * c.img_h * c.img_w, "prediction",
+                "[" + std::to_string(pc) + ", " + std::to_string(c.img_h) + ", " + std::to_string(c.img_w) + "] for task " + name);
+    const std::vector<float> map = m3vit::task_prediction(name, logits, model->engine->out_channels(task), c.img_h, c.img_w);
+    std::memcpy(prediction, map.data(), map.size() * sizeof(float));
+  });
+}
+
+m3vit_status m3vit_image_to_input(const m3vit_model* model, const uint8_t* rgb, int height, int width, int resize,
+                                  float* image, size_t n_image) {
+  return guarded([&] {
+    need(model, "model");
+    need(rgb, "rgb");
+    need(image, "image");
+    if (height <= 0 || width <= 0 || height > 65536 || width > 65536)
+      throw ArgumentError("picture size " + std::to_string(width) + "x" + std::to_string(height) +
+                          " is out of range (1..65536 each)");
+    need_floats(n_image, image_floats(model), "image", image_shape(model));
+    m3vit::Image8 img;
+    img.height = height;
+    img.width = width;
+    img.channels = 3;
+    img.pixels.assign(rgb, rgb + static_cast<size_t>(height) * width * 3);
+    const std::vector<float> x = m3vit::rt::image_to_input(img, config(model), resize != 0, "in memory", "pass resize = 1 to scale it");
+    std::memcpy(image, x.data(), x.size() * sizeof(float));
+  });
+}
+
 m3vit_status m3vit_load_image(const m3vit_model* model, const char* path, int resize, float* image, size_t n_image) {
   return guarded([&] {
     need(model, "model");
     need(path, "path");
     need(image, "image");
     need_floats(n_image, image_floats(model), "image", image_shape(model));
-    const std::vector<float> x = m3vit::rt::read_image_input(path, config(model), resize != 0);
+    const std::vector<float> x = m3vit::rt::image_to_input(m3vit::read_image(path, 3), config(model), resize != 0, path,
+                                                           "pass resize = 1 to scale it");
     std::memcpy(image, x.data(), x.size() * sizeof(float));
   });
 }

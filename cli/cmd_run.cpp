@@ -4,6 +4,8 @@
 //   m3vit run --model M.safetensors --task T (--image in.png | --input-npy x.npy) [--resize]
 //             [--out pred.png] [--save-logits out.npy] [--experts resident|stream] [--memory-budget B]
 //             [--precision fp32|bf16] [--conv winograd|direct] [--threads N] [--repeat N]
+//   m3vit run --model M --task T[,T2,...|all] (--images DIR | --list FILE | --image X) --out-dir OUT
+//             [--save-logits] [...]          many images and tasks: cli/run_folder.cpp
 //
 // M is an export written by `m3vit export` (docs/ARCHITECTURE.md, "Model export"). Inputs and outputs
 // are those of `m3vit infer`, so the two can be compared file for file: the same ImageNet
@@ -19,6 +21,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
+#include "cli/run_folder.h"
 #include "common/errors.h"
 #include "common/image_io.h"
 #include "common/platform.h"
@@ -33,6 +36,8 @@ namespace {
 
 struct RunArgs {
   std::string model, task, image, input_npy, save_logits, out;
+  std::string images_dir, list_file, out_dir;
+  bool save_logits_given = false;  // --save-logits with or without a file name
   std::string experts = "resident", layers = "resident", memory_budget, precision = "fp32", conv = "winograd";
   bool resize = false;
   int threads = 0, repeat = 1;
@@ -59,11 +64,7 @@ std::vector<float> load_npy_input(const std::string& path, const ModelConfig& cf
   return x;  // NaN/Inf are refused by Engine::run, naming the element
 }
 
-void run_run(const RunArgs& a) {
-  if (a.image.empty() == a.input_npy.empty()) throw ConfigError("give exactly one of --image and --input-npy");
-  if (a.repeat < 1) throw ConfigError("--repeat must be >= 1");
-  check_output_dir(a.out, "--out");
-  check_output_dir(a.save_logits, "--save-logits");
+rt::EngineOptions engine_options(const RunArgs& a) {
   rt::EngineOptions opt;
   opt.experts = rt::residency_from_string(a.experts);
   opt.layers = rt::residency_from_string(a.layers);
@@ -71,6 +72,42 @@ void run_run(const RunArgs& a) {
   opt.threads = a.threads;
   opt.winograd = a.conv == "winograd";
   if (!a.memory_budget.empty()) opt.memory_budget = rt::parse_bytes(a.memory_budget);
+  return opt;
+}
+
+// Many images or several tasks: an output folder instead of output files.
+bool folder_mode(const RunArgs& a) {
+  return !a.images_dir.empty() || !a.list_file.empty() || !a.out_dir.empty() || a.task == "all" ||
+         a.task.find(',') != std::string::npos;
+}
+
+void run_many(const RunArgs& a) {
+  if (!a.input_npy.empty()) throw ConfigError("--input-npy takes one normalised input: use it without --out-dir");
+  if (!a.out.empty()) throw ConfigError("--out names one picture: with --images, --list or --out-dir the pictures go to --out-dir");
+  if (!a.save_logits.empty())
+    throw ConfigError("with --out-dir, --save-logits takes no file name (the logits go beside the pictures)");
+  if (a.repeat != 1) throw ConfigError("--repeat times one image: use it without --out-dir");
+  RunFolderArgs f;
+  f.model = a.model;
+  f.tasks = a.task;
+  f.images_dir = a.images_dir;
+  f.list_file = a.list_file;
+  f.image = a.image;
+  f.out_dir = a.out_dir;
+  f.save_logits = a.save_logits_given;
+  f.resize = a.resize;
+  f.engine = engine_options(a);
+  if (run_folder(f) > 0) set_exit_code(1);  // each failed image was reported by name
+}
+
+void run_run(const RunArgs& a) {
+  if (folder_mode(a)) return run_many(a);
+  if (a.image.empty() == a.input_npy.empty()) throw ConfigError("give exactly one of --image and --input-npy");
+  if (a.repeat < 1) throw ConfigError("--repeat must be >= 1");
+  if (a.save_logits_given && a.save_logits.empty()) throw ConfigError("--save-logits needs a file name (or use --out-dir)");
+  check_output_dir(a.out, "--out");
+  check_output_dir(a.save_logits, "--save-logits");
+  const rt::EngineOptions opt = engine_options(a);
 
   const auto t0 = std::chrono::steady_clock::now();
   rt::Engine eng(a.model, opt);  // every check of the file and the options happens here
@@ -130,12 +167,19 @@ void register_run(CLI::App& app) {
   auto* sub = app.add_subcommand("run", "single-task inference with the libtorch-free runtime");
   auto a = std::make_shared<RunArgs>();
   sub->add_option("--model,-m", a->model, "model export (.safetensors from `m3vit export`)")->required();
-  sub->add_option("--task,-t", a->task, "task to run: semseg, human_parts, sal, normals, edge, depth")->required();
+  sub->add_option("--task,-t", a->task,
+                  "task to run: semseg, human_parts, sal, normals, edge, depth; with --out-dir also T1,T2,... or all")
+      ->required();
   auto* img = sub->add_option("--image,-i", a->image, "input image (JPEG/PNG), exactly the model's size");
   auto* npy = sub->add_option("--input-npy", a->input_npy, "input .npy: normalised [3,H,W] or [1,3,H,W] float");
   img->excludes(npy);
+  sub->add_option("--images", a->images_dir, "run every PNG/JPEG of this folder (sorted by name); needs --out-dir");
+  sub->add_option("--list", a->list_file, "run the images listed in this file, one path per line; needs --out-dir");
+  sub->add_option("--out-dir", a->out_dir, "folder for <image>_<task>.png (and .npy with --save-logits)");
   sub->add_flag("--resize", a->resize, "scale an image of another size to the model's size (bilinear)");
-  sub->add_option("--save-logits", a->save_logits, "write the raw output [1,C,H,W] float32 as .npy");
+  sub->add_option("--save-logits", a->save_logits,
+                  "write the raw output [1,C,H,W] float32 as .npy to this file; with --out-dir, no file name")
+      ->expected(0, 1);
   sub->add_option("--out,-o", a->out, "write the task picture as PNG");
   sub->add_option("--experts", a->experts, "resident: all experts in RAM; stream: read from the file as needed")
       ->check(CLI::IsMember({"resident", "stream"}));
@@ -152,7 +196,10 @@ void register_run(CLI::App& app) {
   sub->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_option("--repeat", a->repeat, "run the image this many times and report the mean and best time")
       ->check(CLI::PositiveNumber);
-  sub->callback([a] { run_run(*a); });
+  sub->callback([a, sub] {
+    a->save_logits_given = sub->get_option("--save-logits")->count() > 0;
+    run_run(*a);
+  });
 }
 
 }  // namespace m3vit::cli

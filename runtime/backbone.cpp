@@ -2,6 +2,7 @@
 #include "runtime/backbone.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <initializer_list>
 #include <utility>
 #include <chrono>
@@ -104,26 +105,43 @@ const float* Backbone::forward(const ImagePass& pass) {
   float* qkv = work + qkv_;
   float* att = work + att_;
   float* hid = work + hid_;
+  // The first MoE block: where a resumed pass starts and a saving pass saves (its MLP is the first
+  // thing that depends on the task's routers).
+  int first_moe = -1;
+  for (int i = 0; i < c.depth && first_moe < 0; ++i)
+    if (blocks_[i].moe_layer >= 0) first_moe = i;
+  if (pass.prefix != Prefix::none && (first_moe < 0 || !pass.prefix_tokens))
+    throw std::logic_error("Backbone::forward: a shared prefix needs a MoE block and a token buffer");
+  int start = 0;
   auto t0 = clock_type::now();
-  patchify(pass.image, work + patches_);
-  patch_.run(work + patches_, patch_w_, x_.data() + d_);  // tokens 1..N-1
-  std::copy(cls_.begin(), cls_.end(), x_.begin());                          // token 0: cls
+  if (pass.prefix == Prefix::resume) {
+    x_ = *pass.prefix_tokens;
+    start = first_moe;
+  } else {
+    patchify(pass.image, work + patches_);
+    patch_.run(work + patches_, patch_w_, x_.data() + d_);  // tokens 1..N-1
+    std::copy(cls_.begin(), cls_.end(), x_.begin());       // token 0: cls
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < static_cast<int64_t>(x_.size()); ++i) x_[i] += pos_[i];
+    for (int64_t i = 0; i < static_cast<int64_t>(x_.size()); ++i) x_[i] += pos_[i];
+  }
   times.embed += ms_since(t0);
 
-  for (int i = 0; i < c.depth; ++i) {
+  for (int i = start; i < c.depth; ++i) {
     const Block& b = blocks_[i];
-    t0 = clock_type::now();
-    // x += proj(attention(LN1(x))). Each dense layer's weights come from the store (streamed: waits
-    // for the load) and are released right after their matmul (streamed: frees the buffer).
-    layer_norm(x_.data(), xn, n_, d_, b.n1w.data(), b.n1b.data(), c.ln_eps);
-    qkv_plan_.run(xn, dense.acquire(i, DenseStore::kQkv), qkv);  // [N, 3d]
-    dense.release(i, DenseStore::kQkv);
-    attn_.run(qkv, att, work + attn_work_);                         // [N, d]
-    proj_.run(att, dense.acquire(i, DenseStore::kProj), x_.data());  // residual add fused
-    dense.release(i, DenseStore::kProj);
-    times.attention += ms_since(t0);
+    // A resumed pass starts after the first MoE block's attention: it is in the saved tokens.
+    if (!(pass.prefix == Prefix::resume && i == start)) {
+      t0 = clock_type::now();
+      // x += proj(attention(LN1(x))). Each dense layer's weights come from the store (streamed: waits
+      // for the load) and are released right after their matmul (streamed: frees the buffer).
+      layer_norm(x_.data(), xn, n_, d_, b.n1w.data(), b.n1b.data(), c.ln_eps);
+      qkv_plan_.run(xn, dense.acquire(i, DenseStore::kQkv), qkv);  // [N, 3d]
+      dense.release(i, DenseStore::kQkv);
+      attn_.run(qkv, att, work + attn_work_);                         // [N, d]
+      proj_.run(att, dense.acquire(i, DenseStore::kProj), x_.data());  // residual add fused
+      dense.release(i, DenseStore::kProj);
+      times.attention += ms_since(t0);
+      if (pass.prefix == Prefix::save && i == first_moe) *pass.prefix_tokens = x_;
+    }
 
     t0 = clock_type::now();
     layer_norm(x_.data(), xn, n_, d_, b.n2w.data(), b.n2b.data(), c.ln_eps);

@@ -21,6 +21,11 @@ class ExpertStore;
 class ModelFile;
 class TaskSwitch;
 
+// Work the tasks of one image share (Engine::run_tasks): up to the attention of the first MoE block
+// nothing depends on the task, since routing starts in that block's MLP. `save` keeps the tokens
+// there; `resume` starts from them, skipping the embedding, the blocks before and that attention.
+enum class Prefix { none, save, resume };
+
 // One image's pass through the backbone: the image and everything it uses besides the backbone's own
 // weights (the embeddings and norms).
 struct ImagePass {
@@ -33,6 +38,8 @@ struct ImagePass {
   RunTrace* trace;          // null, or where the intermediates go
   std::vector<int32_t>* routing;  // null, or cleared and filled with [moe_layers, N, k] expert ids
   float* work;              // the shared workspace, at least work_floats() floats
+  Prefix prefix = Prefix::none;
+  std::vector<float>* prefix_tokens = nullptr;  // save: written; resume: read. [N, d]
 };
 
 class Backbone {
@@ -44,6 +51,8 @@ class Backbone {
 
   // image [3, H, W] -> tokens [N, d] after the last block (returned pointer valid until the next call).
   const float* forward(const ImagePass& pass);
+  // The tokens the last forward() left: [N, d].
+  const float* tokens() const { return x_.data(); }
   size_t work_floats() const { return layout_.floats; }
 
   MoeLayer& moe() { return moe_; }

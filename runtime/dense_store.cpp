@@ -112,9 +112,12 @@ void DenseStore::post(size_t segment) {
   if (segment + 1 == segments_.size() && after_last_) after_last_();
 }
 
-void DenseStore::begin_image() {
-  if (residency_ == Residency::stream) post(0);
-  else if (after_last_) after_last_();  // nothing to load: the head's loads may go first
+void DenseStore::begin_image(bool skip_first_segment) {
+  if (residency_ == Residency::resident) {
+    if (after_last_) after_last_();  // nothing to load: the head's loads may go first
+  } else if (!skip_first_segment) {
+    post(0);
+  }
 }
 
 void DenseStore::after_moe_layer(int layer) {

@@ -54,7 +54,9 @@ class DenseStore {
   // begin_image), so that the head's loads follow the dense layers'.
   void set_after_last(std::function<void()> after_last) { after_last_ = std::move(after_last); }
 
-  void begin_image();               // after the ring's reset(): posts segment 0 (stream)
+  // After the ring's reset(): posts segment 0 (stream). A pass that resumes from the tokens saved at
+  // the first MoE block (runtime/backbone.h, Prefix) skips segment 0: its loads were the shared work.
+  void begin_image(bool skip_first_segment = false);
   void after_moe_layer(int layer);  // posts segment layer + 1 (stream)
 
   // A layer's weights: resident at once, streamed once loaded (IoError if its read failed). Call in

@@ -44,6 +44,11 @@ struct Engine::Impl {
   Workspace work;             // activations of the backbone and, after it, of the head
   RunTimes times;
   std::vector<int32_t> routing;  // the last run's top-k expert ids, [moe_layers, N, k]
+  std::vector<float> prefix_tokens;  // run_tasks: the tokens after the first MoE block's attention
+
+  void pass(int task, const float* image, float* out, RunTrace* trace, Prefix prefix_mode);
+  void head_only(int task, float* out);
+  void add_stream_stats();
 };
 
 Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::make_unique<Impl>()) {
@@ -140,6 +145,47 @@ size_t Engine::stream_bytes() const { return impl_->ring ? impl_->ring->bytes() 
 bool Engine::head_winograd() const { return impl_->head->winograd(); }
 
 
+// One task's pass over an image: the backbone (all of it, or from a saved prefix), then the task's
+// head. Times and stream statistics are added to m.times.
+void Engine::Impl::pass(int task, const float* image, float* out, RunTrace* trace, Prefix prefix_mode) {
+  if (ring) {
+    ring->reset();  // a failed earlier image may have left loads behind
+    ring->reset_stats();
+  }
+  head_convs->begin_image(task);  // before the dense store: with no MoE layer it posts the head at once
+  dense->begin_image(prefix_mode == Prefix::resume);
+  ImagePass p{image, task, *tasks, *experts, *dense, times, trace, &routing, work.base()};
+  p.prefix = prefix_mode;
+  p.prefix_tokens = &prefix_tokens;
+  const float* tokens = backbone->forward(p);
+  const auto th = std::chrono::steady_clock::now();
+  head->forward(tokens, tasks->head(task), *head_convs, out, work.base());
+  times.head += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - th).count();
+  add_stream_stats();
+}
+
+// Another task's head on the tokens the last pass left in the backbone (one router for all tasks).
+void Engine::Impl::head_only(int task, float* out) {
+  if (ring) {
+    ring->reset();
+    ring->reset_stats();
+  }
+  head_convs->begin_image(task);
+  head_convs->post();  // no dense layer goes first
+  const auto th = std::chrono::steady_clock::now();
+  head->forward(backbone->tokens(), tasks->head(task), *head_convs, out, work.base());
+  times.head += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - th).count();
+  add_stream_stats();
+}
+
+void Engine::Impl::add_stream_stats() {
+  if (!ring) return;
+  const WeightStreamStats s = ring->stats();
+  times.stream.loads += s.loads;
+  times.stream.bytes_read += s.bytes_read;
+  times.stream.wait_ms += s.wait_ms;
+}
+
 void Engine::run(int task, const float* image, float* out, RunTrace* trace) {
   Impl& m = *impl_;
   check_task(m.cfg, task);
@@ -147,20 +193,31 @@ void Engine::run(int task, const float* image, float* out, RunTrace* trace) {
   const auto t0 = std::chrono::steady_clock::now();
   check_finite(image, static_cast<int64_t>(m.cfg.in_chans) * m.cfg.img_h * m.cfg.img_w, "input image");
   m.times = RunTimes{};
-  if (m.ring) {
-    m.ring->reset();  // a failed earlier image may have left loads behind
-    m.ring->reset_stats();
+  m.pass(task, image, out, trace, Prefix::none);
+  m.times.total = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void Engine::run_tasks(const std::vector<int>& task_list, const float* image, const std::vector<float*>& outs) {
+  Impl& m = *impl_;
+  if (task_list.empty() || task_list.size() != outs.size())
+    throw ConfigError("run_tasks: " + std::to_string(task_list.size()) + " tasks and " + std::to_string(outs.size()) +
+                      " outputs (one output per task, at least one)");
+  for (int t : task_list) check_task(m.cfg, t);
+  omp_set_num_threads(m.threads);
+  const auto t0 = std::chrono::steady_clock::now();
+  check_finite(image, static_cast<int64_t>(m.cfg.in_chans) * m.cfg.img_h * m.cfg.img_w, "input image");
+  m.times = RunTimes{};
+  const bool one_routing = m.cfg.moe_blocks.empty() || m.cfg.gate == GateType::shared;
+  if (task_list.size() == 1) {
+    m.pass(task_list[0], image, outs[0], nullptr, Prefix::none);
+  } else if (one_routing) {
+    m.pass(task_list[0], image, outs[0], nullptr, Prefix::none);
+    for (size_t i = 1; i < task_list.size(); ++i) m.head_only(task_list[i], outs[i]);
+  } else {
+    m.pass(task_list[0], image, outs[0], nullptr, Prefix::save);
+    for (size_t i = 1; i < task_list.size(); ++i) m.pass(task_list[i], image, outs[i], nullptr, Prefix::resume);
   }
-  m.head_convs->begin_image(task);  // before the dense store: with no MoE layer it posts the head at once
-  m.dense->begin_image();
-  const float* tokens = m.backbone->forward(
-      {image, task, *m.tasks, *m.experts, *m.dense, m.times, trace, &m.routing, m.work.base()});
-  const auto th = std::chrono::steady_clock::now();
-  m.head->forward(tokens, m.tasks->head(task), *m.head_convs, out, m.work.base());
-  const auto t1 = std::chrono::steady_clock::now();
-  m.times.head = std::chrono::duration<double, std::milli>(t1 - th).count();
-  m.times.total = std::chrono::duration<double, std::milli>(t1 - t0).count();
-  if (m.ring) m.times.stream = m.ring->stats();
+  m.times.total = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 std::vector<float> Engine::run(int task, const std::vector<float>& image) {

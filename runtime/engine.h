@@ -41,6 +41,14 @@ class Engine {
   // out: [C_task, img_h, img_w]. Throws ConfigError for a task index out of range.
   void run(int task, const float* image, float* out, RunTrace* trace = nullptr);
   std::vector<float> run(int task, const std::vector<float>& image);
+  // Several tasks of one image, outs[i] [C_tasks[i], img_h, img_w] for tasks[i], each equal bit for
+  // bit to run(tasks[i], ...). The work their routing allows them to share is done once: with one
+  // router for all tasks (the shared gate) or no MoE layer, the whole backbone, then one head per
+  // task; with a router per task (multi, task_cond), everything before the first MoE block's MLP.
+  // Streamed weights a task does not use are never read (the other tasks' heads and routers, the
+  // experts its tokens do not pick). last_times() adds up the passes; last_routing() is the last
+  // task's.
+  void run_tasks(const std::vector<int>& tasks, const float* image, const std::vector<float*>& outs);
 
   const RunTimes& last_times() const;
   // The last run's routing: the k experts each token was sent to in each MoE layer, descending gate

@@ -10,11 +10,12 @@ namespace {
 std::string hw(int h, int w) { return std::to_string(w) + "x" + std::to_string(h); }  // width x height, as the CLI
 }  // namespace
 
-std::vector<float> image_to_input(const Image8& img, const ModelConfig& cfg, bool resize, const std::string& origin) {
+std::vector<float> image_to_input(const Image8& img, const ModelConfig& cfg, bool resize, const std::string& origin,
+                                  const std::string& resize_hint) {
   if (img.channels != 3) throw ShapeError("image " + origin + " has " + std::to_string(img.channels) + " channels, expected RGB");
   if ((img.height != cfg.img_h || img.width != cfg.img_w) && !resize)
     throw ShapeError("image " + origin + " is " + hw(img.height, img.width) + " but model " + cfg.name + " takes " +
-                     hw(cfg.img_h, cfg.img_w) + " (pass --resize to scale it)");
+                     hw(cfg.img_h, cfg.img_w) + " (" + resize_hint + ")");
   // HWC uint8 -> CHW in [0, 1], then the model's size (a copy when the sizes match), then mean/std.
   const int64_t in_plane = static_cast<int64_t>(img.height) * img.width;
   std::vector<float> chw(static_cast<size_t>(3 * in_plane));

@@ -11,9 +11,10 @@
 
 namespace m3vit::rt {
 
-// [3, img_h, img_w] fp32. An image of another size is a ShapeError naming `origin` and both sizes,
-// unless `resize`.
-std::vector<float> image_to_input(const Image8& img, const ModelConfig& cfg, bool resize, const std::string& origin);
+// [3, img_h, img_w] fp32. An image of another size is a ShapeError naming `origin`, both sizes and
+// `resize_hint` (how the caller asks for resizing), unless `resize`.
+std::vector<float> image_to_input(const Image8& img, const ModelConfig& cfg, bool resize, const std::string& origin,
+                                  const std::string& resize_hint = "pass --resize to scale it");
 // read_image (JPEG/PNG; IoError naming the path) then image_to_input.
 std::vector<float> read_image_input(const std::string& path, const ModelConfig& cfg, bool resize);
 

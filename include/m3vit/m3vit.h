@@ -131,6 +131,20 @@ M3VIT_API m3vit_status m3vit_last_timings(const m3vit_model* model, m3vit_timing
 M3VIT_API m3vit_status m3vit_routing_shape(const m3vit_model* model, int* moe_layers, int* tokens, int* k);
 M3VIT_API m3vit_status m3vit_last_routing(const m3vit_model* model, int32_t* expert_ids, size_t count);
 
+/* The task's prediction from its logits, in float (the authors' reading, utils/utils.py:60-78):
+ * class ids (the first maximum) for semseg/human_parts, unit normals n / max(|n|, 1e-12) for normals,
+ * probabilities sigmoid(x) for sal/edge, the value itself (metres) for depth.
+ * prediction is [prediction_channels, height, width]: 3 channels for normals, 1 for the others. */
+M3VIT_API m3vit_status m3vit_prediction_channels(const m3vit_model* model, int task, int* channels);
+M3VIT_API m3vit_status m3vit_predict(const m3vit_model* model, int task, const float* logits, size_t logits_floats,
+                                     float* prediction, size_t prediction_floats);
+
+/* The model's input from an 8-bit RGB picture in memory, rgb [height, width, 3] row-major, made as
+ * m3vit_load_image makes it from a file: scaled to [0, 1], bilinear to the model's size when `resize`
+ * (else another size is M3VIT_ERROR_SHAPE), normalised with the ImageNet mean and std. */
+M3VIT_API m3vit_status m3vit_image_to_input(const m3vit_model* model, const uint8_t* rgb, int height, int width,
+                                            int resize, float* image, size_t image_floats);
+
 /* Helpers that do what `m3vit run` does, for programs that start from files:
  * m3vit_load_image reads a JPEG/PNG into the model's normalised input (resize != 0 scales an image of
  * another size bilinearly; otherwise that size is M3VIT_ERROR_SHAPE); m3vit_write_picture writes the

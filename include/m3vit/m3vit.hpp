@@ -131,6 +131,20 @@ class Model {
     return r;
   }
 
+  // The task's prediction map (m3vit_predict): class ids, unit normals, probabilities or depth.
+  std::vector<float> predict(int task, const std::vector<float>& logits) const {
+    int c = 0;
+    check(m3vit_prediction_channels(m_, task, &c));
+    std::vector<float> map(static_cast<size_t>(c) * height() * width());
+    check(m3vit_predict(m_, task, logits.data(), logits.size(), map.data(), map.size()));
+    return map;
+  }
+  // An RGB picture in memory, rgb [height, width, 3], as the model's normalised input.
+  std::vector<float> image_to_input(const uint8_t* rgb, int h, int w, bool resize = false) const {
+    std::vector<float> x(image_floats());
+    check(m3vit_image_to_input(m_, rgb, h, w, resize ? 1 : 0, x.data(), x.size()));
+    return x;
+  }
   // A JPEG/PNG as the model's normalised input (resize: scale another size bilinearly).
   std::vector<float> load_image(const std::string& path, bool resize = false) const {
     std::vector<float> x(image_floats());

@@ -9,6 +9,7 @@
 #include <m3vit/m3vit.h>
 #include <m3vit/m3vit.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -145,6 +146,56 @@ TEST(CApi, ModelQueries) {
 // The libtorch model's routing of the same image (`m3vit trace`) is the oracle. Near-ties between the
 // k-th and the next expert may flip under fp32 rounding; none occur on this image, so every token
 // must agree.
+// The prediction maps against loops written here over the command line's logits.
+TEST(CApi, PredictionMaps) {
+  m3vit_model* m = open_model();
+  const int plane = 96 * 96;
+  const m3vit::OwnedTensor seg = m3vit::read_npy(fixture() + "/semseg.npy");  // [1, 8, 96, 96]
+  const auto* l = reinterpret_cast<const float*>(seg.bytes.data());
+  int c = 0;
+  ASSERT_EQ(m3vit_prediction_channels(m, 0, &c), M3VIT_OK);
+  EXPECT_EQ(c, 1);
+  std::vector<float> ids(plane);
+  ASSERT_EQ(m3vit_predict(m, 0, l, seg.numel(), ids.data(), ids.size()), M3VIT_OK) << m3vit_last_error();
+  int wrong = 0;
+  for (int p = 0; p < plane; ++p) {
+    int best = 0;
+    for (int k = 1; k < 8; ++k) best = l[k * plane + p] > l[best * plane + p] ? k : best;
+    wrong += ids[p] != best;
+  }
+  EXPECT_EQ(wrong, 0);
+  const m3vit::OwnedTensor nrm = m3vit::read_npy(fixture() + "/normals.npy");  // [1, 3, 96, 96]
+  std::vector<float> n(3 * plane);
+  ASSERT_EQ(m3vit_prediction_channels(m, 3, &c), M3VIT_OK);
+  EXPECT_EQ(c, 3);
+  ASSERT_EQ(m3vit_predict(m, 3, reinterpret_cast<const float*>(nrm.bytes.data()), nrm.numel(), n.data(), n.size()),
+            M3VIT_OK);
+  double worst = 0;
+  for (int p = 0; p < plane; ++p)
+    worst = std::max(worst, std::abs(std::hypot(n[p], n[plane + p], n[2 * plane + p]) - 1.0));
+  EXPECT_LT(worst, 1e-6) << "normals are not unit vectors";
+  expect_status(m3vit_predict(m, 3, reinterpret_cast<const float*>(nrm.bytes.data()), nrm.numel(), n.data(), plane),
+                M3VIT_ERROR_ARGUMENT, {"prediction holds", "[3, 96, 96] for task normals"});
+  m3vit_close(m);
+}
+
+// A picture in memory gives the input m3vit_load_image makes from the file.
+TEST(CApi, ImageInMemory) {
+  m3vit_model* m = open_model();
+  const m3vit::Image8 img = m3vit::read_image(sample_png(), 3);
+  std::vector<float> x(sizes(m, 0).in);
+  ASSERT_EQ(m3vit_image_to_input(m, img.pixels.data(), img.height, img.width, 0, x.data(), x.size()), M3VIT_OK)
+      << m3vit_last_error();
+  EXPECT_EQ(x, sample_input(m));
+  const std::vector<uint8_t> small(32 * 48 * 3, 200);
+  expect_status(m3vit_image_to_input(m, small.data(), 32, 48, 0, x.data(), x.size()), M3VIT_ERROR_SHAPE,
+                {"is 48x32 but model tiny_synthetic takes 96x96", "resize = 1"});
+  EXPECT_EQ(m3vit_image_to_input(m, small.data(), 32, 48, 1, x.data(), x.size()), M3VIT_OK);
+  expect_status(m3vit_image_to_input(m, small.data(), 0, 48, 1, x.data(), x.size()), M3VIT_ERROR_ARGUMENT,
+                {"out of range"});
+  m3vit_close(m);
+}
+
 TEST(CApi, RoutingMatchesTheLibtorchModel) {
   m3vit_model* m = open_model();
   int layers = 0, tokens = 0, k = 0;
