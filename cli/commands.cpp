@@ -21,6 +21,7 @@ void register_all(CLI::App& app) {
   register_run(app);
   register_hw(app);
   register_trace(app);
+  register_serve(app);
 }
 
 }  // namespace m3vit::cli

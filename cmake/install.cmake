@@ -2,7 +2,8 @@
 # from them with CPack (docs/LIBRARY.md):
 #   runtime  libm3vit.so.<major>: the inference runtime, no libtorch              -> libm3vit0
 #   dev      headers, libm3vit.a, the .so link, CMake package, pkg-config file      -> libm3vit-dev
-#   tools    the `m3vit` command line (training, export, infer, run, hw): libtorch  -> m3vit-tools
+#   tools    the `m3vit` command line (training, export, infer, run, serve, hw): libtorch -> m3vit-tools
+#   python   the module `import m3vit` over libm3vit (python/, docs/PYTHON.md)        -> python3-m3vit
 include(CMakePackageConfigHelpers)
 set(M3VIT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/m3vit)
 
@@ -33,7 +34,7 @@ set(CPACK_PACKAGE_CONTACT "m3vit developers <m3vit@localhost>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "M3ViT mixture-of-experts vision transformer for multi-task dense prediction")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_PACKAGE_DIRECTORY ${CMAKE_BINARY_DIR}/packages)
-set(CPACK_COMPONENTS_ALL runtime dev tools)
+set(CPACK_COMPONENTS_ALL runtime dev tools python)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
@@ -58,4 +59,12 @@ pkg-config file.")
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME m3vit-tools)
 set(CPACK_COMPONENT_TOOLS_DESCRIPTION "The m3vit command line: training, evaluation, export, inference (libtorch
 and the runtime), routing traces and the FPGA model. It links libtorch.")
+set(CPACK_DEBIAN_PYTHON_PACKAGE_NAME python3-m3vit)
+set(CPACK_DEBIAN_PYTHON_PACKAGE_SECTION python)
+# dpkg-shlibdeps cannot see libm3vit.so.0 (another component's staging folder): Depends by hand.
+set(CPACK_DEBIAN_PYTHON_PACKAGE_SHLIBDEPS OFF)
+set(CPACK_DEBIAN_PYTHON_PACKAGE_DEPENDS
+    "libm3vit0 (= ${PROJECT_VERSION}-${CPACK_DEBIAN_PACKAGE_RELEASE}), python3 (>= 3.11), python3 (<< 3.12), python3-numpy, libc6, libstdc++6, libgcc-s1")
+set(CPACK_COMPONENT_PYTHON_DESCRIPTION "The Python module (import m3vit) over the inference runtime: numpy arrays
+in and out, no libtorch.")
 include(CPack)

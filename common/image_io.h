@@ -17,4 +17,10 @@ Image8 read_image(const std::string& path, int want_channels = 3);
 // Writes PNG atomically. Throws IoError.
 void write_png(const std::string& path, const Image8& img);
 
+// The same in memory, for bytes that never were a file (an HTTP request body, a response):
+// decode_image reads JPEG or PNG bytes (IoError naming `origin`, as read_image names the path);
+// encode_png gives the bytes write_png puts in its file (the same stb encoder and settings).
+Image8 decode_image(const void* data, size_t size, const std::string& origin, int want_channels = 3);
+std::string encode_png(const Image8& img);
+
 }  // namespace m3vit

@@ -150,8 +150,9 @@ std::vector<uint8_t> fortran_to_c(const std::vector<uint8_t>& src, const std::ve
 
 }  // namespace
 
-OwnedTensor read_npy(const std::string& path) {
-  const std::string raw = read_file(path);
+OwnedTensor read_npy(const std::string& path) { return npy_from_bytes(read_file(path), path); }
+
+OwnedTensor npy_from_bytes(const std::string& raw, const std::string& path) {
   if (raw.size() < kMagicLen + 4 || raw.compare(0, kMagicLen, kMagic) != 0)
     throw FormatError(path + ": not a .npy file (bad magic or too short)");
   const uint8_t major = static_cast<uint8_t>(raw[6]);
@@ -203,6 +204,10 @@ OwnedTensor read_npy(const std::string& path) {
 }
 
 void write_npy(const std::string& path, DType dtype, const std::vector<int64_t>& shape, const void* data) {
+  write_file_atomic(path, npy_to_bytes(dtype, shape, data, path));
+}
+
+std::string npy_to_bytes(DType dtype, const std::vector<int64_t>& shape, const void* data, const std::string& path) {
   const char* descr = nullptr;
   for (const auto& d : kDescrs)
     if (d.dtype == dtype) descr = d.text;
@@ -234,7 +239,7 @@ void write_npy(const std::string& path, DType dtype, const std::vector<int64_t>&
   for (int i = 0; i < (v2 ? 4 : 2); ++i) out += static_cast<char>((hl >> (8 * i)) & 0xff);
   out += header;
   if (nbytes) out.append(static_cast<const char*>(data), nbytes);
-  write_file_atomic(path, out);
+  return out;
 }
 
 void write_npy(const std::string& path, const OwnedTensor& t) {

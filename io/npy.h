@@ -14,4 +14,11 @@ OwnedTensor read_npy(const std::string& path);
 void write_npy(const std::string& path, const OwnedTensor& t);  // atomic
 void write_npy(const std::string& path, DType dtype, const std::vector<int64_t>& shape, const void* data);
 
+// The same in memory (an HTTP request body, a response): npy_from_bytes parses what read_npy reads
+// from a file, its errors naming `origin` where read_npy names the path; npy_to_bytes gives the bytes
+// write_npy puts in its file.
+OwnedTensor npy_from_bytes(const std::string& raw, const std::string& origin);
+std::string npy_to_bytes(DType dtype, const std::vector<int64_t>& shape, const void* data,
+                         const std::string& origin = "npy");
+
 }  // namespace m3vit

@@ -35,7 +35,7 @@ void check_finite(const float* p, int64_t n, const std::string& what) {
     if (!std::isfinite(p[i])) bad = std::max(bad, i);
   if (bad >= 0)
     throw NumericError(what + ": element " + std::to_string(bad) + " is " + (std::isnan(p[bad]) ? "NaN" : "Inf") +
-                       " (the runtime needs finite weights)");
+                       " (the runtime needs finite values)");
 }
 
 ModelFile::ModelFile(const std::string& path) : path_(path), st_(std::make_unique<SafeTensorsFile>(path)) {

@@ -49,5 +49,6 @@ chroot "$root" /bin/bash -euo pipefail -c '
   gcc -O2 -o embed_c embed.c $(pkg-config --cflags --libs m3vit)
   ./embed_c model.safetensors semseg sample.png embed.png
   cmp embed.png cli.png
+  /usr/bin/python3 -c "import m3vit; rt = m3vit.Runtime(\"model.safetensors\"); print(\"check-deb-fresh: python m3vit\", m3vit.__version__, rt.tasks)"
 '
 echo "check-deb-fresh: ok ($(( $(date +%s) - start )) s)"

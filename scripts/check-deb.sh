@@ -13,7 +13,7 @@ SUDO=""
 fail() { echo "check-deb: FAIL $*"; exit 1; }
 tmp=$(mktemp -d)
 cleanup() {
-  $SUDO apt-get purge -y -qq m3vit-tools libm3vit-dev libm3vit0 >/dev/null 2>&1 || true
+  $SUDO apt-get purge -y -qq python3-m3vit m3vit-tools libm3vit-dev libm3vit0 >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -22,7 +22,7 @@ rm -rf "$build/packages"
 make deb BUILD="$build" >/dev/null
 shopt -s nullglob
 debs=("$build"/packages/*.deb)
-[[ ${#debs[@]} -eq 3 ]] || fail "expected 3 packages, got: ${debs[*]:-none}"
+[[ ${#debs[@]} -eq 4 ]] || fail "expected 4 packages, got: ${debs[*]:-none}"
 for d in "${debs[@]}"; do
   name=$(dpkg-deb -f "$d" Package)
   deps=$(dpkg-deb -f "$d" Depends)
@@ -31,6 +31,7 @@ for d in "${debs[@]}"; do
     libm3vit0) [[ $deps == *libdnnl* && $deps == *libstb* && $deps != *libtorch* ]] || fail "$name Depends" ;;
     libm3vit-dev) [[ $deps == *libm3vit0* && $deps == *libdnnl-dev* ]] || fail "$name Depends" ;;
     m3vit-tools) [[ $deps == *libtorch* ]] || fail "$name Depends" ;;
+    python3-m3vit) [[ $deps == *libm3vit0* && $deps == *python3-numpy* ]] || fail "$name Depends" ;;
     *) fail "unexpected package $name" ;;
   esac
 done
@@ -53,4 +54,11 @@ done
 # (/lib is /usr/lib on Debian 12's merged /usr, and ld.so may name either.)
 line=$(ldd "$tmp/embed/embed_c" | grep libm3vit || true)
 [[ $line =~ libm3vit\.so\.0\ =\>\ (/usr)?/lib/libm3vit\.so\.0 ]] || fail "embed_c does not load the packaged libm3vit: $line"
-echo "check-deb: ok (3 packages installed with apt, examples built against /usr)"
+# The Python module from the package, on Debian's interpreter, outside the source tree.
+(cd "$tmp" && /usr/bin/python3 -c "
+import sys, numpy as np, m3vit
+rt = m3vit.Runtime(sys.argv[1])
+y = rt.run(np.zeros((3,) + tuple(rt.input_size), np.float32), 'semseg')
+print('check-deb: python module', m3vit.__version__, 'from', m3vit.__file__, 'logits', y.shape)" "$model") ||
+  fail "import m3vit from python3-m3vit"
+echo "check-deb: ok (4 packages installed with apt, examples built against /usr, the Python module imported)"

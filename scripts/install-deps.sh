@@ -18,6 +18,10 @@ PKGS=(
   python3 python3-torch python3-numpy python3-scipy python3-onnx
   # ONNX Runtime (a benchmark peer) comes from npm; the image's nodejs package carries npm.
   nodejs
+  # The Python module on the runtime (python/) and its tests and example.
+  pybind11-dev python3-pybind11 python3-pytest python3-matplotlib
+  # `m3vit serve` (serve/) and the headless browser that tests its page.
+  libcpp-httplib-dev chromium
 )
 
 missing=()

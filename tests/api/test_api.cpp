@@ -42,10 +42,13 @@ const std::string& fixture() {
     const auto stamp = static_cast<uint64_t>(fs::last_write_time(bin + "/m3vit").time_since_epoch().count());
     const std::string final_dir = bin + "/tmp-api-fixture-" + std::to_string(stamp);
     if (fs::exists(final_dir + "/ok")) return final_dir;
+    // Older oracles: "tmp-api-fixture-" and digits only (not another process's scratch folder).
     for (const auto& e : fs::directory_iterator(bin)) {
-      const std::string name = e.path().filename().string();
+      const std::string name = e.path().filename().string(), prefix = "tmp-api-fixture-";
+      const bool old_oracle = name.size() > prefix.size() && name.rfind(prefix, 0) == 0 &&
+                              name.find_first_not_of("0123456789", prefix.size()) == std::string::npos;
       std::error_code ignore;
-      if (name.rfind("tmp-api-fixture-", 0) == 0 && e.path() != final_dir) fs::remove_all(e.path(), ignore);
+      if (old_oracle && e.path() != final_dir) fs::remove_all(e.path(), ignore);
     }
     const std::string tmp = m3vit::test_io::make_scratch_dir("api-fixture-build");
     const std::string m3vit = bin + "/m3vit", model = tmp + "/model.safetensors", img = src + "/assets/sample.png";

@@ -16,6 +16,8 @@ declare -A allowed=(
   [eval]="common io core data eval"
   [runtime]="common io core runtime"
   [api]="common io core runtime api"
+  [python]="python"
+  [serve]="common io core runtime serve"
   [hw]="common io core hw"
   [train]="common io core model data eval train"
 )
@@ -61,15 +63,15 @@ while IFS= read -r line; do
 done < <(grep -rHE '^#include "runtime/engine\.h"' runtime | grep -v '^runtime/engine\.cpp:')
 
 # The public headers (include/m3vit) stand alone: they include only each other and the standard
-# library. Their API is for programs outside: only api/ (which implements it), its tests and the
-# examples use m3vit.h / m3vit.hpp; version.h may be read anywhere.
+# library. Their API is for programs outside: only api/ (which implements it), its tests, the
+# Python module (python/) and the examples use m3vit.h / m3vit.hpp; version.h may be read anywhere.
 while IFS= read -r line; do
   echo "FAIL $line: a public header includes a project header"; fail=1
 done < <(grep -rHE '^#include "' include | grep -vE '#include "m3vit/')
 while IFS= read -r line; do
-  echo "FAIL $line: only api/, tests/api and examples/ use the public API"; fail=1
+  echo "FAIL $line: only api/, tests/api, python/ and examples/ use the public API"; fail=1
 done < <(grep -rHE '^#include [<"]m3vit/m3vit\.hp?p?[>"]' --include=*.h --include=*.hpp --include=*.cpp --include=*.c \
-           --exclude-dir='build*' --exclude-dir=.git . | sed 's#^\./##' | grep -vE '^(api|tests/api|examples|include)/')
+           --exclude-dir='build*' --exclude-dir=.git . | sed 's#^\./##' | grep -vE '^(api|tests/api|examples|include|python)/')
 
 # Each config section has one reader: train: in train/, data: in data/ (core/ reads only data.dataset,
 # the label set that fixes the heads' channels).
