@@ -43,27 +43,6 @@ struct RunArgs {
   int threads = 0, repeat = 1;
 };
 
-// [3, H, W] from a .npy holding the normalised input [3, H, W] or [1, 3, H, W] (float32/float64).
-std::vector<float> load_npy_input(const std::string& path, const ModelConfig& cfg) {
-  const OwnedTensor t = read_npy(path);  // IoError / FormatError
-  std::vector<int64_t> shape = t.shape;
-  if (shape.size() == 4 && shape[0] == 1) shape.erase(shape.begin());
-  if (shape.size() != 3 || shape[0] != cfg.in_chans || shape[1] != cfg.img_h || shape[2] != cfg.img_w)
-    throw ShapeError("input " + path + " has shape " + shape_str(t.shape) + "; model " + cfg.name + " takes [" +
-                     std::to_string(cfg.in_chans) + ", " + std::to_string(cfg.img_h) + ", " + std::to_string(cfg.img_w) +
-                     "] (or with a leading 1)");
-  std::vector<float> x(static_cast<size_t>(t.numel()));
-  if (t.dtype == DType::F32) {
-    std::memcpy(x.data(), t.bytes.data(), x.size() * 4);
-  } else if (t.dtype == DType::F64) {
-    const double* d = reinterpret_cast<const double*>(t.bytes.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(d[i]);
-  } else {
-    throw FormatError("input " + path + " has dtype " + dtype_name(t.dtype) + "; expected float32 or float64");
-  }
-  return x;  // NaN/Inf are refused by Engine::run, naming the element
-}
-
 rt::EngineOptions engine_options(const RunArgs& a) {
   rt::EngineOptions opt;
   opt.experts = rt::residency_from_string(a.experts);
@@ -114,7 +93,7 @@ void run_run(const RunArgs& a) {
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const ModelConfig& cfg = eng.config();
   const int task = eng.task_index(a.task);  // ConfigError naming the task and the known ones
-  const std::vector<float> x = a.image.empty() ? load_npy_input(a.input_npy, cfg) : rt::read_image_input(a.image, cfg, a.resize);
+  const std::vector<float> x = a.image.empty() ? rt::npy_to_input(read_npy(a.input_npy), cfg, a.input_npy) : rt::read_image_input(a.image, cfg, a.resize);
 
   const int C = eng.out_channels(task);
   std::vector<float> y(static_cast<size_t>(C) * cfg.img_h * cfg.img_w);

@@ -1,5 +1,8 @@
 #include "common/image_io.h"
 
+#include <fstream>
+#include <iterator>
+
 #include <stb_image.h>
 #include <stb_image_write.h>
 
@@ -10,16 +13,10 @@ namespace m3vit {
 
 Image8 read_image(const std::string& path, int want_channels) {
   if (!file_exists(path)) throw IoError("image " + path + ": no such file");
-  int w = 0, h = 0, c = 0;
-  unsigned char* p = stbi_load(path.c_str(), &w, &h, &c, want_channels);
-  if (!p) throw IoError("image " + path + ": cannot decode (" + stbi_failure_reason() + ")");
-  Image8 img;
-  img.width = w;
-  img.height = h;
-  img.channels = want_channels;
-  img.pixels.assign(p, p + static_cast<size_t>(w) * h * want_channels);
-  stbi_image_free(p);
-  return img;
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in && !in.eof()) throw IoError("image " + path + ": cannot read it");
+  return decode_image(bytes.data(), bytes.size(), path, want_channels);
 }
 
 void write_png(const std::string& path, const Image8& img) {

@@ -1,5 +1,7 @@
 #include "runtime/image_input.h"
 
+#include <cstring>
+
 #include "common/errors.h"
 #include "common/imagenet.h"
 #include "runtime/ops/resize.h"
@@ -27,6 +29,25 @@ std::vector<float> image_to_input(const Image8& img, const ModelConfig& cfg, boo
   for (int c = 0; c < 3; ++c)
     for (int64_t i = 0; i < plane; ++i) x[c * plane + i] = (x[c * plane + i] - kImageNetMean[c]) / kImageNetStd[c];
   return x;
+}
+
+std::vector<float> npy_to_input(const OwnedTensor& t, const ModelConfig& cfg, const std::string& origin) {
+  std::vector<int64_t> shape = t.shape;
+  if (shape.size() == 4 && shape[0] == 1) shape.erase(shape.begin());
+  if (shape.size() != 3 || shape[0] != cfg.in_chans || shape[1] != cfg.img_h || shape[2] != cfg.img_w)
+    throw ShapeError("input " + origin + " has shape " + shape_str(t.shape) + "; model " + cfg.name + " takes [" +
+                     std::to_string(cfg.in_chans) + ", " + std::to_string(cfg.img_h) + ", " + std::to_string(cfg.img_w) +
+                     "] (or with a leading 1)");
+  std::vector<float> x(static_cast<size_t>(t.numel()));
+  if (t.dtype == DType::F32) {
+    std::memcpy(x.data(), t.bytes.data(), x.size() * 4);
+  } else if (t.dtype == DType::F64) {
+    const double* d = reinterpret_cast<const double*>(t.bytes.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(d[i]);
+  } else {
+    throw FormatError("input " + origin + " has dtype " + dtype_name(t.dtype) + "; expected float32 or float64");
+  }
+  return x;  // NaN/Inf are refused by Engine::run, naming the element
 }
 
 std::vector<float> read_image_input(const std::string& path, const ModelConfig& cfg, bool resize) {

@@ -8,6 +8,7 @@
 
 #include "common/image_io.h"
 #include "core/config.h"
+#include "io/tensor_data.h"
 
 namespace m3vit::rt {
 
@@ -15,6 +16,9 @@ namespace m3vit::rt {
 // `resize_hint` (how the caller asks for resizing), unless `resize`.
 std::vector<float> image_to_input(const Image8& img, const ModelConfig& cfg, bool resize, const std::string& origin,
                                   const std::string& resize_hint = "pass --resize to scale it");
+// An already normalised input held in a .npy ([3, H, W] or [1, 3, H, W], float32 or float64), as
+// `m3vit run --input-npy` and `m3vit serve` take it: ShapeError / FormatError naming `origin`.
+std::vector<float> npy_to_input(const OwnedTensor& t, const ModelConfig& cfg, const std::string& origin);
 // read_image (JPEG/PNG; IoError naming the path) then image_to_input.
 std::vector<float> read_image_input(const std::string& path, const ModelConfig& cfg, bool resize);
 

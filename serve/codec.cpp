@@ -15,26 +15,9 @@ namespace {
 // The .npy magic ("\x93NUMPY"): anything else is handed to the image decoder.
 bool is_npy(const std::string& body) { return body.size() >= 6 && body.compare(0, 6, "\x93NUMPY") == 0; }
 
-// As `m3vit run --input-npy` reads a file (cli/cmd_run.cpp load_npy_input), with the same messages.
+// As `m3vit run --input-npy` reads a file (runtime/image_input.h npy_to_input), naming the body.
 std::vector<float> npy_input(const std::string& body, const ModelConfig& cfg) {
-  const OwnedTensor t = npy_from_bytes(body, kBodyName);  // FormatError naming the body
-  std::vector<int64_t> shape = t.shape;
-  if (shape.size() == 4 && shape[0] == 1) shape.erase(shape.begin());
-  if (shape.size() != 3 || shape[0] != cfg.in_chans || shape[1] != cfg.img_h || shape[2] != cfg.img_w)
-    throw ShapeError(std::string("input ") + kBodyName + " has shape " + shape_str(t.shape) + "; model " + cfg.name +
-                     " takes [" + std::to_string(cfg.in_chans) + ", " + std::to_string(cfg.img_h) + ", " +
-                     std::to_string(cfg.img_w) + "] (or with a leading 1)");
-  std::vector<float> x(static_cast<size_t>(t.numel()));
-  if (t.dtype == DType::F32) {
-    std::memcpy(x.data(), t.bytes.data(), x.size() * 4);
-  } else if (t.dtype == DType::F64) {
-    const double* d = reinterpret_cast<const double*>(t.bytes.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(d[i]);
-  } else {
-    throw FormatError(std::string("input ") + kBodyName + " has dtype " + dtype_name(t.dtype) +
-                      "; expected float32 or float64");
-  }
-  return x;  // NaN/Inf are refused by Engine::run, naming the element
+  return rt::npy_to_input(npy_from_bytes(body, kBodyName), cfg, kBodyName);  // FormatError naming the body
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 """The Python module `m3vit` (python/, docs/PYTHON.md) against independent oracles.
 
-The oracles come from the `m3vit` command line, run once per session on one export (tiny_synthetic,
+The oracles come from the `m3vit` command line, run once per pytest run on one export (tiny_synthetic,
 seed 5): `m3vit run --save-logits` for the logits (bit for bit: the module must hand the input to
 the runtime unchanged), `m3vit trace` (the libtorch model) for the routing, `m3vit --version` for the
 version; the prediction maps are checked against numpy formulas over the logits.
@@ -78,7 +78,7 @@ def assert_bitwise_equal(got, want):
 
 @pytest.fixture(scope="session")
 def oracle(tmp_path_factory):
-    """One export and what the command line computes from it, made once for the whole session."""
+    """One export and what the command line computes from it, made once for the whole pytest run."""
     d = tmp_path_factory.mktemp("oracle")
     model = d / "model.safetensors"
     cli("export", "--config", CONFIG, "--seed", 5, "--out", model)
