@@ -1,7 +1,8 @@
 // `m3vit train --config C [--resume]`: train a model (train/trainer.h; the authors' train_fastmoe.py).
 // The config's `train:` section sets the recipe (docs/TRAINING.md); the options below override the
 // parts that are about running it. Ctrl-C / SIGTERM write a checkpoint at the next step and exit with
-// 130 / 143; `--resume` continues from it exactly.
+// 130 / 143; `--resume` continues from it exactly. A NaN or Inf stops the run with exit code 2 and one
+// line naming the step, the task and the checkpoint to resume from (docs/TRAINING.md, "Bad numbers").
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -17,7 +18,7 @@ namespace {
 
 struct TrainArgs {
   ConfigArgs config;
-  bool resume = false, overwrite = false, dense = false, no_progress = false;
+  bool resume = false, allow_changes = false, overwrite = false, dense = false, no_progress = false;
   std::string out_dir;
   int threads = 0;
   int64_t steps = 0, epochs = 0, checkpoint_every = -1;
@@ -32,6 +33,9 @@ void register_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   add_config_options(sub, a->config);
   sub->add_flag("--resume", a->resume, "continue the run in the output folder from its last checkpoint");
+  sub->add_flag("--allow-changes", a->allow_changes,
+                "with --resume: accept a changed lr, schedule, run length, loss weights or optimizer settings "
+                "(e.g. a lower lr after a NaN); the run is then no longer the one the checkpoint began");
   sub->add_flag("--overwrite", a->overwrite, "start again even if the output folder holds a checkpoint");
   sub->add_option("--out", a->out_dir, "output folder (default: train.out_dir of the config)");
   sub->add_option("--threads", a->threads, "torch threads (default: train.threads, else all cores)")->check(CLI::NonNegativeNumber);
@@ -57,10 +61,12 @@ void register_train(CLI::App& app) {
     if (a->seed >= 0) o.seed = static_cast<uint64_t>(a->seed);
     if (a->no_progress) o.progress = false;
     if (a->resume && a->overwrite) throw ConfigError("--resume and --overwrite exclude each other");
+    if (a->allow_changes && !a->resume) throw ConfigError("--allow-changes only goes with --resume");
 
     TrainRunOptions r;
     r.resume = a->resume;
     r.overwrite = a->overwrite;
+    r.allow_changes = a->allow_changes;
     TrainOutcome res = run_training(f, o, r);
     if (res.signal) {
       set_exit_code(128 + res.signal);  // 130 for SIGINT, 143 for SIGTERM, as a shell reports them

@@ -89,18 +89,25 @@ void Optimizer::step(double lr) {
   }
 }
 
-std::map<std::string, torch::Tensor> Optimizer::state_dict() const {
-  std::map<std::string, torch::Tensor> out;
+std::vector<std::pair<std::string, torch::Tensor>> Optimizer::state_tensors() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& s = slots_[i];
     const auto& n = params_[i].name;
-    if (s.momentum_buffer.defined()) out["momentum_buffer/" + n] = s.momentum_buffer.clone();
+    if (s.momentum_buffer.defined()) out.emplace_back("momentum_buffer/" + n, s.momentum_buffer);
     if (s.exp_avg.defined()) {
-      out["exp_avg/" + n] = s.exp_avg.clone();
-      out["exp_avg_sq/" + n] = s.exp_avg_sq.clone();
-      out["step/" + n] = torch::tensor(s.step, torch::kFloat64);
+      out.emplace_back("exp_avg/" + n, s.exp_avg);
+      out.emplace_back("exp_avg_sq/" + n, s.exp_avg_sq);
     }
   }
+  return out;
+}
+
+std::map<std::string, torch::Tensor> Optimizer::state_dict() const {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [key, t] : state_tensors()) out[key] = t.clone();
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (slots_[i].exp_avg.defined()) out["step/" + params_[i].name] = torch::tensor(slots_[i].step, torch::kFloat64);
   return out;
 }
 

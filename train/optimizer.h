@@ -15,6 +15,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace m3vit {
@@ -53,6 +54,9 @@ class Optimizer {
   std::map<std::string, torch::Tensor> state_dict() const;
   // Replaces the state. Throws FormatError naming the entry on an unknown name or a wrong shape.
   void load_state_dict(const std::map<std::string, torch::Tensor>& state);
+  // The state tensors themselves (no copies), named as in state_dict() without the "step/" scalars:
+  // what the trainer checks for NaN/Inf after every update, before a checkpoint can be written.
+  std::vector<std::pair<std::string, torch::Tensor>> state_tensors() const;
 
  private:
   struct Slot {

@@ -11,6 +11,7 @@
 #include "common/errors.h"
 #include "common/fileutil.h"
 #include "io/safetensors.h"
+#include "train/finite_check.h"
 #include "train/optimizer.h"
 #include "model/tensor_io.h"
 
@@ -137,6 +138,19 @@ LoadedCheckpoint load_train_checkpoint(const std::string& path, torch::nn::Modul
     else if (name.rfind(kOptPrefix, 0) == 0) opt_t[name.substr(kOptPrefix.size())] = to_tensor(f.get(name));
     else if (name == kRngKey) rng = to_tensor(f.get(name));
     else throw FormatError(path + ": unexpected tensor '" + name + "' in a training checkpoint");
+  }
+  // A NaN or Inf in a checkpoint (a corrupt file: the trainer never writes one, docs/TRAINING.md "Bad
+  // numbers") is refused before anything is copied, naming the tensor, rather than let the resumed run
+  // fail at its first step with a message that points at the training instead of the file.
+  NamedTensors used;
+  for (const auto& [name, t] : model_t) used.emplace_back(kModelPrefix + name, t);
+  if (opt)
+    for (const auto& [name, t] : opt_t) used.emplace_back(kOptPrefix + name, t);
+  if (auto bad = non_finite_entries(used); !bad.empty()) {
+    const auto& [name, t] = used[bad.front()];
+    throw NumericError(path + ": tensor '" + name + "' holds NaN or Inf (" + non_finite_summary(t) + ")" +
+                       (bad.size() > 1 ? " and " + std::to_string(bad.size() - 1) + " more tensors do" : "") +
+                       ": the checkpoint is corrupt; restore a good copy, or start again with --overwrite");
   }
   assign_model_tensors(model, model_t, path);
   if (opt) {

@@ -50,7 +50,8 @@ struct LoadedCheckpoint {
 
 // Restores model tensors, and when `opt` is given the optimizer state and torch's CPU RNG.
 // Throws FormatError when the file is not a training checkpoint or a tensor is missing, ShapeError when
-// a tensor's shape differs from the model's, naming the tensor and both shapes.
+// a tensor's shape differs from the model's, naming the tensor and both shapes, NumericError naming the
+// file and the tensor when a tensor it would use holds NaN or Inf (nothing is copied then).
 LoadedCheckpoint load_train_checkpoint(const std::string& path, torch::nn::Module& model, Optimizer* opt);
 
 // Reads only the metadata (format check included).

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <limits>
+#include <set>
 
 #include "common/errors.h"
 #include "core/yaml_read.h"
@@ -11,6 +13,8 @@
 namespace m3vit {
 
 namespace {
+
+constexpr double kMaxLr = std::numeric_limits<float>::max();
 
 bool is_model_task(const ModelConfig& m, const std::string& task) {
   for (const auto& ts : m.tasks)
@@ -57,7 +61,8 @@ TrainSection ours(const YamlReader& c, const YAML::Node& tr, const ModelConfig& 
   if (t.batch_size < 1) c.fail("train.batch_size", tr["batch_size"], "must be >= 1");
   if (t.val_batch_size < 1) c.fail("train.val_batch_size", tr["val_batch_size"], "must be >= 1");
   if (t.epochs < 1 && t.steps <= 0) c.fail("train.epochs", "epochs must be >= 1 unless steps > 0");
-  if (t.lr <= 0) c.fail("train.lr", tr["lr"], "must be > 0");
+  // NaN fails `> 0`; beyond the largest float the optimizer cannot even apply it (docs/TRAINING.md, "Bad numbers").
+  if (!(t.lr > 0) || t.lr > kMaxLr) c.fail("train.lr", tr["lr"], "must be a number > 0 and at most 3.4e38 (a float)");
   if (t.optimizer != "sgd" && t.optimizer != "adam" && t.optimizer != "adamw")
     c.fail("train.optimizer", tr["optimizer"], "unknown optimizer '" + t.optimizer + "' (sgd, adam, adamw)");
   if (t.scheduler != "poly" && t.scheduler != "constant" && t.scheduler != "cosine")
@@ -77,6 +82,8 @@ TrainSection authors(const YamlReader& c, const YAML::Node& root, const ModelCon
   const YAML::Node ok = root["optimizer_kwargs"];
   if (is_map(ok)) {
     if (present(ok, "lr")) t.lr = c.to_double(ok["lr"], "optimizer_kwargs.lr");
+    if (!(t.lr > 0) || t.lr > kMaxLr)
+      c.fail("optimizer_kwargs.lr", ok["lr"], "must be a number > 0 and at most 3.4e38 (a float)");
     if (present(ok, "momentum")) t.momentum = c.to_double(ok["momentum"], "optimizer_kwargs.momentum");
     if (present(ok, "weight_decay")) t.weight_decay = c.to_double(ok["weight_decay"], "optimizer_kwargs.weight_decay");
   }
@@ -231,7 +238,7 @@ std::string TrainOptions::trajectory_json() const {
   return j.dump();
 }
 
-std::string trajectory_differences(const std::string& saved, const std::string& now) {
+std::string trajectory_differences(const std::string& saved, const std::string& now, bool changeable) {
   nlohmann::json a, b;
   try {
     a = nlohmann::json::parse(saved);
@@ -239,9 +246,17 @@ std::string trajectory_differences(const std::string& saved, const std::string& 
   } catch (const nlohmann::json::exception&) {
     return "training options: not comparable (stored options are not valid JSON)";
   }
+  // What --allow-changes accepts: settings of the update and of the run length, not of the data
+  // order, the batch or the task loop (the checkpoint's position and state are counted in those).
+  auto accepted = [&](const std::string& k) {
+    static const std::set<std::string> keys = {"lr", "schedule", "epochs", "max_steps", "loss_weights", "edge_pos_weight"};
+    if (keys.count(k)) return true;
+    return k == "optimizer" && a.contains(k) && a[k].contains("type") && b[k].contains("type") &&
+           a[k]["type"] == b[k]["type"];
+  };
   std::string out;
   for (auto& [k, v] : b.items())
-    if (!a.contains(k) || a[k] != v)
+    if ((!a.contains(k) || a[k] != v) && (changeable || !accepted(k)))
       out += k + ": " + (a.contains(k) ? a[k].dump() : std::string("(absent)")) + " -> " + v.dump() + "\n";
   for (auto& [k, v] : a.items())
     if (!b.contains(k)) out += k + ": " + v.dump() + " -> (absent)\n";

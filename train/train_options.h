@@ -107,6 +107,9 @@ struct TrainOptions {
 TrainOptions train_options_from(const TrainConfig& f);
 
 // Differences between two trajectory_json() strings, "key: a -> b" per line (empty when equal).
-std::string trajectory_differences(const std::string& saved, const std::string& now);
+// With `changeable` false, only those a resume with --allow-changes still refuses: all but lr,
+// schedule, epochs, max_steps, loss_weights, edge_pos_weight and the optimizer's hyper-parameters
+// (its type stays), which the checkpoint's state does not depend on.
+std::string trajectory_differences(const std::string& saved, const std::string& now, bool changeable = true);
 
 }  // namespace m3vit

@@ -7,9 +7,11 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "common/errors.h"
@@ -18,6 +20,7 @@
 #include "common/progress.h"
 #include "model/checkpoint.h"
 #include "train/data_setup.h"
+#include "train/finite_check.h"
 #include "train/losses.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
@@ -89,28 +92,150 @@ struct StepLosses {
   std::map<std::string, double> parts;
 };
 
+std::string join_names(const std::vector<std::string>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i == 0 ? "" : i + 1 == v.size() ? " and " : ", ") + v[i];
+  return out;
+}
+
+// "task depth" / "tasks semseg, normals and depth": who a bad-number message is about.
+std::string tasks_phrase(const std::vector<std::string>& tasks) {
+  return (tasks.size() == 1 ? "task " : "tasks ") + join_names(tasks);
+}
+
+// The task a model output or a loss part belongs to: "depth", "tam_level1_depth" -> depth.
+std::string task_of_key(const std::string& key) {
+  const std::string tam = "tam_level";
+  if (key.rfind(tam, 0) == 0) {
+    const auto u = key.find('_', tam.size());
+    if (u != std::string::npos) return key.substr(u + 1);
+  }
+  return key;
+}
+
+std::string losses_text(const std::map<std::string, double>& parts) {
+  std::string out;
+  for (const auto& [k, v] : parts)
+    out += (out.empty() ? "" : " ") + k + "=" + (std::isnan(v) ? std::string("nan") : fmt("%g", v));  // not "-nan"
+  return out;
+}
+
+// Which parameter a fault names ("" = the first one with a gradient, for the gradient fault).
+const NamedParameter& faulted_parameter(const std::vector<NamedParameter>& params, const std::string& name,
+                                        bool need_grad) {
+  for (const auto& p : params)
+    if ((name.empty() || p.name == name) && (!need_grad || p.param.grad().defined())) return p;
+  throw ConfigError("fault injection: no parameter '" + name + "'" + (need_grad ? " with a gradient" : ""));
+}
+
 // One micro-batch: forward, losses, backward with weight `scale` (1 / micro-batches of the step).
-void train_micro_batch(MultiTaskModelImpl& model, const TensorBatch& tb, const TrainOptions& o,
-                       const LossOptions& lo, const std::vector<std::string>& tasks, double scale,
-                       StepLosses& acc, int64_t step) {
+// Every stage is guarded (docs/TRAINING.md, "Bad numbers"): a NaN or Inf in the input images, a task's
+// prediction, the loss or, right after each backward, a gradient throws NumericError starting with
+// `where` ("step N") and naming the task(s) and the tensor. run_training adds the checkpoint to resume from.
+// A task whose loss is NaN because its batch has no valid label pixel is not an error where the
+// authors zero that loss (nan_to_num in multi_task_loss): such a loss and its gradient are 0.
+void train_micro_batch(MultiTaskModelImpl& model, const Batch& b, TensorBatch& tb, const TrainOptions& o,
+                       const LossOptions& lo, const std::vector<std::string>& tasks,
+                       const std::vector<NamedParameter>& params, double scale, StepLosses& acc,
+                       const std::string& where, const TrainFaults* faults) {
   const ModelConfig& cfg = model.config();
-  auto check_finite = [&](const torch::Tensor& loss, const std::map<std::string, double>& parts) {
-    if (std::isfinite(loss.item<double>())) return;
-    std::string what;
-    for (const auto& [k, v] : parts) what += " " + k + "=" + fmt("%g", v);
-    throw NumericError("step " + std::to_string(step + 1) + ": training loss is not finite (losses:" + what + ")");
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  auto fail = [&](const std::string& who, const std::string& what) -> void {
+    throw NumericError(where + (who.empty() ? "" : ", " + who) + ": " + what);
   };
+
+  // Test faults (TrainFaults), applied where the real fault would arise.
+  if (faults && faults->nan_image_at_step) tb.images.view({-1})[0].fill_(nan);
+  if (faults && faults->empty_label_at_step) {
+    auto it = tb.labels.find(faults->empty_label_task);
+    if (it == tb.labels.end()) throw ConfigError("fault injection: no label of task '" + faults->empty_label_task + "'");
+    it->second.fill_(255.0f);
+  }
+  if (faults && faults->nan_weight_at_step)
+    faulted_parameter(params, faults->weight, false).param.detach().view({-1})[0].fill_(nan);
+
+  // Bad data first: said as such, it points at the file to fix rather than at the model.
+  if (!non_finite_entries({{"images", tb.images}}).empty()) {
+    std::vector<std::string> samples;
+    for (int64_t i = 0; i < tb.images.size(0); ++i)
+      if (!tb.images[i].isfinite().all().item<bool>())
+        samples.push_back(static_cast<size_t>(i) < b.ids.size() ? b.ids[i] : "#" + std::to_string(i));
+    fail("", "the input images hold NaN or Inf (" + non_finite_summary(tb.images) + "; sample(s) " +
+                 join_names(samples) + " of batch " + std::to_string(b.index + 1) + ", epoch " +
+                 std::to_string(b.epoch + 1) + "): check the data");
+  }
+
+  auto check_predictions = [&](const std::map<std::string, torch::Tensor>& preds) {
+    const NamedTensors named(preds.begin(), preds.end());
+    const auto bad = non_finite_entries(named);
+    if (bad.empty()) return;
+    std::vector<std::string> bad_tasks;  // config order
+    for (const auto& t : tasks)
+      for (size_t i : bad)
+        if (task_of_key(named[i].first) == t) {
+          bad_tasks.push_back(t);
+          break;
+        }
+    const auto& [name, t] = named[bad.front()];
+    fail(tasks_phrase(bad_tasks), "the prediction is not finite (output '" + name + "': " + non_finite_summary(t) +
+                                      (bad.size() > 1 ? "; " + std::to_string(bad.size() - 1) + " more outputs" : "") + ")");
+  };
+
+  // Gradients right after a backward, so that the task(s) of that backward are the ones named.
+  auto check_gradients = [&](const std::string& who, const std::map<std::string, double>& parts) {
+    NamedTensors grads;
+    grads.reserve(params.size());
+    for (const auto& p : params) grads.emplace_back(p.name, p.param.grad());
+    const auto bad = non_finite_entries(grads);
+    if (bad.empty()) return;
+    const auto& [name, g] = grads[bad.front()];
+    fail(who, "the gradient of parameter '" + name + "' is not finite (" + non_finite_summary(g) +
+                  (bad.size() > 1 ? "; " + std::to_string(bad.size() - 1) + " more parameters" : "") +
+                  ") although the loss is (losses: " + losses_text(parts) + ")");
+  };
+
   // Loss of one forward pass + the aux loss of that pass, backward (gradients accumulate), tallied.
   auto backward = [&](const std::map<std::string, torch::Tensor>& preds, const std::vector<std::string>& names,
                       bool tam) {
+    check_predictions(preds);
     LossBreakdown lb = multi_task_loss(preds, tb.labels, names, lo, tam);
     auto aux = model.take_aux_loss() * cfg.aux_weight;
     auto total = lb.total + aux;
     auto parts = lb.parts;
     parts["aux"] = aux.item<double>();
-    check_finite(total, parts);
+    const double total_v = total.item<double>();
+    // One task per backward (one_by_one) is named as such; in the all-task loop, the tasks whose loss
+    // is not finite, "aux" for the routers' balance loss.
+    std::vector<std::string> culprits;
+    if (!std::isfinite(total_v)) {
+      for (const auto& t : names)
+        for (const auto& [k, v] : lb.parts)
+          if (task_of_key(k) == t && !std::isfinite(v)) {
+            culprits.push_back(t);
+            break;
+          }
+      const bool aux_bad = !std::isfinite(parts["aux"]);
+      std::string why = "the loss is not finite (losses: " + losses_text(parts) + ")";
+      if (culprits.empty() && !aux_bad) why += ": the weighted sum of finite losses overflows";
+      for (const auto& t : culprits) {
+        auto it = tb.labels.find(t);
+        if (it != tb.labels.end() && !it->second.ne(255.0f).any().item<bool>())
+          why += "; task " + t + " has no valid label pixel in this batch, a NaN loss the authors zero only with TAM "
+                 "or for human_parts";
+      }
+      if (aux_bad) culprits.push_back("aux");
+      const std::vector<std::string>& who = names.size() == 1 || culprits.empty() ? names : culprits;
+      fail(tasks_phrase(who), why);
+    }
     (total * scale).backward();
-    acc.total += scale * total.item<double>();
+    if (faults && faults->bad_grad_at_step) {
+      faulted_parameter(params, faults->grad, true).param.mutable_grad().view({-1})[0].fill_(faults->grad_value);
+      faults = nullptr;  // once, after the step's first backward
+    }
+    std::vector<std::string> who = names;
+    if (names.size() > 1) who.push_back("aux");
+    check_gradients(tasks_phrase(who), parts);
+    acc.total += scale * total_v;
     acc.aux += scale * parts["aux"];
     for (const auto& [k, v] : lb.parts) acc.parts[k] += scale * v;
   };
@@ -123,6 +248,21 @@ void train_micro_batch(MultiTaskModelImpl& model, const TensorBatch& tb, const T
     for (const std::string& task : tasks)
       backward({{task, model.forward_task(tb.images, cfg.task_index(task))}}, {task}, /*tam=*/false);
   }
+}
+
+// After the update: a weight, a buffer or an optimizer state that overflowed (a learning rate far too
+// high) must not reach a checkpoint. Throws NumericError naming the step, its tasks and the tensor.
+void check_after_update(const NamedTensors& weights, const Optimizer& opt, const std::string& where,
+                        const std::vector<std::string>& tasks, double lr) {
+  NamedTensors all = weights;
+  for (auto& st : opt.state_tensors()) all.emplace_back("optimizer state " + st.first, st.second);
+  const auto bad = non_finite_entries(all);
+  if (bad.empty()) return;
+  const auto& [name, t] = all[bad.front()];
+  throw NumericError(where + ", " + tasks_phrase(tasks) + ": after the update with lr " + fmt("%g", lr) + ", '" +
+                     name + "' is not finite (" + non_finite_summary(t) +
+                     (bad.size() > 1 ? "; " + std::to_string(bad.size() - 1) + " more tensors" : "") +
+                     "), so the learning rate is far too high or the gradients too large for float");
 }
 
 }  // namespace
@@ -164,15 +304,24 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
   int64_t epochs = o.max_steps > 0 ? (total_steps + steps_per_epoch - 1) / steps_per_epoch : o.epochs;
 
   TrainPosition pos;
+  int64_t saved_step = -1;  // step of the checkpoint of this run on disk (-1: none yet)
   if (r.resume && have_ckpt) {
     LoadedCheckpoint lc = read_train_checkpoint_metadata(ckpt);
     if (lc.config_json != config_json)
       throw ConfigError(ckpt + " was made with a different model config than " + f.path);
     const std::string diff = trajectory_differences(lc.train_options_json, o.trajectory_json());
-    if (!diff.empty())
-      throw ConfigError(ckpt + " was made with other training settings; resuming would not continue the same run:\n" + diff);
+    if (!diff.empty()) {
+      const std::string refused =
+          r.allow_changes ? trajectory_differences(lc.train_options_json, o.trajectory_json(), /*changeable=*/false)
+                          : diff;
+      if (!refused.empty())
+        throw ConfigError(ckpt + " was made with other training settings; resuming would not continue the same run" +
+                          (r.allow_changes ? " (--allow-changes does not cover these)" : "") + ":\n" + refused);
+      std::fprintf(stderr, "resuming with changed settings (--allow-changes):\n%s", diff.c_str());
+    }
     lc = load_train_checkpoint(ckpt, *model, &opt);
     pos = lc.position;
+    saved_step = pos.step;
     loader.seek({pos.epoch, pos.batch_in_epoch});
     truncate_log(log_path, pos.step);
     std::fprintf(stderr, "resuming %s at step %lld (epoch %lld, batch %lld)\n", ckpt.c_str(), (long long)pos.step,
@@ -185,7 +334,19 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
   }
   JsonLog log(log_path);
 
-  auto save_checkpoint = [&] { save_train_checkpoint(ckpt, *model, config_json, opt, pos, o.trajectory_json()); };
+  auto save_checkpoint = [&] {
+    save_train_checkpoint(ckpt, *model, config_json, opt, pos, o.trajectory_json());
+    saved_step = pos.step;
+  };
+  // What a bad-number error adds: the step was not saved, and where the run can continue from.
+  auto resume_hint = [&] {
+    if (saved_step >= 0)
+      return "no checkpoint was written for this step; the last good one is " + ckpt + " (step " +
+             std::to_string(saved_step) + "): fix the cause, then continue with --resume";
+    return std::string("no checkpoint of this run was written yet: fix the cause and start again") +
+           (file_exists(ckpt) ? " with --overwrite" : "");
+  };
+  const NamedTensors weights = model_state(*model);  // parameters and buffers, updated in place
 
   EvalOptions eo;
   eo.batch_size = o.val_batch_size;
@@ -250,21 +411,40 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
       }
     }
     const double lr = scheduled_lr(o.schedule, o.lr, pos.epoch, epochs, pos.step, total_steps);
+    const int64_t step = pos.step + 1;  // the step being computed, as messages and the log count
     opt.zero_grad();
     const int64_t micro = std::min<int64_t>(o.grad_accum, bpe - pos.batch_in_epoch);
     StepLosses sl;
     int64_t step_images = 0;
-    for (int64_t m = 0; m < micro; ++m) {
-      Batch b = loader.next();
-      if (b.epoch != pos.epoch || b.index != pos.batch_in_epoch + m)
-        throw Error("data loader out of step: got batch " + std::to_string(b.index) + " of epoch " +
-                    std::to_string(b.epoch) + ", expected " + std::to_string(pos.batch_in_epoch + m) + " of " +
-                    std::to_string(pos.epoch));
-      TensorBatch tb = tensor_view(b);
-      train_micro_batch(*model, tb, o, lo, tasks, 1.0 / static_cast<double>(micro), sl, pos.step);
-      step_images += b.size;
+    // Test faults of this step (TrainRunOptions::faults), for its first micro-batch.
+    TrainFaults now;
+    const TrainFaults& fa = r.faults;
+    if (fa.nan_image_at_step == step) now.nan_image_at_step = step;
+    if (fa.nan_weight_at_step == step) now.nan_weight_at_step = step, now.weight = fa.weight;
+    if (fa.bad_grad_at_step == step) now.bad_grad_at_step = step, now.grad = fa.grad, now.grad_value = fa.grad_value;
+    if (fa.empty_label_at_step == step) now.empty_label_at_step = step, now.empty_label_task = fa.empty_label_task;
+    const bool faulty = now.nan_image_at_step || now.nan_weight_at_step || now.bad_grad_at_step || now.empty_label_at_step;
+    try {
+      for (int64_t m = 0; m < micro; ++m) {
+        Batch b = loader.next();
+        if (b.epoch != pos.epoch || b.index != pos.batch_in_epoch + m)
+          throw Error("data loader out of step: got batch " + std::to_string(b.index) + " of epoch " +
+                      std::to_string(b.epoch) + ", expected " + std::to_string(pos.batch_in_epoch + m) + " of " +
+                      std::to_string(pos.epoch));
+        TensorBatch tb = tensor_view(b);
+        const std::string where = "step " + std::to_string(step) +
+                                  (micro > 1 ? " (micro-batch " + std::to_string(m + 1) + " of " + std::to_string(micro) + ")" : "");
+        train_micro_batch(*model, b, tb, o, lo, tasks, opt.parameters(), 1.0 / static_cast<double>(micro), sl, where,
+                          m == 0 && faulty ? &now : nullptr);
+        step_images += b.size;
+      }
+      opt.step(lr);
+      check_after_update(weights, opt, "step " + std::to_string(step), tasks, lr);
+    } catch (const NumericError& e) {
+      // The model in memory is spoilt; the checkpoint on disk is not: nothing below saves it.
+      if (o.progress) bar.finish("stopped at step " + std::to_string(step) + ": NaN or Inf");
+      throw NumericError(std::string(e.what()) + "; " + resume_hint());
     }
-    opt.step(lr);
     ++pos.step;
     pos.images += step_images;
     images_this_run += step_images;
@@ -295,7 +475,8 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
       evaluated_at_end = true;
     }
     const bool periodic = o.checkpoint_every > 0 && pos.step % o.checkpoint_every == 0;
-    const int sig = stop_requested();
+    int sig = stop_requested();
+    if (!sig && r.faults.signal_at_step == pos.step) sig = SIGTERM;  // test fault
     if (periodic || epoch_end || last || sig) save_checkpoint();
     if (sig) {
       if (o.progress) bar.finish("stopped by signal " + std::to_string(sig) + " at step " + std::to_string(pos.step));

@@ -21,6 +21,7 @@
 
 #include "common/pch/torch_pch.h"
 
+#include <limits>
 #include <string>
 
 #include "train/evaluate.h"
@@ -29,9 +30,29 @@
 
 namespace m3vit {
 
+// Faults injected into a run, for the tests of the bad-number guards (tests/train/test_bad_numbers.cpp)
+// and nothing else: the command line cannot set them. Steps count from 1, as the error messages and
+// the log do; 0 leaves a fault off. Each fires in the first micro-batch of its step.
+struct TrainFaults {
+  int64_t nan_image_at_step = 0;    // one value of the step's input images becomes NaN (bad data)
+  int64_t nan_weight_at_step = 0;   // one value of parameter `weight` becomes NaN before the forward
+  std::string weight;
+  int64_t bad_grad_at_step = 0;     // one value of parameter `grad`'s gradient becomes `grad_value`
+  std::string grad;                 // after the first backward of the step (the loss stays finite);
+  double grad_value = std::numeric_limits<double>::quiet_NaN();  // a huge finite value overflows Adam's state
+  int64_t empty_label_at_step = 0;  // every label pixel of task `empty_label_task` becomes 255
+  std::string empty_label_task;     // (ignore): that task's loss is 0/0 = NaN
+  int64_t signal_at_step = 0;       // behaves as if SIGTERM arrived during that step
+};
+
 struct TrainRunOptions {
   bool resume = false;     // continue from out_dir/checkpoint.safetensors (start fresh if there is none)
   bool overwrite = false;  // start fresh even if out_dir holds a checkpoint
+  // With `resume`: accept a checkpoint made with another learning rate, schedule, run length, loss
+  // weights or optimizer hyper-parameters (not another optimizer type, batch, data order or task loop),
+  // e.g. a lower lr after the loss went NaN. The run is then no longer the one the checkpoint began.
+  bool allow_changes = false;
+  TrainFaults faults;      // tests only
 };
 
 struct TrainOutcome {
@@ -50,7 +71,10 @@ std::string final_model_path(const std::string& out_dir);
 std::string train_log_path(const std::string& out_dir);
 
 // Runs (or resumes) a training run. Throws ConfigError on inconsistent options or a checkpoint made
-// with other settings, NumericError when the loss becomes NaN/Inf (naming the step and the task).
+// with other settings. Throws NumericError, and writes no checkpoint for that step, when a step meets a
+// NaN or Inf (docs/TRAINING.md, "Bad numbers"): in the input images, a task's prediction, a loss, a
+// gradient (checked before the optimizer step) or, after the update, a weight or an optimizer state.
+// The message names the step, the task(s) or the tensor, and the checkpoint to resume from.
 TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const TrainRunOptions& r);
 
 // Builds the model of `f` with torch::manual_seed(seed) and the configured initialisation.

@@ -78,6 +78,9 @@ TEST(ConfigSections, ErrorsNameFileAndKey) {
                       {"train.loss_weights.sal", "not a task of this model"});
   expect_config_error(scratch_file("bad_lr.yaml", t + "train:\n  lr: fast\n"),
                       {"bad_lr.yaml", "train.lr", "line 14", "expected a number", "'fast'"});
+  // A learning rate that is NaN or beyond a float is refused before any step (docs/TRAINING.md, "Bad numbers").
+  expect_config_error(scratch_file("nan_lr.yaml", t + "train:\n  lr: .nan\n"), {"train.lr", "expected a finite number"});
+  expect_config_error(scratch_file("huge_lr.yaml", t + "train:\n  lr: 1.0e39\n"), {"train.lr", "at most 3.4e38"});
   expect_config_error(scratch_file("bad_workers.yaml", t + "  num_workers: -1\n"), {"data.num_workers", "must be >= 0"});
   expect_config_error(scratch_file("bad_per.yaml", t + "train:\n  schedule_per: week\n"),
                       {"train.schedule_per", "expected epoch or step", "'week'"});
