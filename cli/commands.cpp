@@ -11,16 +11,22 @@ int g_exit_code = 0;
 int exit_code() { return g_exit_code; }
 void set_exit_code(int rc) { g_exit_code = rc; }
 
+// The commands that need libtorch (the model, training, the hardware model's tracer) are left out
+// of a torch-free build (cli/CMakeLists.txt, docs/TESTING.md "Sanitizers").
 void register_all(CLI::App& app) {
+#ifdef M3VIT_WITH_TORCH
   register_info(app);
   register_infer(app);
   register_export(app);
   register_train(app);
   register_eval(app);
   register_demo(app);
+#endif
   register_run(app);
+#ifdef M3VIT_WITH_TORCH
   register_hw(app);
   register_trace(app);
+#endif
   register_serve(app);
 }
 

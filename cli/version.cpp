@@ -1,7 +1,9 @@
 // `m3vit --version`: the version, the export format it reads, and what this build can run here:
 // the runtime's precisions on this CPU and libtorch's CUDA (docs/LIBRARY.md "Versions").
+#ifdef M3VIT_WITH_TORCH
 #include <torch/torch.h>
 #include <torch/version.h>
+#endif
 
 #include <string>
 
@@ -18,11 +20,15 @@ std::string version_text() {
   s += std::string("runtime        fp32 yes; bf16 ") +
        (rt::cpu_has_bf16() ? "yes (AVX512-BF16)" : "no (this CPU lacks AVX512-BF16)") +
        "; int8 no (not in this build); AVX-512 kernels " + (rt::cpu_has_avx512() ? "yes" : "no") + "\n";
+#ifdef M3VIT_WITH_TORCH
   s += "libtorch       " TORCH_VERSION ", CUDA ";
   if (!at::hasCUDA())
     s += "no (a CPU build of libtorch)";
   else
     s += "yes, " + std::to_string(torch::cuda::device_count()) + " device(s) visible";
+#else
+  s += "libtorch       none (a torch-free build: run, serve)";
+#endif
   return s;
 }
 

@@ -32,6 +32,13 @@ void write_png(const std::string& path, const Image8& img) {
 
 Image8 decode_image(const void* data, size_t size, const std::string& origin, int want_channels) {
   int w = 0, h = 0, c = 0;
+  // The dimensions come from the file's header: checked against kMaxImagePixels before stb
+  // allocates the pixels (a 100000 x 100000 header in a few bytes is an error, not 30 GB).
+  if (size > 0 && size <= 0x7fffffff &&
+      stbi_info_from_memory(static_cast<const stbi_uc*>(data), static_cast<int>(size), &w, &h, &c) &&
+      static_cast<int64_t>(w) * h > kMaxImagePixels)
+    throw IoError("image " + origin + ": " + std::to_string(w) + " x " + std::to_string(h) +
+                  " pixels is more than this reader's limit of " + std::to_string(kMaxImagePixels));
   unsigned char* p = size > 0 && size <= 0x7fffffff  // stb takes an int length
                          ? stbi_load_from_memory(static_cast<const stbi_uc*>(data), static_cast<int>(size), &w, &h,
                                                  &c, want_channels)

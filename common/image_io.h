@@ -12,6 +12,10 @@ struct Image8 {
   std::vector<uint8_t> pixels;              // row-major HWC
 };
 
+// The most pixels a decoded picture may have (2^27, e.g. 16384 x 8192; 384 MB as RGB): a header
+// claiming more is refused before anything is allocated.
+inline constexpr int64_t kMaxImagePixels = int64_t{1} << 27;
+
 // Reads JPEG or PNG, converted to `want_channels` (3 = RGB, 1 = gray). Throws IoError naming the path.
 Image8 read_image(const std::string& path, int want_channels = 3);
 // Writes PNG atomically. Throws IoError.

@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 
 #include "common/errors.h"
@@ -20,6 +22,37 @@ int ModelConfig::task_index(const std::string& task) const {
 
 void ModelConfig::validate() const {
   auto fail = [&](const std::string& what) { throw ConfigError("config '" + name + "': " + what); };
+  // Stated limits (docs/TESTING.md "Resource bounds"), far above any ViT of the field, checked
+  // first: configs come from files, and every size below (tokens, hidden widths, tensor shapes of an
+  // export) is computed from these in int without overflow only inside them.
+  auto within = [&](const char* what, double v, double lo, double hi) {
+    if (!(v >= lo && v <= hi))
+      fail(std::string(what) + " = " + std::to_string(v) + " is outside " + std::to_string(lo) + ".." + std::to_string(hi));
+  };
+  within("img_h", img_h, 1, kMaxImageSide);
+  within("img_w", img_w, 1, kMaxImageSide);
+  within("patch_size", patch, 1, kMaxImageSide);
+  within("embed_dim", embed_dim, 1, kMaxWidth);
+  within("depth", depth, 1, kMaxDepth);
+  within("num_heads", num_heads, 1, kMaxWidth);
+  within("mlp_ratio", mlp_ratio, 0, kMaxRatio);
+  within("moe_mlp_ratio", moe_mlp_ratio, 0, kMaxRatio);
+  within("moe_experts", moe_experts, 0, kMaxExperts);
+  within("moe_top_k", moe_top_k, 0, kMaxExperts);
+  within("head_channels", head_channels, 1, kMaxWidth);
+  within("task_emb_dim", task_emb_dim, -1e9, kMaxWidth);
+  for (const auto& t : tasks) within(("out_channels of " + t.name).c_str(), t.out_channels, 1, kMaxWidth);
+  if (tasks.size() > 64) fail("more than 64 tasks");
+  // Names travel in the export's JSON metadata, which must be UTF-8.
+  auto utf8 = [&](const std::string& what, const std::string& text) {
+    try {
+      (void)nlohmann::json(text).dump();
+    } catch (const nlohmann::json::type_error&) {
+      throw ConfigError("config: " + what + " is not valid UTF-8");
+    }
+  };
+  utf8("the model name", name);
+  for (const auto& t : tasks) utf8("a task name", t.name);
   if (img_h <= 0 || img_w <= 0 || patch <= 0) fail("image size and patch must be positive");
   if (img_h % patch || img_w % patch)
     fail("image size " + std::to_string(img_h) + "x" + std::to_string(img_w) + " is not a multiple of patch " +

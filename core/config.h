@@ -71,6 +71,14 @@ struct ModelConfig {
 };
 
 // The authors' default MoE placement: odd blocks (vision_transformer_moe.py:425-437).
+// Limits every config is held to (ModelConfig::validate): far above the paper's models (512 x 512
+// inputs, width 384, depth 12, 16 experts), low enough that no size derived from them overflows.
+inline constexpr int kMaxImageSide = 16384;
+inline constexpr int kMaxWidth = 65536;     // embed_dim, heads, head channels, task outputs, embeddings
+inline constexpr int kMaxDepth = 1024;
+inline constexpr int kMaxExperts = 4096;
+inline constexpr double kMaxRatio = 64.0;   // mlp_ratio, moe_mlp_ratio
+
 std::vector<int> odd_blocks(int depth);
 
 // The dense M-ViT baseline of a config: the same network with every MoE layer replaced by the dense

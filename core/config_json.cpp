@@ -4,6 +4,10 @@
 #include "common/errors.h"
 #include "core/config.h"
 
+#include <cmath>
+#include <functional>
+#include <limits>
+
 namespace m3vit {
 
 std::string config_to_json(const ModelConfig& c) {
@@ -43,6 +47,15 @@ ModelConfig config_from_json(const std::string& text) {
   } catch (const std::exception& e) {
     throw ConfigError(std::string("model config JSON does not parse: ") + e.what());
   }
+  // Numbers become ints below: one past int's range (or a float such as 1e30 where an int goes)
+  // would be undefined behaviour in the conversion, so every number is held to that range first.
+  std::function<void(const nlohmann::json&)> check_numbers = [&](const nlohmann::json& v) {
+    if (v.is_number() && !(std::fabs(v.get<double>()) <= std::numeric_limits<int32_t>::max()))
+      throw ConfigError("model config JSON has a number out of range: " + v.dump());
+    if (v.is_structured())
+      for (const auto& e : v) check_numbers(e);
+  };
+  check_numbers(j);
   ModelConfig c;
   auto need = [&](const char* key) -> const nlohmann::json& {
     if (!j.contains(key)) throw ConfigError(std::string("model config JSON lacks '") + key + "'");

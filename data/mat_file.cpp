@@ -9,6 +9,7 @@
 
 #include "common/errors.h"
 #include "common/fileutil.h"
+#include "data/mat5_layout.h"
 
 namespace m3vit {
 
@@ -43,15 +44,22 @@ using VarPtr = std::unique_ptr<matvar_t, VarFreer>;
 
 MatPtr open_for_read(const std::string& path) {
   if (!file_exists(path)) throw IoError(".mat file " + path + ": no such file");
+  // libmatio trusts the sizes in the file (data/mat5_layout.h): its layout is checked first.
+  const std::string bytes = read_file(path);
+  check_mat5_layout(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), ".mat file " + path);
   g_last_message.clear();
   MatPtr mat(Mat_Open(path.c_str(), MAT_ACC_RDONLY));
   if (!mat) throw FormatError(".mat file " + path + ": not a readable MATLAB file" + last_message());
   return mat;
 }
 
+// Elements of a variable; dims come from the file, so the product is checked (kMaxMatElements).
 size_t numel(const matvar_t* v) {
   size_t n = 1;
-  for (int i = 0; i < v->rank; ++i) n *= v->dims[i];
+  for (int i = 0; i < v->rank; ++i)
+    if (__builtin_mul_overflow(n, v->dims[i], &n) || n > kMaxMatElements)
+      throw FormatError(std::string("variable '") + (v->name ? v->name : "?") + "' declares more than " +
+                        std::to_string(kMaxMatElements) + " elements");
   return n;
 }
 
@@ -93,9 +101,13 @@ MatMatrix to_matrix(const matvar_t* v, const std::string& what) {
     throw FormatError(what + " is not a real numeric matrix");
   if (v->rank != 2) throw FormatError(what + " has " + std::to_string(v->rank) + " dimensions, expected 2");
   MatMatrix m;
+  const size_t n = numel(v);  // <= kMaxMatElements, so both sides fit an int
+  if (n * Mat_SizeOf(v->data_type) > v->nbytes)
+    throw FormatError(what + " holds " + std::to_string(v->nbytes) + " bytes, fewer than its " +
+                      std::to_string(v->dims[0]) + "x" + std::to_string(v->dims[1]) + " elements need");
   m.h = static_cast<int>(v->dims[0]);
   m.w = static_cast<int>(v->dims[1]);
-  m.v.resize(static_cast<size_t>(m.h) * m.w);
+  m.v.resize(n);
   for (int x = 0; x < m.w; ++x)
     for (int y = 0; y < m.h; ++y) m.v[static_cast<size_t>(y) * m.w + x] = element(v, static_cast<size_t>(x) * m.h + y);
   return m;
@@ -115,9 +127,11 @@ std::string to_string_var(const matvar_t* v, const std::string& what) {
   const size_t n = numel(v);
   std::string s;
   if (!v->data) return s;
+  const bool wide = v->data_size == 2 || v->data_type == MAT_T_UINT16 || v->data_type == MAT_T_UTF16;
+  if (n * (wide ? 2 : 1) > v->nbytes) throw FormatError(what + " is shorter than its dimensions");
   for (size_t i = 0; i < n; ++i) {
     unsigned code = 0;
-    if (v->data_size == 2 || v->data_type == MAT_T_UINT16 || v->data_type == MAT_T_UTF16)
+    if (wide)
       code = static_cast<const uint16_t*>(v->data)[i];
     else
       code = static_cast<const uint8_t*>(v->data)[i];
@@ -225,9 +239,12 @@ PartsAnnotation read_parts_annotation(const std::string& path) {
     ObjectAnnotation obj;
     if (matvar_t* c = field(objects, "class", i, ow, false)) obj.class_name = to_string_var(c, ow + ".class");
     matvar_t* ci = field(objects, "class_ind", i, ow);
-    if (!is_numeric(ci) || numel(ci) != 1 || !ci->data || !supported_numeric_type(ci))
+    if (!is_numeric(ci) || numel(ci) != 1 || !ci->data || !supported_numeric_type(ci) ||
+        ci->nbytes < Mat_SizeOf(ci->data_type))
       throw FormatError(ow + ".class_ind is not a numeric scalar");
-    obj.class_ind = static_cast<int>(element(ci, 0));
+    const double class_ind = element(ci, 0);
+    if (!(class_ind >= 0 && class_ind <= 1000)) throw FormatError(ow + ".class_ind is not a class index");
+    obj.class_ind = static_cast<int>(class_ind);
     obj.mask = to_mask(field(objects, "mask", i, ow), ow + ".mask", &obj.h, &obj.w);
     matvar_t* parts = field(objects, "parts", i, ow, false);
     if (parts && parts->class_type == MAT_C_STRUCT) {

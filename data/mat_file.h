@@ -12,11 +12,16 @@
 // process-wide lock.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace m3vit {
+
+// The most elements one variable may declare (2^26: 8192 x 8192; PASCAL's are about 500 x 375),
+// checked from its header before libmatio allocates it.
+inline constexpr size_t kMaxMatElements = size_t{1} << 26;
 
 struct MatMatrix {
   int h = 0, w = 0;

@@ -5,6 +5,8 @@
 // (the authors' data/nyud.py:192-214), as do `m3vit infer --input-npy` inputs and `--save-logits` outputs.
 #include "io/npy.h"
 
+#include <algorithm>
+
 #include <cctype>
 #include <cstring>
 #include <utility>
@@ -193,8 +195,19 @@ OwnedTensor npy_from_bytes(const std::string& raw, const std::string& path) {
                       "' (supported: <f4 <f8 <f2 <i8 <i4 <i2 |i1 |u1 |b1, little-endian)");
 
   const size_t data_start = header_start + header_len;
-  const size_t want = static_cast<size_t>(t.numel()) * dtype_size(t.dtype);
   const size_t have = raw.size() - data_start;
+  // The shape is checked against the bytes present before anything is allocated, and without a
+  // product that could wrap: a header claiming 10^12 elements over a few bytes is an error.
+  const bool empty = std::find(t.shape.begin(), t.shape.end(), 0) != t.shape.end();
+  uint64_t numel = empty ? 0 : 1;
+  for (int64_t d : t.shape) {
+    if (empty) break;
+    if (numel > have / static_cast<uint64_t>(d))
+      throw FormatError(path + ": .npy shape " + shape_str(t.shape) + " needs more bytes than the file's " +
+                        std::to_string(have));
+    numel *= static_cast<uint64_t>(d);
+  }
+  const size_t want = numel * dtype_size(t.dtype);
   if (have != want)
     throw FormatError(path + ": .npy data holds " + std::to_string(have) + " bytes but " + descr + " " +
                       shape_str(t.shape) + " needs " + std::to_string(want));

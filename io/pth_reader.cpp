@@ -171,6 +171,8 @@ struct StorageBytes {
   uint64_t nbytes = 0;
 };
 
+constexpr int64_t kMaxBroadcastElements = int64_t{1} << 26;
+
 // Copies a (possibly strided) tensor view out of its storage, C-contiguous.
 OwnedTensor materialise(const pickle::TensorRef& t, const StorageBytes& s, const std::string& where) {
   OwnedTensor out;
@@ -197,6 +199,12 @@ OwnedTensor materialise(const pickle::TensorRef& t, const StorageBytes& s, const
     throw FormatError(where + ": view " + shape_str(t.size) + " stride " + shape_str(t.stride) + " offset " +
                       std::to_string(t.offset) + " reaches past its storage of " + std::to_string(storage_numel) +
                       " elements");
+  // A view with stride 0 repeats its storage without limit: [10^12] over one element would be an
+  // allocation of terabytes. Such broadcasts are read only up to kMaxBroadcastElements.
+  if (numel > storage_numel && numel > kMaxBroadcastElements)
+    throw FormatError(where + ": view " + shape_str(t.size) + " stride " + shape_str(t.stride) + " has " +
+                      std::to_string(numel) + " elements over a storage of " + std::to_string(storage_numel) +
+                      " (more than " + std::to_string(kMaxBroadcastElements) + " repeated elements are refused)");
   out.bytes.resize(static_cast<size_t>(numel) * elem);
   const uint8_t* base = s.data + (t.offset + t.storage->view_offset) * elem;
   const size_t nd = t.size.size();

@@ -2,6 +2,8 @@
 // Dtype spellings are the safetensors ones ("F32", "BF16", ...), which every reader here maps onto.
 #include "io/tensor_data.h"
 
+#include <limits>
+
 #include "common/errors.h"
 
 namespace m3vit {
@@ -48,8 +50,15 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 }
 
 int64_t shape_numel(const std::vector<int64_t>& shape) {
+  // Shapes come from files: a product past 2^63 is refused rather than wrapped (signed overflow is
+  // undefined, and a wrapped count could pass a later size check).
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape) {
+    if (s < 0) throw ShapeError("shape " + shape_str(shape) + " has a negative dimension");
+    if (s != 0 && n > std::numeric_limits<int64_t>::max() / s)
+      throw ShapeError("shape " + shape_str(shape) + " has more than 2^63 elements");
+    n *= s;
+  }
   return n;
 }
 

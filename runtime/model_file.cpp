@@ -17,6 +17,13 @@ void check_runnable(const ModelConfig& c) {
   c.validate();
   if (c.num_tasks() < 1) throw ConfigError("config has no tasks: the runtime needs at least one task head");
   if (c.in_chans != 3) throw ConfigError("in_chans = " + std::to_string(c.in_chans) + ": the runtime takes RGB images (3)");
+  // Attention keeps one N x N score matrix per head and thread: 16384 tokens (Cityscapes' 1024 x 2048
+  // at patch 16 is 8192) is 1 GiB of scores; a config asking for more is refused before any workspace
+  // is sized from it.
+  if (c.num_patches() > kMaxRuntimeTokens)
+    throw ConfigError("image " + std::to_string(c.img_h) + "x" + std::to_string(c.img_w) + " at patch " +
+                      std::to_string(c.patch) + " gives " + std::to_string(c.num_patches()) +
+                      " tokens: the runtime takes at most " + std::to_string(kMaxRuntimeTokens));
   if (!c.moe_blocks.empty() && c.moe_hidden() < 1)
     throw ConfigError("moe_mlp_ratio " + std::to_string(c.moe_mlp_ratio) + " gives an empty expert hidden layer");
   if (c.mlp_hidden() < 1) throw ConfigError("mlp_ratio " + std::to_string(c.mlp_ratio) + " gives an empty MLP");

@@ -18,6 +18,9 @@
 
 namespace m3vit::rt {
 
+// The most tokens (patches) a runnable config may have (check_runnable).
+inline constexpr int kMaxRuntimeTokens = 16384;
+
 // Throws ConfigError (naming the field) for a config the runtime cannot run.
 void check_runnable(const ModelConfig& cfg);
 

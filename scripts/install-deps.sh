@@ -14,6 +14,8 @@ PKGS=(
   libstb-dev
   libmatio-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # `make fuzz` (libFuzzer is part of clang's runtime libraries) and `make test-sanitize` (gcc's).
+  clang libclang-rt-dev libomp-dev
   # The parity oracle runs on Debian's interpreter (/usr/bin/python3).
   python3 python3-torch python3-numpy python3-scipy python3-onnx
   # ONNX Runtime (a benchmark peer) comes from npm; the image's nodejs package carries npm.

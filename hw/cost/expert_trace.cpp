@@ -1,6 +1,8 @@
 // Expert trace I/O and synthetic traces (hw/cost/expert_trace.h).
 #include "hw/cost/expert_trace.h"
 
+#include <limits>
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -125,6 +127,11 @@ ExpertTrace read_trace(const std::string& path) {
     throw ShapeError(path + ": tensor 'topk_idx' expected I32 [images, moe_layers, tokens, k], got " +
                      std::string(dtype_name(idx.dtype)) + " " + shape_str(idx.shape));
   const TensorView& w = f.get("topk_w", DType::F32, idx.shape);
+  // The counts are ints here: a dimension past that (possible with another one 0) is refused
+  // instead of wrapping.
+  for (int64_t d : idx.shape)
+    if (d > std::numeric_limits<int32_t>::max())
+      throw ShapeError(path + ": tensor 'topk_idx' has a dimension past 2^31 " + shape_str(idx.shape));
   t.images = static_cast<int>(idx.shape[0]);
   t.layers = static_cast<int>(idx.shape[1]);
   t.tokens = static_cast<int>(idx.shape[2]);

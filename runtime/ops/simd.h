@@ -4,8 +4,10 @@
 #pragma once
 
 // GCC 12's AVX-512 reduce/mask intrinsics start from _mm512_undefined_ps(), which -Wmaybe-uninitialized
-// reports inside the system header; the values are never read.
+// reports inside the system header; the values are never read. (Clang has no such warning.)
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #define M3VIT_AVX512 __attribute__((target("avx512f,fma")))

@@ -4,6 +4,9 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "common/errors.h"
 #include "hw/cost/expert_trace.h"
@@ -69,6 +72,40 @@ TEST(ExpertTrace, RejectsCorruptTraces) {
     EXPECT_NE(std::string(e.what()).find("topk_idx"), std::string::npos) << e.what();
   }
   EXPECT_THROW(read_trace(scratch("missing.safetensors")), IoError);
+}
+
+// Resource bounds (docs/TESTING.md): the counts a trace states are its tensors' shapes, held to the
+// bytes in the file and to int range. [2^31, 0, 129, 2] has no bytes at all, but its image count would
+// wrap to a negative int; [10^6, 6, 129, 2] claims 6 GB over a few bytes.
+TEST(ExpertTrace, CountsAreBoundedBeforeAllocating) {
+  const ModelConfig c = edge_moe_vitt_cityscapes();
+  auto message = [&](const std::vector<int64_t>& shape, size_t bytes, const std::string& name) {
+    SafeTensorsWriter w;
+    std::vector<uint8_t> zeros(bytes);
+    // Writes the header by hand: the writer itself refuses shapes its bytes do not fill.
+    std::string header = "{\"topk_idx\":{\"dtype\":\"I32\",\"shape\":[";
+    for (size_t i = 0; i < shape.size(); ++i) header += (i ? "," : "") + std::to_string(shape[i]);
+    header += "],\"data_offsets\":[0," + std::to_string(bytes) + "]},\"topk_w\":{\"dtype\":\"F32\",\"shape\":[";
+    for (size_t i = 0; i < shape.size(); ++i) header += (i ? "," : "") + std::to_string(shape[i]);
+    header += "],\"data_offsets\":[" + std::to_string(bytes) + "," + std::to_string(2 * bytes) +
+              "]},\"__metadata__\":{\"m3vit_config\":" + nlohmann::json(config_to_json(c)).dump() + "}}";
+    std::string file(8, '\0');
+    for (int i = 0; i < 8; ++i) file[i] = static_cast<char>((header.size() >> (8 * i)) & 0xFF);
+    file += header + std::string(2 * bytes, '\0');
+    const std::string path = scratch(name);
+    std::ofstream(path, std::ios::binary) << file;
+    try {
+      read_trace(path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  std::string m = message({int64_t{1} << 31, 0, 129, 2}, 0, "wrap_trace.safetensors");
+  EXPECT_NE(m.find("wrap_trace.safetensors: tensor 'topk_idx' has a dimension past 2^31"), std::string::npos) << m;
+  m = message({1000000, 6, 129, 2}, 16, "big_trace.safetensors");
+  EXPECT_NE(m.find("big_trace.safetensors"), std::string::npos) << m;
+  EXPECT_NE(m.find("needs 6192000000"), std::string::npos) << m;
 }
 
 TEST(ExpertTrace, SyntheticStatistics) {

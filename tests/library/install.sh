@@ -31,7 +31,9 @@ echo "ok   installed m3vit $version: runtime + dev components"
 # 2. The shared library: no libtorch, and its dynamic symbols are the C API only.
 so="$prefix/lib/libm3vit.so.$version"
 if readelf -d "$so" | grep -E "NEEDED.*(torch|c10)"; then fail "libm3vit.so links libtorch"; fi
-readelf -d "$so" | grep -q "SONAME.*libm3vit.so.$major" || fail "soname is not libm3vit.so.$major"
+# (here-strings, not pipes: grep -q quits at its match, and under pipefail the writer's SIGPIPE
+# would fail the check)
+grep -q "SONAME.*libm3vit.so.$major" <<<"$(readelf -d "$so")" || fail "soname is not libm3vit.so.$major"
 nm -D --defined-only "$so" | awk '{print $3}' | grep -v '^m3vit_' >"$tmp/extra.txt" || true
 [[ ! -s "$tmp/extra.txt" ]] || fail "libm3vit.so exports more than m3vit_*: $(head -5 "$tmp/extra.txt")"
 n=$(nm -D --defined-only "$so" | grep -c ' T m3vit_')
@@ -62,8 +64,8 @@ for kind in shared static; do
   cmake --build "$tmp/embed-$kind" -j2 >"$tmp/bld.txt" 2>&1 || { cat "$tmp/bld.txt"; fail "build examples/embed ($kind)"; }
   for p in embed_cpp embed_c; do check_program "$p-$kind" "$tmp/embed-$kind/$p"; done
 done
-ldd "$tmp/embed-shared/embed_c" | grep -q "libm3vit.so.$major => $prefix/lib" || fail "embed_c (shared) does not load the installed libm3vit"
-if ldd "$tmp/embed-static/embed_c" | grep -q libm3vit; then fail "embed_c (static) loads libm3vit.so"; fi
+grep -q "libm3vit.so.$major => $prefix/lib" <<<"$(ldd "$tmp/embed-shared/embed_c")" || fail "embed_c (shared) does not load the installed libm3vit"
+if grep -q libm3vit <<<"$(ldd "$tmp/embed-static/embed_c")"; then fail "embed_c (static) loads libm3vit.so"; fi
 
 # 5. pkg-config, with the system's compiler and nothing from CMake.
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <functional>
 
+#include <nlohmann/json.hpp>
+
 #include "common/errors.h"
 #include "io/safetensors.h"
 #include "m3vit/version.h"
@@ -134,6 +136,25 @@ TEST_F(ModelFileChecks, ConfigItCannotRunIsAConfigError) {
     m["m3vit_config"] = config_to_json(c);
   });
   expect_error<ConfigError>(p, {"badcfg.safetensors", "num_heads"});
+}
+
+// Resource bounds (docs/TESTING.md): a config whose sizes the runtime would allocate from is held to
+// stated limits before any tensor or workspace is looked at. 16384 x 16384 at patch 16 is 2^20 tokens
+// (an attention score matrix of 4 TiB); a width of 10^6 is past ModelConfig's limit.
+TEST_F(ModelFileChecks, ConfigSizesBeyondTheLimitsAreRefusedBeforeAllocating) {
+  const std::string tokens = rewrite("tokens", [](auto&, auto&, auto&) { return true; }, [](auto& m) {
+    ModelConfig c = config_from_json(m["m3vit_config"]);
+    c.img_h = c.img_w = 16384;
+    c.patch = 16;
+    m["m3vit_config"] = config_to_json(c);
+  });
+  expect_error<ConfigError>(tokens, {"tokens.safetensors", "1048576 tokens", "at most 16384"});
+  const std::string wide = rewrite("wide", [](auto&, auto&, auto&) { return true; }, [](auto& m) {
+    nlohmann::json j = nlohmann::json::parse(m["m3vit_config"]);
+    j["embed_dim"] = 1000000;
+    m["m3vit_config"] = j.dump();
+  });
+  expect_error<ConfigError>(wide, {"wide.safetensors", "embed_dim = 1000000"});
 }
 
 TEST_F(ModelFileChecks, NanWeightIsNamedInBothExpertModes) {
