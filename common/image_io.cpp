@@ -1,8 +1,5 @@
 #include "common/image_io.h"
 
-#include <fstream>
-#include <iterator>
-
 #include <stb_image.h>
 #include <stb_image_write.h>
 
@@ -13,9 +10,7 @@ namespace m3vit {
 
 Image8 read_image(const std::string& path, int want_channels) {
   if (!file_exists(path)) throw IoError("image " + path + ": no such file");
-  std::ifstream in(path, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in && !in.eof()) throw IoError("image " + path + ": cannot read it");
+  const std::string bytes = read_file(path);
   return decode_image(bytes.data(), bytes.size(), path, want_channels);
 }
 

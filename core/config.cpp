@@ -22,8 +22,8 @@ int ModelConfig::task_index(const std::string& task) const {
 
 void ModelConfig::validate() const {
   auto fail = [&](const std::string& what) { throw ConfigError("config '" + name + "': " + what); };
-  // Stated limits (docs/TESTING.md "Resource bounds"), far above any ViT of the field, checked
-  // first: configs come from files, and every size below (tokens, hidden widths, tensor shapes of an
+  // Stated limits (docs/TESTING.md "Resource bounds"), far above any ViT of the field (and the lower
+  // bounds: sizes at least 1), checked first: configs come from files, and every size below (tokens, hidden widths, tensor shapes of an
   // export) is computed from these in int without overflow only inside them.
   auto within = [&](const char* what, double v, double lo, double hi) {
     if (!(v >= lo && v <= hi))
@@ -53,11 +53,9 @@ void ModelConfig::validate() const {
   };
   utf8("the model name", name);
   for (const auto& t : tasks) utf8("a task name", t.name);
-  if (img_h <= 0 || img_w <= 0 || patch <= 0) fail("image size and patch must be positive");
   if (img_h % patch || img_w % patch)
     fail("image size " + std::to_string(img_h) + "x" + std::to_string(img_w) + " is not a multiple of patch " +
          std::to_string(patch));
-  if (embed_dim <= 0 || depth <= 0 || num_heads <= 0) fail("embed_dim, depth and num_heads must be positive");
   if (embed_dim % num_heads) fail("embed_dim " + std::to_string(embed_dim) + " is not divisible by num_heads " +
                                   std::to_string(num_heads));
   for (int b : moe_blocks)
@@ -70,14 +68,12 @@ void ModelConfig::validate() const {
   }
   if (tasks.empty()) fail("no tasks");
   for (size_t i = 0; i < tasks.size(); ++i) {
-    if (tasks[i].out_channels < 1) fail("task " + tasks[i].name + " has no output channels");
     for (size_t j = 0; j < i; ++j)
       if (tasks[i].name == tasks[j].name) fail("task " + tasks[i].name + " listed twice");
   }
   if (gate == GateType::task_cond && task_emb_dim == 0) fail("task_emb_dim must be > 0 or < 0 (none)");
   if (tam && tasks.size() > 5) fail("TAM supports 2..5 tasks (models.py:62-71)");
   if (tam && tasks.size() < 2) fail("TAM needs at least 2 tasks");
-  if (head_channels < 1) fail("head_channels must be positive");
   // TAM level L works on the head's feature map of (2^(L+1) h) x (2^(L+1) w); its two stride-2 convs
   // and two transposed convs give the input size back only when both sides are multiples of 4
   // (models.py:9-101 has the same limit). Level 0 therefore needs an even patch grid.

@@ -10,6 +10,7 @@
 #include "common/errors.h"
 #include "common/fileutil.h"
 #include "data/mat5_layout.h"
+#include "io/mapped_file.h"
 
 namespace m3vit {
 
@@ -45,8 +46,9 @@ using VarPtr = std::unique_ptr<matvar_t, VarFreer>;
 MatPtr open_for_read(const std::string& path) {
   if (!file_exists(path)) throw IoError(".mat file " + path + ": no such file");
   // libmatio trusts the sizes in the file (data/mat5_layout.h): its layout is checked first.
-  const std::string bytes = read_file(path);
-  check_mat5_layout(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), ".mat file " + path);
+  // (Mapped, not copied: libmatio then reads the same pages from the page cache.)
+  const MappedFile file(path);
+  check_mat5_layout(file.data(), file.size(), ".mat file " + path);
   g_last_message.clear();
   MatPtr mat(Mat_Open(path.c_str(), MAT_ACC_RDONLY));
   if (!mat) throw FormatError(".mat file " + path + ": not a readable MATLAB file" + last_message());

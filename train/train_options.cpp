@@ -14,7 +14,11 @@ namespace m3vit {
 
 namespace {
 
-constexpr double kMaxLr = std::numeric_limits<float>::max();
+// NaN fails `> 0`; beyond the largest float the optimizer cannot even apply it (docs/TRAINING.md, "Bad numbers").
+void check_lr(const YamlReader& c, const char* key, const YAML::Node& node, double lr) {
+  if (!(lr > 0) || lr > std::numeric_limits<float>::max())
+    c.fail(key, node, "must be a number > 0 and at most 3.4e38 (a float)");
+}
 
 bool is_model_task(const ModelConfig& m, const std::string& task) {
   for (const auto& ts : m.tasks)
@@ -61,8 +65,7 @@ TrainSection ours(const YamlReader& c, const YAML::Node& tr, const ModelConfig& 
   if (t.batch_size < 1) c.fail("train.batch_size", tr["batch_size"], "must be >= 1");
   if (t.val_batch_size < 1) c.fail("train.val_batch_size", tr["val_batch_size"], "must be >= 1");
   if (t.epochs < 1 && t.steps <= 0) c.fail("train.epochs", "epochs must be >= 1 unless steps > 0");
-  // NaN fails `> 0`; beyond the largest float the optimizer cannot even apply it (docs/TRAINING.md, "Bad numbers").
-  if (!(t.lr > 0) || t.lr > kMaxLr) c.fail("train.lr", tr["lr"], "must be a number > 0 and at most 3.4e38 (a float)");
+  check_lr(c, "train.lr", tr["lr"], t.lr);
   if (t.optimizer != "sgd" && t.optimizer != "adam" && t.optimizer != "adamw")
     c.fail("train.optimizer", tr["optimizer"], "unknown optimizer '" + t.optimizer + "' (sgd, adam, adamw)");
   if (t.scheduler != "poly" && t.scheduler != "constant" && t.scheduler != "cosine")
@@ -82,8 +85,7 @@ TrainSection authors(const YamlReader& c, const YAML::Node& root, const ModelCon
   const YAML::Node ok = root["optimizer_kwargs"];
   if (is_map(ok)) {
     if (present(ok, "lr")) t.lr = c.to_double(ok["lr"], "optimizer_kwargs.lr");
-    if (!(t.lr > 0) || t.lr > kMaxLr)
-      c.fail("optimizer_kwargs.lr", ok["lr"], "must be a number > 0 and at most 3.4e38 (a float)");
+    check_lr(c, "optimizer_kwargs.lr", ok["lr"], t.lr);
     if (present(ok, "momentum")) t.momentum = c.to_double(ok["momentum"], "optimizer_kwargs.momentum");
     if (present(ok, "weight_decay")) t.weight_decay = c.to_double(ok["weight_decay"], "optimizer_kwargs.weight_decay");
   }

@@ -137,7 +137,7 @@ const NamedParameter& faulted_parameter(const std::vector<NamedParameter>& param
 void train_micro_batch(MultiTaskModelImpl& model, const Batch& b, TensorBatch& tb, const TrainOptions& o,
                        const LossOptions& lo, const std::vector<std::string>& tasks,
                        const std::vector<NamedParameter>& params, double scale, StepLosses& acc,
-                       const std::string& where, const TrainFaults* faults) {
+                       const std::string& where, int64_t step, const TrainFaults* faults) {
   const ModelConfig& cfg = model.config();
   const float nan = std::numeric_limits<float>::quiet_NaN();
   auto fail = [&](const std::string& who, const std::string& what) -> void {
@@ -145,13 +145,13 @@ void train_micro_batch(MultiTaskModelImpl& model, const Batch& b, TensorBatch& t
   };
 
   // Test faults (TrainFaults), applied where the real fault would arise.
-  if (faults && faults->nan_image_at_step) tb.images.view({-1})[0].fill_(nan);
-  if (faults && faults->empty_label_at_step) {
+  if (faults && faults->nan_image_at_step == step) tb.images.view({-1})[0].fill_(nan);
+  if (faults && faults->empty_label_at_step == step) {
     auto it = tb.labels.find(faults->empty_label_task);
     if (it == tb.labels.end()) throw ConfigError("fault injection: no label of task '" + faults->empty_label_task + "'");
     it->second.fill_(255.0f);
   }
-  if (faults && faults->nan_weight_at_step)
+  if (faults && faults->nan_weight_at_step == step)
     faulted_parameter(params, faults->weight, false).param.detach().view({-1})[0].fill_(nan);
 
   // Bad data first: said as such, it points at the file to fix rather than at the model.
@@ -228,7 +228,7 @@ void train_micro_batch(MultiTaskModelImpl& model, const Batch& b, TensorBatch& t
       fail(tasks_phrase(who), why);
     }
     (total * scale).backward();
-    if (faults && faults->bad_grad_at_step) {
+    if (faults && faults->bad_grad_at_step == step) {
       faulted_parameter(params, faults->grad, true).param.mutable_grad().view({-1})[0].fill_(faults->grad_value);
       faults = nullptr;  // once, after the step's first backward
     }
@@ -416,14 +416,6 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
     const int64_t micro = std::min<int64_t>(o.grad_accum, bpe - pos.batch_in_epoch);
     StepLosses sl;
     int64_t step_images = 0;
-    // Test faults of this step (TrainRunOptions::faults), for its first micro-batch.
-    TrainFaults now;
-    const TrainFaults& fa = r.faults;
-    if (fa.nan_image_at_step == step) now.nan_image_at_step = step;
-    if (fa.nan_weight_at_step == step) now.nan_weight_at_step = step, now.weight = fa.weight;
-    if (fa.bad_grad_at_step == step) now.bad_grad_at_step = step, now.grad = fa.grad, now.grad_value = fa.grad_value;
-    if (fa.empty_label_at_step == step) now.empty_label_at_step = step, now.empty_label_task = fa.empty_label_task;
-    const bool faulty = now.nan_image_at_step || now.nan_weight_at_step || now.bad_grad_at_step || now.empty_label_at_step;
     try {
       for (int64_t m = 0; m < micro; ++m) {
         Batch b = loader.next();
@@ -434,8 +426,9 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
         TensorBatch tb = tensor_view(b);
         const std::string where = "step " + std::to_string(step) +
                                   (micro > 1 ? " (micro-batch " + std::to_string(m + 1) + " of " + std::to_string(micro) + ")" : "");
+        // Test faults (TrainRunOptions::faults) fire in the first micro-batch of their step.
         train_micro_batch(*model, b, tb, o, lo, tasks, opt.parameters(), 1.0 / static_cast<double>(micro), sl, where,
-                          m == 0 && faulty ? &now : nullptr);
+                          step, m == 0 ? &r.faults : nullptr);
         step_images += b.size;
       }
       opt.step(lr);

@@ -1,10 +1,9 @@
 // Expert trace I/O and synthetic traces (hw/cost/expert_trace.h).
 #include "hw/cost/expert_trace.h"
 
-#include <limits>
-
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 

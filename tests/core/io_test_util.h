@@ -79,6 +79,18 @@ inline PyResult run_python(const std::string& dir, const std::string& name, cons
 
 inline std::vector<uint8_t> read_bytes(const std::string& path);
 
+// The message of the E that f() throws, or "" when it throws none (the caller's expectation on the
+// message then fails).
+template <class E, class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
+}
+
 // Fixture files made by a Python script, cached under the build tree by a hash of the script and
 // its input files. ctest runs every test case in its own process; without the cache each would pay
 // the ~2 s torch import again. The script gets the directory as argv[1] (inputs copied into it) and

@@ -24,17 +24,6 @@ namespace {
 using test_io::make_scratch_dir;
 using test_io::write_scratch_file;
 
-// The error's message, or "" when the call did not throw E.
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "";
-}
-
 std::string safetensors_bytes(const std::string& header, const std::string& data) {
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((static_cast<uint64_t>(header.size()) >> (8 * i)) & 0xFF);
@@ -46,19 +35,19 @@ TEST(ResourceBounds, SafetensorsShapeAgainstItsBytes) {
   const std::string p = write_scratch_file(
       "bounds", "big.safetensors",
       safetensors_bytes(R"({"w":{"dtype":"F32","shape":[1000000,1000000],"data_offsets":[0,8]}})", std::string(8, '\0')));
-  const std::string m = message_of<FormatError>([&] { SafeTensorsFile f(p); });
+  const std::string m = test_io::error_of<FormatError>([&] { SafeTensorsFile f(p); });
   EXPECT_NE(m.find("'w'"), std::string::npos) << m;
   EXPECT_NE(m.find("needs 4000000000000"), std::string::npos) << m;
   // A product past 2^64.
   const std::string q = write_scratch_file(
       "bounds", "wrap.safetensors",
       safetensors_bytes(R"({"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", ""));
-  EXPECT_NE(message_of<FormatError>([&] { SafeTensorsFile f(q); }).find("overflows"), std::string::npos);
+  EXPECT_NE(test_io::error_of<FormatError>([&] { SafeTensorsFile f(q); }).find("overflows"), std::string::npos);
   // A header length of 2^40 in a 16-byte file.
   std::string h = safetensors_bytes("{}", std::string(6, ' '));
   h[5] = 1;
   const std::string r = write_scratch_file("bounds", "header.safetensors", h);
-  EXPECT_NE(message_of<FormatError>([&] { SafeTensorsFile f(r); }).find("header length 1099511627778 runs past the end"),
+  EXPECT_NE(test_io::error_of<FormatError>([&] { SafeTensorsFile f(r); }).find("header length 1099511627778 runs past the end"),
             std::string::npos);
 }
 
@@ -75,12 +64,12 @@ std::string npy_bytes(const std::string& dict, const std::string& data) {
 
 TEST(ResourceBounds, NpyShapeAgainstItsBytes) {
   const std::string big = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000000), }", std::string(8, '\0'));
-  std::string m = message_of<FormatError>([&] { npy_from_bytes(big, "big.npy"); });
+  std::string m = test_io::error_of<FormatError>([&] { npy_from_bytes(big, "big.npy"); });
   EXPECT_NE(m.find("big.npy: .npy shape [1000000, 1000000] needs more bytes than the file's 8"), std::string::npos) << m;
   // 2^61 elements of 8 bytes: the byte count wraps to 0 in 64 bits, so a plain product would accept
   // an empty data area.
   const std::string wrap = npy_bytes("{'descr': '<f8', 'fortran_order': False, 'shape': (2147483648, 1073741824), }", "");
-  m = message_of<FormatError>([&] { npy_from_bytes(wrap, "wrap.npy"); });
+  m = test_io::error_of<FormatError>([&] { npy_from_bytes(wrap, "wrap.npy"); });
   EXPECT_NE(m.find("needs more bytes"), std::string::npos) << m;
   // An empty array with an enormous other dimension is valid: no bytes are needed.
   const std::string empty = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 0), }", "");
@@ -99,7 +88,7 @@ torch.save({'big': torch.ones(1).expand(10**12), 'small': torch.full((1,), 2.5).
 torch.save({'small': torch.full((1,), 2.5).expand(1000)}, sys.argv[1] + '/small.pth')
 )", dir);
   ASSERT_EQ(r.status, 0) << r.output;
-  const std::string m = message_of<FormatError>([&] { read_pth_tensors(dir + "/big.pth"); });
+  const std::string m = test_io::error_of<FormatError>([&] { read_pth_tensors(dir + "/big.pth"); });
   EXPECT_NE(m.find("tensor 'big'"), std::string::npos) << m;
   EXPECT_NE(m.find("1000000000000 elements over a storage of 1"), std::string::npos) << m;
   const auto small = read_pth_tensors(dir + "/small.pth");
@@ -128,11 +117,11 @@ std::string png_header(uint32_t w, uint32_t h) {
 TEST(ResourceBounds, ImageDimensionsAgainstTheLimit) {
   // 16384 x 16384 RGB is 768 MB, which stb itself would allocate (its own limit is 1 GB).
   const std::string png = png_header(16384, 16384);
-  const std::string m = message_of<IoError>([&] { decode_image(png.data(), png.size(), "huge.png", 3); });
+  const std::string m = test_io::error_of<IoError>([&] { decode_image(png.data(), png.size(), "huge.png", 3); });
   EXPECT_NE(m.find("huge.png: 16384 x 16384 pixels is more than this reader's limit of 134217728"), std::string::npos) << m;
   // Just under the limit, the header passes the size check and decoding fails on the missing data.
   const std::string ok = png_header(16384, 8192);
-  const std::string m2 = message_of<IoError>([&] { decode_image(ok.data(), ok.size(), "fits.png", 3); });
+  const std::string m2 = test_io::error_of<IoError>([&] { decode_image(ok.data(), ok.size(), "fits.png", 3); });
   EXPECT_NE(m2.find("cannot decode"), std::string::npos) << m2;
 }
 
@@ -146,7 +135,7 @@ TEST(ResourceBounds, ConfigSizesAgainstTheLimits) {
       const size_t end = text.find('\n', at + 1);
       text.replace(at, end - at, "\n  " + key + ": " + value);
     }
-    return message_of<ConfigError>([&] { load_config_text(text, "bounds.yaml"); });
+    return test_io::error_of<ConfigError>([&] { load_config_text(text, "bounds.yaml"); });
   };
   EXPECT_EQ(config_error("", ""), "");  // the base config itself is fine
   EXPECT_NE(config_error("embed_dim", "1000000").find("embed_dim = 1000000"), std::string::npos);

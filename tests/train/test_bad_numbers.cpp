@@ -20,6 +20,7 @@
 #include "common/fileutil.h"
 #include "io/safetensors.h"
 #include "model/tensor_io.h"
+#include "tests/core/io_test_util.h"
 #include "tests/train/train_test_util.h"
 #include "train/optimizer.h"
 #include "train/train_checkpoint.h"
@@ -98,13 +99,8 @@ std::string stop_after_good_step(const TrainConfig& f, const TrainOptions& o, in
   TrainRunOptions again;
   again.resume = true;
   again.faults = faults;
-  std::string msg;
-  try {
-    run_training(f, o, again);
-    ADD_FAILURE() << "expected NumericError in step " << good + 1;
-  } catch (const NumericError& e) {
-    msg = e.what();
-  }
+  std::string msg = test_io::error_of<NumericError>([&] { run_training(f, o, again); });
+  EXPECT_FALSE(msg.empty()) << "expected NumericError in step " << good + 1;
   // The bad step wrote nothing: the checkpoint is the good step's, byte for byte, and the log ends there.
   EXPECT_TRUE(read_file(ck) == before) << "checkpoint of step " << good << " changed";
   // Not even rewritten with the same bytes (a save renames a new file over the old one).
@@ -247,13 +243,8 @@ TEST(BadNumbers, LearningRateFarTooHigh) {
   auto hot = tiny_options(f, d + "/hot");
   hot.lr = 1e8;
   hot.max_steps = 40;
-  std::string msg;
-  try {
-    run_training(f, hot, {});
-    FAIL() << "lr 1e8 trained 40 steps without a NaN";
-  } catch (const NumericError& e) {
-    msg = e.what();
-  }
+  std::string msg = test_io::error_of<NumericError>([&] { run_training(f, hot, {}); });
+  ASSERT_FALSE(msg.empty()) << "lr 1e8 trained 40 steps without a NaN";
   std::smatch m;
   ASSERT_TRUE(std::regex_search(msg, m, std::regex(R"(^step (\d+), tasks? ([a-z_, ]+): )"))) << msg;
   const int64_t bad = std::stoll(m[1].str());
@@ -294,24 +285,17 @@ TEST(BadNumbers, LearningRateFarTooHigh) {
   TrainRunOptions changed;
   changed.resume = true;
   changed.allow_changes = true;
-  try {
-    run_training(f, raised, changed);
-    FAIL() << "lr 1e8 from step 5 trained to step 8";
-  } catch (const NumericError& e) {
-    msg = e.what();
-  }
+  msg = test_io::error_of<NumericError>([&] { run_training(f, raised, changed); });
+  ASSERT_FALSE(msg.empty()) << "lr 1e8 from step 5 trained to step 8";
   ASSERT_TRUE(std::regex_search(msg, m, std::regex(R"(^step ([5-8]), tasks? )"))) << msg;
   EXPECT_TRUE(contains(msg, "the last good one is " + checkpoint_path(good.out_dir) + " (step 4)")) << msg;
   EXPECT_TRUE(read_file(checkpoint_path(good.out_dir)) == ck4) << "the step-4 checkpoint changed";
   // Without --allow-changes the changed lr is refused, naming it.
   TrainRunOptions plain;
   plain.resume = true;
-  try {
-    run_training(f, raised, plain);
-    ADD_FAILURE() << "a changed lr was accepted without --allow-changes";
-  } catch (const ConfigError& e) {
-    EXPECT_TRUE(contains(e.what(), "lr: 0.01 -> 100000000.0")) << e.what();
-  }
+  const std::string lr_refused = test_io::error_of<ConfigError>([&] { run_training(f, raised, plain); });
+  EXPECT_TRUE(contains(lr_refused, "lr: 0.01 -> 100000000.0"))
+      << "a changed lr was accepted without --allow-changes: " << lr_refused;
   // Back to the lr of the checkpoint: the failed run saved nothing, so this is a plain resume.
   const TrainOutcome done = run_training(f, good, plain);
   EXPECT_EQ(done.position.step, 8);
@@ -319,12 +303,8 @@ TEST(BadNumbers, LearningRateFarTooHigh) {
   // --allow-changes does not cover a change of batch, optimizer type or data order.
   auto other = good;
   other.batch_size = 2;
-  try {
-    run_training(f, other, changed);
-    ADD_FAILURE() << "a changed batch size was accepted";
-  } catch (const ConfigError& e) {
-    EXPECT_TRUE(contains(e.what(), "batch_size: 4 -> 2")) << e.what();
-  }
+  const std::string batch_refused = test_io::error_of<ConfigError>([&] { run_training(f, other, changed); });
+  EXPECT_TRUE(contains(batch_refused, "batch_size: 4 -> 2")) << "a changed batch size was accepted: " << batch_refused;
 }
 
 // Rewrites `path` with one value of tensor `name` set to `v`, keeping the metadata.
