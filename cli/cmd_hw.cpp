@@ -3,7 +3,8 @@
 //   m3vit hw --config C [overrides] --hw zcu104|zcu102|FILE.yaml
 //            [--trace FILE | --weights W | --images DIR | --synthetic N | --synthetic-trace uniform|skewed]
 //            [--task T] [--strategy all|all_on_chip|cache|reordered] [--cache-slots N]
-//            [--sweep] [--svg-dir DIR] [--switch-task T2] [--fixed-point [--saturate] [--round-weights]]
+//            [--sweep] [--svg-dir DIR] [--switch-task T2]
+//            [--fixed-point [--saturate] [--round-weights] [--fx-format a32w16|a32w8|a16w16|a16w8] [--fx-arith ours|edge_moe]]
 //            [--json OUT.json] [--report OUT.md --img-dir DIR] [--dump-hw FILE.yaml]
 //
 // Routing comes from a trace file (m3vit trace), from running the model here (--weights/--images/
@@ -19,6 +20,8 @@
 #include <filesystem>
 #include <memory>
 
+#include <unistd.h>
+
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "cli/config_options.h"
@@ -27,6 +30,7 @@
 #include "common/fileutil.h"
 #include "hw/cost/hw_model.h"
 #include "hw/cost/report.h"
+#include "hw/cost/resources.h"
 #include "hw/cost/sweep.h"
 #include "hw/fx/fx_check.h"
 
@@ -39,10 +43,12 @@ struct HwArgs {
   std::string hw = "zcu104", trace, weights, task, strategy = "all", json, report, img_dir, svg_dir, switch_task,
               dump_hw, synthetic_trace;
   ImageSource images;
+  std::vector<std::string> trained_traces, trained_notes;  // --report only: traces of trained routers
   int cache_slots = -1, trace_images = 2, fx_images = 2, fx_metrics = 0, threads = 0;
   double skew = 1.0, correlation = 0.0;
   uint64_t seed = 0, trace_seed = 1;
   bool sweep = false, fixed_point = false, saturate = false, round_weights = false;
+  std::string fx_format = "a32w16", fx_arith = "ours";
 };
 
 bool runs_model(const HwArgs& a) { return !a.weights.empty() || a.images.given(); }
@@ -69,7 +75,18 @@ hw::ExpertTrace get_trace(const HwArgs& a, const ModelConfig& cfg, int task, uin
   return hw::synthetic_trace(cfg, s);
 }
 
+// `--json -`: the JSON object alone on stdout, so it pipes into jq; the human text goes to stderr.
+// Returns a descriptor of the real stdout for the JSON (-1 without `--json -`).
+int json_to_stdout(const std::string& json) {
+  if (json != "-") return -1;
+  std::fflush(stdout);
+  const int fd = dup(STDOUT_FILENO);
+  if (fd < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) throw IoError("--json -: cannot redirect the text to stderr");
+  return fd;
+}
+
 void run_hw(const HwArgs& a) {
+  const int json_fd = json_to_stdout(a.json);
   const TrainConfig f = load_config_args(a.config);
   const ModelConfig& cfg = f.model;
   const hw::AccelConfig acc = hw::load_accel_config(a.hw);
@@ -78,10 +95,14 @@ void run_hw(const HwArgs& a) {
     throw ConfigError("--trace cannot be combined with --weights/--images/--synthetic/--synthetic-trace");
   if (!a.images.dir.empty() && a.images.synthetic > 0) throw ConfigError("give one of --images and --synthetic");
   if (a.trace_images < 1) throw ConfigError("--trace-images must be >= 1");
-  check_output_dir(a.json, "--json");
+  if (a.json != "-") check_output_dir(a.json, "--json");
   check_output_dir(a.report, "--report");
   check_output_dir(a.dump_hw, "--dump-hw");
   if (!a.report.empty() && a.img_dir.empty()) throw ConfigError("--report needs --img-dir (where the SVG plots go)");
+  if (a.report.empty() && !(a.trained_traces.empty() && a.trained_notes.empty()))
+    throw ConfigError("--trained-trace and --trained-note only go with --report");
+  if (!a.trained_notes.empty() && a.trained_notes.size() != a.trained_traces.size())
+    throw ConfigError("give one --trained-note per --trained-trace (or none)");
   if (!a.img_dir.empty() && !std::filesystem::is_directory(a.img_dir))
     throw IoError("--img-dir " + a.img_dir + ": no such folder");
   if (!a.svg_dir.empty() && !std::filesystem::is_directory(a.svg_dir))
@@ -112,14 +133,22 @@ void run_hw(const HwArgs& a) {
   auto& results = out["results"] = nlohmann::ordered_json::array();
   std::printf("%-12s %12s %6s %12s %12s %10s\n", "strategy", "memory MiB", "fits", "DRAM MB", "latency ms", "energy J");
   std::vector<hw::HwResult> rs;
+  std::vector<hw::ResourceEstimate> fits;
   for (hw::MoeStrategy s : strategies) {
     hw::HwResult r = hw::evaluate(cfg, acc, s, trace.get(), a.cache_slots);
     std::printf("%-12s %12.3f %6s %12.1f %12.3f %10.4f\n", hw::to_string(s), r.memory.total() / 1048576.0,
                 r.fits() ? "yes" : "no", r.dram_bytes / 1e6, r.latency_ms, r.energy_j);
-    results.push_back(nlohmann::ordered_json::parse(hw::result_to_json(r, acc)));
+    nlohmann::ordered_json rj = nlohmann::ordered_json::parse(hw::result_to_json(r, acc));
+    fits.push_back(hw::estimate_resources(hw::model_shape(cfg), acc, s, a.cache_slots));
+    rj["resources"] = nlohmann::ordered_json::parse(hw::resources_to_json(fits.back()));
+    results.push_back(std::move(rj));
     rs.push_back(r);
     if (!moe) break;  // the strategies only differ in the MoE layers
   }
+  // DSP slices and memory blocks against the board (docs/HW_MODEL.md "Resources"); per unit in --json.
+  std::printf("\nFPGA resources:\n");
+  for (const auto& re : fits) std::printf("  %s\n", hw::fit_summary(re).c_str());
+  if (moe) out["comparison"] = nlohmann::ordered_json::parse(hw::comparison_to_json(rs));
   std::printf("\n%s", hw::format_table(rs.back(), acc).c_str());
 
   if (!a.switch_task.empty()) {
@@ -200,6 +229,8 @@ void run_hw(const HwArgs& a) {
     fx_note += buf;
     hw::FxCheckOptions o;
     o.task = task;
+    o.format = hw::fx_format_from_string(a.fx_format);
+    o.arith = hw::fx_arith_from_string(a.fx_arith);
     // The report shows the vendor default (truncate, wrap), saturation, and rounded weights.
     std::vector<std::pair<bool, bool>> modes = {{a.saturate, a.round_weights}};
     if (!a.report.empty()) modes = {{false, false}, {true, false}, {false, true}};
@@ -215,7 +246,12 @@ void run_hw(const HwArgs& a) {
 
   std::vector<TaskMetricChange> metrics;
   if (a.fx_metrics > 0) {
-    metrics = fx_metric_change(cfg, a.weights, a.seed, a.fx_metrics, a.images.seed, a.saturate);
+    hw::FxOptions fo;
+    fo.format = hw::fx_format_from_string(a.fx_format);
+    fo.arith = hw::fx_arith_from_string(a.fx_arith);
+    fo.saturate = a.saturate;
+    fo.round_weights = a.round_weights;
+    metrics = fx_metric_change(cfg, a.weights, a.seed, a.fx_metrics, a.images.seed, fo);
     auto& mj = out["fixed_point_metrics"] = nlohmann::ordered_json::array();
     std::printf("\nper-task metric, fp32 encoder vs fixed-point encoder (%s), %d synthetic validation scenes:\n",
                 a.weights.empty() ? "random weights: not meaningful" : a.weights.c_str(), a.fx_metrics);
@@ -237,9 +273,19 @@ void run_hw(const HwArgs& a) {
     namespace fs = std::filesystem;
     in.img_link = fs::relative(fs::absolute(a.img_dir), fs::absolute(a.report).parent_path()).string();
     in.command = "m3vit hw --config " + a.config.path + " --hw " + a.hw + " --report " + a.report + " --img-dir " + a.img_dir;
+    // The trace files' names only (a report is often made from temporary traces); section 7 says
+    // how each was made.
+    for (const auto& t : a.trained_traces) in.command += " --trained-trace " + fs::path(t).filename().string();
+    if (!a.trained_notes.empty()) in.command += " --trained-note ...";
     if (moe && (runs_model(a) || !a.trace.empty())) {
       in.model_trace = trace.get();
       in.model_trace_note = "Routing: " + trace->source + ", task " + trace->task + ".";
+    }
+    for (size_t i = 0; i < a.trained_traces.size(); ++i) {
+      hw::ExpertTrace t = hw::read_trace(a.trained_traces[i]);
+      std::string how = a.trained_notes.empty() ? "Routing: " + t.source + ", task " + t.task + "." : a.trained_notes[i];
+      std::string name = t.cfg.name;
+      in.trained.push_back({std::move(t), name, how});
     }
     in.fx = fx;
     in.fx_note = fx_note;
@@ -253,7 +299,13 @@ void run_hw(const HwArgs& a) {
     std::printf("\nwrote %s (plots in %s)\n", a.report.c_str(), a.img_dir.c_str());
   }
 
-  if (!a.json.empty()) {
+  if (json_fd >= 0) {
+    std::fflush(stdout);
+    const std::string text = out.dump(1) + "\n";
+    FILE* f = fdopen(json_fd, "w");
+    if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size() || std::fclose(f) != 0)
+      throw IoError("--json -: cannot write to stdout");
+  } else if (!a.json.empty()) {
     write_file_atomic(a.json, out.dump(1) + "\n");
     std::printf("wrote %s\n", a.json.c_str());
   }
@@ -267,6 +319,9 @@ void register_hw(CLI::App& app) {
   add_config_options(sub, a->config);
   sub->add_option("--hw", a->hw, "accelerator: zcu104, zcu102 or a YAML file (configs/hw/*.yaml)");
   sub->add_option("--trace", a->trace, "routing trace from m3vit trace");
+  sub->add_option("--trained-trace", a->trained_traces,
+                  "--report: a trained router's trace (m3vit trace on a trained export); repeatable");
+  sub->add_option("--trained-note", a->trained_notes, "--report: how that model was trained and traced, per trace");
   sub->add_option("--weights", a->weights, "run this checkpoint to get the routing (and for --fixed-point)");
   sub->add_option("--images", a->images.dir, "folder of PNG/JPEG images to run the model on");
   sub->add_flag("--resize", a->images.resize, "scale folder images to the model's size");
@@ -287,6 +342,10 @@ void register_hw(CLI::App& app) {
   sub->add_flag("--fixed-point", a->fixed_point, "measure the fixed-point encoder against fp32");
   sub->add_flag("--saturate", a->saturate, "fixed point: saturate instead of wrapping on overflow");
   sub->add_flag("--round-weights", a->round_weights, "fixed point: round weights to nearest instead of truncating");
+  sub->add_option("--fx-format", a->fx_format,
+                  "fixed point: stored activation and weight widths, a32w16 (Edge-MoE's), a32w8, a16w16 or a16w8");
+  sub->add_option("--fx-arith", a->fx_arith,
+                  "fixed point: order of operations, ours or edge_moe (Edge-MoE's exactly)");
   sub->add_option("--fx-images", a->fx_images, "images for the fixed-point check");
   sub->add_option("--fx-metrics", a->fx_metrics,
                   "fixed point: per-task metric change on N synthetic validation scenes (needs trained weights to mean much)");

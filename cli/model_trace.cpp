@@ -238,7 +238,7 @@ struct TaskScorer {
 }  // namespace
 
 std::vector<TaskMetricChange> fx_metric_change(const ModelConfig& cfg, const std::string& weights, uint64_t seed,
-                                               int images, uint64_t image_seed, bool saturate) {
+                                               int images, uint64_t image_seed, const hw::FxOptions& fx_options) {
   if (images < 1) throw ConfigError("metric change: need at least one image");
   std::string source;
   MultiTaskModel model = build_model(cfg, weights, seed, &source);
@@ -276,16 +276,9 @@ std::vector<TaskMetricChange> fx_metric_change(const ModelConfig& cfg, const std
     r.higher_is_better = !(r.task == "normals" || r.task == "depth");
     TaskScorer fp(r.task, ch), fx(r.task, ch);
     // Task t's routers: the fixed-point weights are converted once per task.
-    std::function<std::vector<float>(const uint8_t*)> encode;
-    if (saturate) {
-      auto fw = std::make_shared<hw::FxWeights<hw::Ovf::saturate>>(hw::convert_weights<hw::Ovf::saturate>(ew, t));
-      encode = [fw](const uint8_t* im) { return hw::fx_encoder(*fw, im); };
-    } else {
-      auto fw = std::make_shared<hw::FxWeights<hw::Ovf::wrap>>(hw::convert_weights<hw::Ovf::wrap>(ew, t));
-      encode = [fw](const uint8_t* im) { return hw::fx_encoder(*fw, im); };
-    }
+    hw::FxSelected encoder = hw::select_fx_encoder(ew, t, fx_options);
     auto run_fx = [&](const std::vector<uint8_t>& img) {
-      std::vector<float> tok = encode(img.data());
+      std::vector<float> tok = encoder.run(img.data(), nullptr);
       return torch::from_blob(tok.data(), {1, cfg.num_tokens(), cfg.embed_dim}, torch::kFloat32).clone();
     };
     ProgressBar bar("metric " + r.task, images, "img");

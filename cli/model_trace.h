@@ -10,6 +10,7 @@
 
 #include "hw/cost/expert_trace.h"
 #include "hw/fx/encoder_weights.h"
+#include "hw/fx/fx_select.h"
 #include "core/config.h"
 
 namespace m3vit::cli {
@@ -55,6 +56,6 @@ struct TaskMetricChange {
   std::string note;  // why a task was not scored
 };
 std::vector<TaskMetricChange> fx_metric_change(const ModelConfig& cfg, const std::string& weights, uint64_t seed,
-                                               int images, uint64_t image_seed, bool saturate);
+                                               int images, uint64_t image_seed, const hw::FxOptions& fx);
 
 }  // namespace m3vit::cli

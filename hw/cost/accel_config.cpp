@@ -93,7 +93,13 @@ const std::vector<Field>& fields() {
       num_field("index_bits", &AccelConfig::index_bits),
       num_field("bram_mbit", &AccelConfig::bram_mbit),
       num_field("uram_mbit", &AccelConfig::uram_mbit),
+      num_field("dsp_slices", &AccelConfig::dsp_slices),
+      num_field("bram18_blocks", &AccelConfig::bram18_blocks),
+      num_field("uram_blocks", &AccelConfig::uram_blocks),
+      num_field("lut_count", &AccelConfig::lut_count),
+      num_field("shared_mac_array", &AccelConfig::shared_mac_array),
       num_field("power_w", &AccelConfig::power_w),
+      num_field("dram_pj_per_byte", &AccelConfig::dram_pj_per_byte),
   };
   return f;
 }
@@ -130,7 +136,10 @@ void AccelConfig::validate() const {
   need(act_buffers >= 0 && act_head_buffers >= 0, "act_buffers and act_head_buffers must be >= 0");
   need(weight_bits > 0 && bias_bits > 0 && act_bits > 0 && index_bits > 0, "bit widths must be > 0");
   need(bram_mbit >= 0 && uram_mbit >= 0, "bram_mbit and uram_mbit must be >= 0");
+  need(dsp_slices >= 0 && bram18_blocks >= 0 && uram_blocks >= 0 && lut_count >= 0,
+       "dsp_slices, bram18_blocks, uram_blocks and lut_count must be >= 0");
   need(power_w > 0, "power_w must be > 0");
+  need(dram_pj_per_byte >= 0, "dram_pj_per_byte must be >= 0");
 }
 
 const std::vector<std::string>& accel_field_names() {

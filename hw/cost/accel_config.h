@@ -69,8 +69,19 @@ struct AccelConfig {
   double bram_mbit = 0;  // block RAM
   double uram_mbit = 0;  // UltraRAM
 
+  // --- FPGA resources of the board's device (hw/cost/resources.h checks a design against them;
+  //     0 everywhere: no device given, nothing is checked) ---
+  int dsp_slices = 0;     // DSP48E2 slices (27x18 multiplier each, UG579)
+  int bram18_blocks = 0;  // 18 Kbit block RAMs; a 36 Kbit block counts as two (UG573)
+  int uram_blocks = 0;    // 288 Kbit UltraRAMs, 4K x 72 (UG573)
+  int lut_count = 0;      // CLB LUTs (6-input)
+  // Attention, router and LayerNorm multiply on the linear unit's DSPs (units run one at a time),
+  // instead of each having multipliers of its own (Edge-MoE's separate HLS functions).
+  bool shared_mac_array = false;
+
   // --- power ---
-  double power_w = 10;   // energy = latency x power (the paper's method)
+  double power_w = 10;   // board power while computing, without DRAM traffic (the paper's 10 W)
+  double dram_pj_per_byte = 160;  // DRAM access energy per byte moved (hw_model.h: energy)
 
   // field name -> source of its value (paper, code, data sheet, or "assumed: ...")
   std::map<std::string, std::string> sources;

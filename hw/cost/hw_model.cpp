@@ -206,7 +206,11 @@ HwResult evaluate(const ModelConfig& cfg, const AccelConfig& a, MoeStrategy stra
   r.cache_hits = cache.hits();
   r.cache_misses = cache.misses();
   r.latency_ms = a.ms(r.cycles);
-  r.energy_j = r.latency_ms * 1e-3 * a.power_w;
+  // Board power over the frame's latency (the paper's method) plus the DRAM's access energy for the
+  // bytes the frame moves, so that a design's DRAM traffic shows in its energy.
+  r.energy_board_j = r.latency_ms * 1e-3 * a.power_w;
+  r.energy_dram_j = r.dram_bytes * a.dram_pj_per_byte * 1e-12;
+  r.energy_j = r.energy_board_j + r.energy_dram_j;
   return r;
 }
 
@@ -282,8 +286,9 @@ std::string format_table(const HwResult& r, const AccelConfig& a) {
   if (r.images > 1)
     os << "latency over images: min " << fmt("%.3f", a.ms(r.min_cycles)) << " ms, max " << fmt("%.3f", a.ms(r.max_cycles))
        << " ms\n";
-  os << "latency " << fmt("%.3f", r.latency_ms) << " ms, energy " << fmt("%.4f", r.energy_j) << " J at "
-     << a.power_w << " W, " << fmt("%.1f", r.gops()) << " GOPS, waiting for weights "
+  os << "latency " << fmt("%.3f", r.latency_ms) << " ms, energy " << fmt("%.4f", r.energy_j) << " J ("
+     << fmt("%.4f", r.energy_board_j) << " J at " << a.power_w << " W + " << fmt("%.4f", r.energy_dram_j) << " J DRAM at "
+     << a.dram_pj_per_byte << " pJ/B), " << fmt("%.1f", r.gops()) << " GOPS, waiting for weights "
      << fmt("%.3f", a.ms(r.stall_cycles)) << " ms\n";
   if (r.strategy == MoeStrategy::cache && r.cache_hits + r.cache_misses > 0)
     os << "expert cache: " << r.cache_hits << " hits, " << r.cache_misses << " misses ("
@@ -315,6 +320,8 @@ std::string result_to_json(const HwResult& r, const AccelConfig& a) {
   j["latency_ms_min"] = a.ms(r.min_cycles);
   j["latency_ms_max"] = a.ms(r.max_cycles);
   j["energy_j"] = r.energy_j;
+  j["energy_board_j"] = r.energy_board_j;
+  j["energy_dram_j"] = r.energy_dram_j;
   j["dram_bytes"] = r.dram_bytes;
   j["macs"] = r.macs;
   j["gops"] = r.gops();
@@ -344,6 +351,24 @@ std::string result_to_json(const HwResult& r, const AccelConfig& a) {
     layers.push_back(lj);
   }
   return j.dump(1);
+}
+
+std::string comparison_to_json(const std::vector<HwResult>& rs) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  const HwResult* reo = nullptr;
+  for (const HwResult& r : rs)
+    if (r.strategy == MoeStrategy::reordered) reo = &r;
+  if (!reo) return j.dump();
+  for (const HwResult& r : rs) {
+    if (&r == reo) continue;
+    j[std::string("reordered_vs_") + to_string(r.strategy)] = {
+        {"speedup", r.latency_ms / reo->latency_ms},
+        {"energy_ratio", r.energy_j / reo->energy_j},
+        {"energy_ratio_board_power_only", r.energy_board_j / reo->energy_board_j},
+        {"dram_ratio", reo->dram_bytes > 0 ? r.dram_bytes / reo->dram_bytes : 0.0},
+        {"memory_ratio", r.memory.total() / reo->memory.total()}};
+  }
+  return j.dump();
 }
 
 }  // namespace m3vit::hw

@@ -4,7 +4,9 @@
 // MoE strategies; plus the on-chip memory each strategy needs, DRAM traffic, energy, and the cost
 // of switching task between frames.
 //
-// Energy is latency x board power, as in the M³ViT paper (§4.1: "assumed 10 W").
+// Energy is latency x board power, as in the M³ViT paper (§4.1: "assumed 10 W"), plus the DRAM's
+// access energy per byte moved (AccelConfig::dram_pj_per_byte), which the paper leaves out: the
+// expert cache moves about 127x the bytes of the reordered design, and that costs energy too.
 #pragma once
 
 #include <string>
@@ -58,7 +60,10 @@ struct HwResult {
   int images = 1;
   std::vector<LayerResult> layers;  // patch embedding, then one per block
   double cycles = 0, min_cycles = 0, max_cycles = 0;  // per frame: mean, min, max over images
-  double latency_ms = 0, energy_j = 0;
+  double latency_ms = 0;
+  double energy_board_j = 0;  // latency x board power (the paper's method)
+  double energy_dram_j = 0;   // DRAM bytes x access energy per byte
+  double energy_j = 0;        // their sum
   double dram_bytes = 0;   // per frame, mean
   double macs = 0;         // per frame
   double stall_cycles = 0; // per frame, mean: waiting for weights
@@ -87,5 +92,9 @@ SwitchCost task_switch_cost(const ModelConfig& cfg, const AccelConfig& a, MoeStr
 // Text table (one row per layer and a total) and JSON of a result.
 std::string format_table(const HwResult& r, const AccelConfig& a);
 std::string result_to_json(const HwResult& r, const AccelConfig& a);
+// The strategies side by side (for `m3vit hw --json`): reordering's latency, energy, DRAM and memory
+// against each other strategy in `rs`, as ratios other / reordered ("speedup" > 1: reordering is
+// faster). Empty object when `rs` has no reordered result.
+std::string comparison_to_json(const std::vector<HwResult>& rs);
 
 }  // namespace m3vit::hw

@@ -20,6 +20,15 @@ struct ReportInputs {
   // Optional: a trace exported from a model (m3vit trace), evaluated on its own config.
   const ExpertTrace* model_trace = nullptr;
   std::string model_trace_note;
+  // Optional: traces of trained routers (m3vit trace on a trained export). One whose routing shape
+  // (tokens, experts, top-k, MoE layers) is a paper model's drives that model's designs next to the
+  // synthetic routings (sections 1 and 2); any other is evaluated on its own config (section 7).
+  struct TrainedRouting {
+    ExpertTrace trace;
+    std::string name;  // shown in the tables, e.g. the export's file name
+    std::string how;   // how the model was trained and traced (commands)
+  };
+  std::vector<TrainedRouting> trained;
   // Fixed-point results computed by the caller, with a sentence on weights and images.
   std::vector<FxCheckResult> fx;
   std::string fx_note;

@@ -71,6 +71,17 @@ class ap_fx {
     raw_ = from_wide(align(o.raw(), ap_fx<W2, I2, S2, O2>::fwidth, fwidth));
   }
 
+  // From a real number rounded to nearest, ties toward +infinity (ap_fixed's AP_RND):
+  // floor(x * 2^F + 1/2), then overflow handling. Used for weights converted with rounding.
+  static ap_fx rounded(double x) {
+    ap_fx v;
+    double scaled = std::ldexp(x, fwidth);
+    // Below 2^51 adding 1/2 is exact in double; above, scaled is already an integer.
+    if (std::fabs(scaled) < 0x1p51) scaled = std::floor(scaled + 0.5);
+    v.raw_ = from_wide(quantise_double(std::ldexp(scaled, -fwidth)));
+    return v;
+  }
+
   static ap_fx from_raw(__int128 r) {
     ap_fx v;
     v.raw_ = from_wide(r);
@@ -192,6 +203,22 @@ auto operator-(const ap_fx<W1, I1, S1, O1>& a, const ap_fx<W2, I2, S2, O2>& b) {
   return R::from_raw(A::align(a.raw(), A::fwidth, R::fwidth) - B::align(b.raw(), B::fwidth, R::fwidth));
 }
 
+// a / b as ap_fixed computes it (ap_fixed_base.h operator/): the quotient keeps a's fraction bits,
+// (a.raw << F_b) / b.raw truncated toward zero (not floor), in a type wide enough to hold it.
+// Edge-MoE's LayerNorm takes fm_t(1) / hls::sqrt(variance) this way (src/layernorm.cpp:118).
+// A zero divisor (undefined in ap_fixed) gives the largest magnitude and counts as an overflow.
+template <int W1, int I1, bool S1, Ovf O1, int W2, int I2, bool S2, Ovf O2>
+auto fx_quotient(const ap_fx<W1, I1, S1, O1>& a, const ap_fx<W2, I2, S2, O2>& b) {
+  constexpr int F2 = W2 - I2 > 0 ? W2 - I2 : 0;
+  constexpr int s2 = S2 ? 1 : 0;
+  using R = ap_fx<s2 + W1 + F2, s2 + I1 + F2, S1 || S2, O1>;
+  if (b.raw() == 0) {
+    ++detail::g_fx_overflows;
+    return R::from_raw(a.raw() < 0 ? R::raw_min() : R::raw_max());
+  }
+  return R::from_raw((a.raw() * ((__int128)1 << F2)) / b.raw());  // C++ division truncates toward zero
+}
+
 template <int W, int I, bool S, Ovf O>
 auto operator-(const ap_fx<W, I, S, O>& a) {
   using R = ap_fx<(W + 1 <= 126 ? W + 1 : 126), (W + 1 <= 126 ? I + 1 : I), true, O>;
@@ -218,22 +245,52 @@ bool operator>=(const ap_fx<W1, I1, S1, O1>& a, const ap_fx<W2, I2, S2, O2>& b) 
 template <int W1, int I1, bool S1, Ovf O1, int W2, int I2, bool S2, Ovf O2>
 bool operator==(const ap_fx<W1, I1, S1, O1>& a, const ap_fx<W2, I2, S2, O2>& b) { return fx_compare(a, b) == 0; }
 
+namespace detail {
+// Wraps or saturates a 64-bit raw value into T's range, counting the event.
+template <class T>
+int64_t fit64(int64_t s) {
+  const int64_t lo = static_cast<int64_t>(T::raw_min()), hi = static_cast<int64_t>(T::raw_max());
+  if (s >= lo && s <= hi) return s;
+  ++g_fx_overflows;
+  if constexpr (T::overflow == Ovf::saturate) {
+    return s < lo ? lo : hi;
+  } else {
+    constexpr int W = T::width;
+    uint64_t u = static_cast<uint64_t>(s) & ((W == 64) ? ~0ull : ((1ull << W) - 1));
+    int64_t v = static_cast<int64_t>(u);
+    if (T::is_signed && ((u >> (W - 1)) & 1)) v -= static_cast<int64_t>(1ull << (W - 1)) * 2;
+    return v;
+  }
+}
+}  // namespace detail
+
 // acc + a[0]·b[0] + a[1]·b[stride] + ...: each step is exactly `acc += a[i] * b[i]` of the types
 // (product exact, floored onto acc's grid, then acc's overflow handling), done in 64-bit integers.
 // This is the multiply-accumulate of the linear and attention units, and the emulator's hot loop.
-template <class Acc, class A, class B>
+// An accumulator with more fraction bits than the product (the 48-bit accumulator of the a16
+// formats, hw/fx/fx_encoder.h) takes the product exactly, shifted left.
+// With WrapProducts, each product is first assigned to Acc (its own truncation and overflow
+// handling) and then added: `Acc p = a[i] * b[i]; acc += p;`, the order of Edge-MoE's linear unit
+// (src/linear.cpp:492-494). The floor is the same either way; only an overflowing product differs.
+template <bool WrapProducts = false, class Acc, class A, class B>
 Acc fx_dot(Acc acc, const A* a, const B* b, int n, int stride = 1) {
   constexpr int shift = A::fwidth + B::fwidth - Acc::fwidth;
-  static_assert(shift >= 0, "fx_dot: the product must have at least the accumulator's fraction bits");
-  static_assert(A::width + B::width <= 64 && Acc::width <= 48, "fx_dot: too wide for 64-bit emulation");
+  constexpr int lshift = shift < 0 ? -shift : 0, rshift = shift > 0 ? shift : 0;
+  static_assert(A::width + B::width + lshift <= 63 || (lshift == 0 && A::width + B::width <= 64),
+                "fx_dot: too wide for 64-bit emulation");
+  static_assert(Acc::width <= 48, "fx_dot: accumulator too wide for 64-bit emulation");
   const int64_t lo = static_cast<int64_t>(Acc::raw_min()), hi = static_cast<int64_t>(Acc::raw_max());
+  auto term = [&](int i) {
+    const int64_t p = static_cast<int64_t>(a[i].bits()) * static_cast<int64_t>(b[static_cast<size_t>(i) * stride].bits());
+    return lshift ? p * (int64_t{1} << lshift) : p >> rshift;  // arithmetic shift: floor
+  };
   int64_t s = static_cast<int64_t>(acc.raw());
-  // Fast path: when |acc| + Σ|term| stays in range no partial sum can overflow, so the plain sum
-  // is exactly the step-by-step result. Otherwise replay the steps one by one.
+  // Fast path: when |acc| + Σ|term| stays in range no partial sum (and no product) can overflow,
+  // so the plain sum is exactly the step-by-step result. Otherwise replay the steps one by one.
   {
     int64_t sum = 0, mag = 0;
     for (int i = 0; i < n; ++i) {
-      int64_t t = (static_cast<int64_t>(a[i].bits()) * static_cast<int64_t>(b[static_cast<size_t>(i) * stride].bits())) >> shift;
+      int64_t t = term(i);
       sum += t;
       mag += t < 0 ? -t : t;
     }
@@ -241,19 +298,9 @@ Acc fx_dot(Acc acc, const A* a, const B* b, int n, int stride = 1) {
     if ((s < 0 ? -s : s) + mag <= room) return Acc::from_raw(s + sum);
   }
   for (int i = 0; i < n; ++i) {
-    int64_t p = static_cast<int64_t>(a[i].bits()) * static_cast<int64_t>(b[static_cast<size_t>(i) * stride].bits());
-    s += p >> shift;  // arithmetic shift: floor
-    if (s < lo || s > hi) {
-      ++detail::g_fx_overflows;
-      if constexpr (Acc::overflow == Ovf::saturate) {
-        s = s < lo ? lo : hi;
-      } else {
-        constexpr int W = Acc::width;
-        uint64_t u = static_cast<uint64_t>(s) & ((W == 64) ? ~0ull : ((1ull << W) - 1));
-        s = static_cast<int64_t>(u);
-        if (Acc::is_signed && ((u >> (W - 1)) & 1)) s -= static_cast<int64_t>(1ull << (W - 1)) * 2;
-      }
-    }
+    int64_t t = term(i);
+    if constexpr (WrapProducts) t = detail::fit64<Acc>(t);
+    s = detail::fit64<Acc>(s + t);
   }
   return Acc::from_raw(s);
 }

@@ -12,9 +12,26 @@ namespace m3vit::hw {
 
 double gelu_exact(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
 
+double ActivationRanges::largest() const {
+  return std::max({tokens, normed, qkv, attention, hidden, linear_out});
+}
+
+void ActivationRanges::merge(const ActivationRanges& o) {
+  tokens = std::max(tokens, o.tokens);
+  normed = std::max(normed, o.normed);
+  qkv = std::max(qkv, o.qkv);
+  attention = std::max(attention, o.attention);
+  hidden = std::max(hidden, o.hidden);
+  linear_out = std::max(linear_out, o.linear_out);
+}
+
 namespace {
 
 using Mat = std::vector<float>;
+
+void track(double& m, const Mat& v) {
+  for (float e : v) m = std::max(m, static_cast<double>(std::fabs(e)));
+}
 
 // out[n, o] = b[o] + Σ_i in[n, i] · W[o, i]
 void linear(const float* in, int n, int din, const float* W, const float* b, int dout, float* out) {
@@ -68,6 +85,8 @@ EncoderOutput ref_encoder(const EncoderWeights& w, const uint8_t* image, int tas
     }
   for (int i = 0; i < d; ++i) x[i] = w.cls[i];
   for (size_t i = 0; i < x.size(); ++i) x[i] += w.pos[i];
+  ActivationRanges& rg = res.ranges;
+  track(rg.tokens, x);
 
   Mat xn, q(static_cast<size_t>(N) * d), k(q.size()), v(q.size()), att(q.size()), y(q.size());
   std::vector<double> s(N);
@@ -75,6 +94,7 @@ EncoderOutput ref_encoder(const EncoderWeights& w, const uint8_t* image, int tas
   for (int b = 0; b < c.depth; ++b) {
     const EncoderBlockWeights& B = w.blocks[b];
     layernorm(x, N, d, B.ln1_g, B.ln1_b, c.ln_eps, xn);
+    track(rg.normed, xn);
     linear(xn.data(), N, d, B.qkv_w.data(), B.qkv_b.data(), d, q.data());
     linear(xn.data(), N, d, B.qkv_w.data() + static_cast<size_t>(d) * d, B.qkv_b.data() + d, d, k.data());
     linear(xn.data(), N, d, B.qkv_w.data() + 2 * static_cast<size_t>(d) * d, B.qkv_b.data() + 2 * d, d, v.data());
@@ -96,14 +116,22 @@ EncoderOutput ref_encoder(const EncoderWeights& w, const uint8_t* image, int tas
           att[static_cast<size_t>(i) * d + h * hd + e] = static_cast<float>(acc / sum);
         }
       }
+    track(rg.qkv, q);
+    track(rg.qkv, k);
+    track(rg.qkv, v);
+    track(rg.attention, att);
     linear(att.data(), N, d, B.proj_w.data(), B.proj_b.data(), d, y.data());
+    track(rg.linear_out, y);
     for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
+    track(rg.tokens, x);
     layernorm(x, N, d, B.ln2_g, B.ln2_b, c.ln_eps, xn);
+    track(rg.normed, xn);
     if (!c.is_moe_block(b)) {
       const int hid = c.mlp_hidden();
       Mat hbuf(static_cast<size_t>(N) * hid);
       linear(xn.data(), N, d, B.fc1_w.data(), B.fc1_b.data(), hid, hbuf.data());
       for (auto& e : hbuf) e = static_cast<float>(gelu_exact(e));
+      track(rg.hidden, hbuf);
       linear(hbuf.data(), N, hid, B.fc2_w.data(), B.fc2_b.data(), d, y.data());
     } else {
       const int E = c.moe_experts, K = c.moe_top_k, mh = c.moe_hidden();
@@ -136,6 +164,7 @@ EncoderOutput ref_encoder(const EncoderWeights& w, const uint8_t* image, int tas
           linear(xt, 1, d, B.w1.data() + static_cast<size_t>(e) * mh * d, B.b1.data() + static_cast<size_t>(e) * mh, mh,
                  hrow.data());
           for (auto& h : hrow) h = static_cast<float>(gelu_exact(h));
+          track(rg.hidden, hrow);
           linear(hrow.data(), 1, mh, B.w2.data() + static_cast<size_t>(e) * d * mh, B.b2.data() + static_cast<size_t>(e) * d,
                  d, yrow.data());
           for (int i = 0; i < d; ++i) y[static_cast<size_t>(t) * d + i] += static_cast<float>(p[e] * yrow[i]);
@@ -144,7 +173,9 @@ EncoderOutput ref_encoder(const EncoderWeights& w, const uint8_t* image, int tas
       res.topk_idx.push_back(std::move(idx));
       res.topk_w.push_back(std::move(wt));
     }
+    track(rg.linear_out, y);
     for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
+    track(rg.tokens, x);
     if (keep_blocks) res.block_out.push_back(x);
   }
   res.out = std::move(x);

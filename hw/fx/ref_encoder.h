@@ -17,11 +17,25 @@
 
 namespace m3vit::hw {
 
+// The largest |value| of each kind of activation the accelerator stores between units, over one
+// image: what the integer bits of a stored activation format must hold (docs/HW_MODEL.md "Widths").
+struct ActivationRanges {
+  double tokens = 0;      // the residual stream: patch embedding + pos, and after each add
+  double normed = 0;      // LayerNorm outputs
+  double qkv = 0;         // Q, K, V
+  double attention = 0;   // A·V, the input of proj
+  double hidden = 0;      // GELU outputs of the dense MLP and of the experts (fc2's input)
+  double linear_out = 0;  // proj, dense MLP and gate-weighted expert sums before the add
+  double largest() const;
+  void merge(const ActivationRanges& o);  // the larger of each
+};
+
 struct EncoderOutput {
   std::vector<float> out;                        // [N, d]
   std::vector<std::vector<float>> block_out;     // per block [N, d] (when requested)
   std::vector<std::vector<int32_t>> topk_idx;    // per MoE layer (block order) [N, k]
   std::vector<std::vector<float>> topk_w;        // per MoE layer [N, k]
+  ActivationRanges ranges;                       // max |value| per stored activation kind
 };
 
 // `task` selects the routers (multi-gate) or the task embedding (task_cond).

@@ -46,6 +46,46 @@ grep -q "mean angle" "$tmp/out" || { echo "FAIL fixed point: no per-task metric"
 diff=$(sed -n 's/.*libtorch model: max |difference| \([0-9.e+-]*\).*/\1/p' "$tmp/out")
 python3 -c "import sys; d=float('$diff'); sys.exit(0 if d < 1e-4 else 1)" || { echo "FAIL reference vs model: $diff"; fail=1; }
 
+# `--json -`: the JSON object alone on stdout (text on stderr), with the strategy comparison and the
+# resources of every strategy. The ratios are recomputed here from the results themselves; the
+# zcu104 board's 624 BRAM18 and 1,728 DSP48E2 are the XCZU7EV's (product selection guide).
+pascal="$src/configs/pascal_vits_moe16.yaml"
+expect_ok "hw --json -" "$m3vit" hw --config "$pascal" --hw zcu104 --json -
+python3 - "$tmp/out" <<'PY' || { echo "FAIL hw --json -: $(head -c 300 "$tmp/out")"; fail=1; }
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = {x["strategy"]: x for x in d["results"]}
+c = d["comparison"]["reordered_vs_cache"]
+close = lambda a, b: abs(a - b) <= 1e-9 * abs(b)
+assert close(c["speedup"], r["cache"]["latency_ms"] / r["reordered"]["latency_ms"]), c
+assert close(c["energy_ratio"], r["cache"]["energy_j"] / r["reordered"]["energy_j"]), c
+assert close(c["dram_ratio"], r["cache"]["dram_bytes"] / r["reordered"]["dram_bytes"]), c
+for x in d["results"]:
+    res = x["resources"]
+    assert res["board_resources"]["dsp"] == 1728 and res["board_resources"]["bram18"] == 624, res
+    assert sum(u["dsp"] for u in res["units"]) == res["total"]["dsp"] > 0, res["total"]
+    assert res["short_by"]["bram18"] == max(0, res["total"]["bram18"] - 624), res
+    assert res["fits"] == (res["memory_fits"] and all(v == 0 for v in res["short_by"].values())), res
+PY
+grep -q "FPGA resources" "$tmp/err" || { echo "FAIL hw --json -: the text did not go to stderr"; fail=1; }
+
+# The report with a trained router's trace of the paper's routing shape (random weights here: the
+# path is what is checked). Its speed-up in the report's range sentence must be the one
+# `m3vit hw --trace` gives for the same trace on the paper model.
+expect_ok "trace paper shape" "$m3vit" trace --config "$src/configs/pascal_routing_synthetic.yaml" --task semseg \
+  --synthetic 1 --out "$tmp/p.safetensors"
+speedup=$("$m3vit" hw --config "$pascal" --hw zcu104 --trace "$tmp/p.safetensors" --json - 2>/dev/null |
+  python3 -c "import json,sys; print('%.2f' % json.load(sys.stdin)['comparison']['reordered_vs_cache']['speedup'])")
+mkdir -p "$tmp/img"
+expect_ok "hw report trained" "$m3vit" hw --config "$src/configs/cityscapes_vitt_moe16.yaml" --hw zcu102 \
+  --report "$tmp/H.md" --img-dir "$tmp/img" --trained-trace "$tmp/p.safetensors" --trained-note "a test router"
+grep -q "trained: pascal_routing_synthetic ${speedup}x" "$tmp/H.md" ||
+  { echo "FAIL hw report trained: no 'trained: pascal_routing_synthetic ${speedup}x'"; fail=1; }
+grep -q "^## 9. FPGA resources" "$tmp/H.md" || { echo "FAIL hw report: no resources section"; fail=1; }
+expect_err "trained note count" "one --trained-note per --trained-trace" "$m3vit" hw --config "$cfg" \
+  --report "$tmp/H2.md" --img-dir "$tmp/img" --trained-trace "$tmp/p.safetensors" --trained-note a --trained-note b
+[[ ! -e "$tmp/H2.md" ]] || { echo "FAIL trained note count: report written"; fail=1; }
+
 # Bad inputs: one error line naming the culprit, exit 2, nothing written.
 expect_err "unknown board" "zcu999" "$m3vit" hw --config "$cfg" --hw zcu999
 printf 'base: zcu104\nclok: 1\n' >"$tmp/bad.yaml"
