@@ -39,19 +39,20 @@ fx_images="${HW_FX_IMAGES:-64}"
 fx_image_seed="${HW_FX_IMAGE_SEED:-1}"
 fx_threads="${HW_FX_THREADS:-1}"
 fx_train_cmd="${HW_FX_TRAIN_CMD:-}"
+# An existing file's absolute path (the script changes directory), or an error naming VAR.
+absolute_file() {  # VAR PATH
+  [[ -f "$2" ]] || { echo "hw-report: $1: no file $2" >&2; exit 2; }
+  echo "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
+}
 if [[ -n "$fx_weights" ]]; then
-  [[ -f "$fx_weights" ]] || { echo "hw-report: HW_FX_WEIGHTS: no file $fx_weights" >&2; exit 2; }
-  fx_weights="$(cd "$(dirname "$fx_weights")" && pwd)/$(basename "$fx_weights")"
+  fx_weights="$(absolute_file HW_FX_WEIGHTS "$fx_weights")"
   command -v jq >/dev/null || { echo "hw-report: HW_FX_WEIGHTS needs jq to read the results" >&2; exit 2; }
 fi
 
 routing_weights="${HW_ROUTING_WEIGHTS:-}"
 routing_config="${HW_ROUTING_CONFIG:-configs/pascal_routing_synthetic.yaml}"
 routing_train_cmd="${HW_ROUTING_TRAIN_CMD:-}"
-if [[ -n "$routing_weights" ]]; then
-  [[ -f "$routing_weights" ]] || { echo "hw-report: HW_ROUTING_WEIGHTS: no file $routing_weights" >&2; exit 2; }
-  routing_weights="$(cd "$(dirname "$routing_weights")" && pwd)/$(basename "$routing_weights")"
-fi
+[[ -n "$routing_weights" ]] && routing_weights="$(absolute_file HW_ROUTING_WEIGHTS "$routing_weights")"
 
 cd "$root"
 mkdir -p docs/img

@@ -7,18 +7,13 @@
 
 #include "hw/cost/hw_model.h"
 #include "hw/cost/repro.h"
+#include "hw/cost/text_format.h"
 
 namespace m3vit::hw {
 
 namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0;
-
-std::string fmt(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
 
 // MAC/cycle the dense ViT-S row implies: all of the frame's MACs (attention matmuls included) in the
 // paper's latency at the paper's clock, as if the array never idled. The array shape is then the

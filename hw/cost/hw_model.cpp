@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/errors.h"
+#include "hw/cost/text_format.h"
 
 namespace m3vit::hw {
 
@@ -238,12 +239,6 @@ SwitchCost task_switch_cost(const ModelConfig& cfg, const AccelConfig& a, MoeStr
 }
 
 namespace {
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
 
 double unit_sum(const LayerResult& L, const std::vector<std::string>& units) {
   double c = 0;

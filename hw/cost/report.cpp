@@ -12,6 +12,7 @@
 #include "hw/cost/repro.h"
 #include "hw/cost/resources.h"
 #include "hw/cost/sweep.h"
+#include "hw/cost/text_format.h"
 
 namespace m3vit::hw {
 
@@ -19,19 +20,13 @@ namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0;
 
-std::string f(const char* fmt, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, fmt, v);
-  return b;
-}
-
 void write_svg(const ReportInputs& in, const std::string& name, const std::string& svg) {
   write_file_atomic(in.img_dir + "/" + name, svg);
 }
 
 std::string strategies_table(const ModelConfig& cfg, const AccelConfig& a, const ExpertTrace& tr) {
   std::ostringstream os;
-  os << "| strategy | on-chip memory (MiB) | fits " << a.name << " (" << f("%.2f", a.capacity_bytes() / kMiB)
+  os << "| strategy | on-chip memory (MiB) | fits " << a.name << " (" << fmt("%.2f", a.capacity_bytes() / kMiB)
      << " MiB) | DRAM per frame (MB) | latency (ms) | energy (J) | of which DRAM (J) | waiting for weights (ms) | "
         "expert loads per frame |\n";
   os << "|---|---:|:-:|---:|---:|---:|---:|---:|---:|\n";
@@ -44,10 +39,10 @@ std::string strategies_table(const ModelConfig& cfg, const AccelConfig& a, const
       for (const auto& L : r.layers) loads += L.moe ? L.mean_active_experts : 0;
     std::string name = to_string(s);
     if (s == MoeStrategy::cache) name += " (" + std::to_string(r.cache_slots) + " slots)";
-    os << "| " << name << " | " << f("%.3f", r.memory.total() / kMiB) << " | " << (r.fits() ? "yes" : "no") << " | "
-       << f("%.1f", r.dram_bytes / 1e6) << " | " << f("%.2f", r.latency_ms) << " | " << f("%.4f", r.energy_j) << " | "
-       << f("%.4f", r.energy_dram_j) << " | "
-       << f("%.2f", a.ms(r.stall_cycles)) << " | " << f("%.0f", loads) << " |\n";
+    os << "| " << name << " | " << fmt("%.3f", r.memory.total() / kMiB) << " | " << (r.fits() ? "yes" : "no") << " | "
+       << fmt("%.1f", r.dram_bytes / 1e6) << " | " << fmt("%.2f", r.latency_ms) << " | " << fmt("%.4f", r.energy_j) << " | "
+       << fmt("%.4f", r.energy_dram_j) << " | "
+       << fmt("%.2f", a.ms(r.stall_cycles)) << " | " << fmt("%.0f", loads) << " |\n";
   }
   return os.str();
 }
@@ -89,9 +84,9 @@ std::string sensitivity_table(const ModelConfig& cfg, const AccelConfig& a) {
         ++n;
       }
     double miss = static_cast<double>(rc.cache_misses) / std::max<int64_t>(1, rc.cache_hits + rc.cache_misses);
-    os << "| " << c.name << " | " << f("%.1f", active / std::max(1, n)) << " | " << f("%.0f", qmin) << "-"
-       << f("%.0f", qmax) << " | " << f("%.1f%%", 100 * miss) << " | " << f("%.1f", rc.latency_ms) << " | "
-       << f("%.2f", rr.latency_ms) << " | " << f("%.3f", a.ms(rr.stall_cycles)) << " |\n";
+    os << "| " << c.name << " | " << fmt("%.1f", active / std::max(1, n)) << " | " << fmt("%.0f", qmin) << "-"
+       << fmt("%.0f", qmax) << " | " << fmt("%.1f%%", 100 * miss) << " | " << fmt("%.1f", rc.latency_ms) << " | "
+       << fmt("%.2f", rr.latency_ms) << " | " << fmt("%.3f", a.ms(rr.stall_cycles)) << " |\n";
   }
   return os.str();
 }
@@ -118,8 +113,8 @@ std::string task_switch_table(const ModelConfig& cfg, const AccelConfig& a) {
     SwitchCost c = task_switch_cost(cfg, a, row.s, ta, tb, row.slots);
     int slots = row.slots < 0 ? budget_cache_slots(model_shape(cfg), a) : row.slots;
     os << "| " << to_string(row.s) << " | " << (row.s == MoeStrategy::cache ? std::to_string(slots) : "-") << " | "
-       << f("%.2f", a.ms(c.switched_cycles)) << " | " << f("%.2f", a.ms(c.steady_cycles)) << " | "
-       << f("%.3f", a.ms(c.cycles())) << " |\n";
+       << fmt("%.2f", a.ms(c.switched_cycles)) << " | " << fmt("%.2f", a.ms(c.steady_cycles)) << " | "
+       << fmt("%.3f", a.ms(c.cycles())) << " |\n";
   }
   return os.str();
 }
@@ -171,9 +166,9 @@ RoutingRange routing_range(const ReportInputs& in, const ModelConfig& cfg, const
   for (const auto& [name, x] : r.cases) {
     r.lo = std::min(r.lo, x);
     r.hi = std::max(r.hi, x);
-    list += (list.empty() ? "" : ", ") + name + " " + f("%.2f", x) + "x";
+    list += (list.empty() ? "" : ", ") + name + " " + fmt("%.2f", x) + "x";
   }
-  r.sentence = "reordering over the expert cache " + f("%.2f", r.lo) + "x to " + f("%.2f", r.hi) + "x (" + list + ")";
+  r.sentence = "reordering over the expert cache " + fmt("%.2f", r.lo) + "x to " + fmt("%.2f", r.hi) + "x (" + list + ")";
   return r;
 }
 
@@ -198,9 +193,9 @@ std::string fx_section(const ReportInputs& in) {
   os << "| model | overflow | images | MSE | MAE | max abs error | ref. mean square | relative MSE | top-k choices "
         "identical | overflow events (kernels) | weights out of range |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : in.fx)
-    os << "| " << r.model << " | " << r.mode << " | " << r.images << " | " << f("%.3g", r.mse) << " | "
-       << f("%.3g", r.mae) << " | " << f("%.3g", r.max_abs) << " | " << f("%.3g", r.ref_mean_square) << " | "
-       << f("%.3g", r.rel_mse()) << " | " << f("%.2f%%", 100 * r.routing_agreement) << " | " << r.total_overflows()
+    os << "| " << r.model << " | " << r.mode << " | " << r.images << " | " << fmt("%.3g", r.mse) << " | "
+       << fmt("%.3g", r.mae) << " | " << fmt("%.3g", r.max_abs) << " | " << fmt("%.3g", r.ref_mean_square) << " | "
+       << fmt("%.3g", r.rel_mse()) << " | " << fmt("%.2f%%", 100 * r.routing_agreement) << " | " << r.total_overflows()
        << " | " << r.conversion_overflows << " |\n";
   for (const auto& r : in.fx) {
     if (r.total_overflows() == 0) {
@@ -242,12 +237,12 @@ std::string hardware_report(const ReportInputs& in) {
      << "MoE rows use a seeded synthetic trace in which every token picks k distinct experts uniformly at random: "
      << "the paper's cache-based figure implies it (4 expert slots, top-4 of 16: 75% misses); section 7 gives the "
      << "same designs under trained routers. `tests/hw/test_repro.cpp` holds every row to ±5%.\n\n"
-     << "**Error on the predictions only:** " << pe.rows << " rows, mean |error| " << f("%.1f%%", 100 * pe.mean_abs)
-     << ", largest " << f("%.1f%%", 100 * pe.max_abs) << " (`" << pe.worst << "`).\n\n"
+     << "**Error on the predictions only:** " << pe.rows << " rows, mean |error| " << fmt("%.1f%%", 100 * pe.mean_abs)
+     << ", largest " << fmt("%.1f%%", 100 * pe.max_abs) << " (`" << pe.worst << "`).\n\n"
      << "| quantity | board | paper | model | error | paper's figure | role |\n|---|---|---:|---:|---:|---|---|\n";
   for (const auto& r : rows) {
-    md << "| " << r.what << " | " << r.board << " | " << f("%.3f", r.paper) << " " << r.unit << " | "
-       << f("%.3f", r.model) << " " << r.unit << " | " << f("%+.1f%%", 100 * r.rel_error()) << " | " << r.source
+    md << "| " << r.what << " | " << r.board << " | " << fmt("%.3f", r.paper) << " " << r.unit << " | "
+       << fmt("%.3f", r.model) << " " << r.unit << " | " << fmt("%+.1f%%", 100 * r.rel_error()) << " | " << r.source
        << (r.estimate ? "; an estimate, not a measurement (Edge-MoE §II calls M³ViT's FPGA numbers an optimistic "
                         "estimation)"
                       : "; measured on the board")
@@ -274,8 +269,8 @@ std::string hardware_report(const ReportInputs& in) {
   for (const Calibration& c : calibrate_zcu104(z4)) {
     std::string cells = c.cells;
     for (size_t i = 0; (i = cells.find(',', i)) != std::string::npos; i += 2) cells.replace(i, 1, ", ");
-    md << "| `" << c.fields << "` | " << cells << " | " << c.method << " | " << f("%.4g", c.fitted) << " | "
-       << f("%.4g", c.chosen) << " | " << f("%.4g", c.preset) << " | " << c.note << " |\n";
+    md << "| `" << c.fields << "` | " << cells << " | " << c.method << " | " << fmt("%.4g", c.fitted) << " | "
+       << fmt("%.4g", c.chosen) << " | " << fmt("%.4g", c.preset) << " | " << c.note << " |\n";
   }
 
   md << "\n### 1.2 Edge-MoE with and without overlapped weight loads\n\n"
@@ -287,10 +282,10 @@ std::string hardware_report(const ReportInputs& in) {
      << "| weight loads | latency (ms) | vs 34.64 ms | attention matmuls | linear layers | waiting for weights | "
         "norms, adds, router |\n|---|---:|---:|---:|---:|---:|---:|\n";
   for (const OverlapCase& c : edge_moe_overlap_cases(z2)) {
-    md << "| " << (c.overlap ? "overlapped (ping/pong)" : "serialised (preset)") << " | " << f("%.2f", c.latency_ms)
-       << " | " << f("%+.1f%%", 100 * (c.latency_ms / paper_number("zcu102.latency_edge_moe") - 1)) << " | "
-       << f("%.0f%%", 100 * c.attention_share) << " | " << f("%.0f%%", 100 * c.linear_share) << " | "
-       << f("%.0f%%", 100 * c.weight_wait_share) << " | " << f("%.0f%%", 100 * c.other_share) << " |\n";
+    md << "| " << (c.overlap ? "overlapped (ping/pong)" : "serialised (preset)") << " | " << fmt("%.2f", c.latency_ms)
+       << " | " << fmt("%+.1f%%", 100 * (c.latency_ms / paper_number("zcu102.latency_edge_moe") - 1)) << " | "
+       << fmt("%.0f%%", 100 * c.attention_share) << " | " << fmt("%.0f%%", 100 * c.linear_share) << " | "
+       << fmt("%.0f%%", 100 * c.weight_wait_share) << " | " << fmt("%.0f%%", 100 * c.other_share) << " |\n";
   }
   md << "\n";
 
@@ -387,10 +382,10 @@ std::string hardware_report(const ReportInputs& in) {
     }
     md << "On its own model (`" << t.trace.cfg.name << "`), on `zcu104`:\n\n" << strategies_table(t.trace.cfg, z4, t.trace)
        << "\nOn `zcu102`:\n\n" << strategies_table(t.trace.cfg, z2, t.trace) << "\nReordering over the cache: "
-       << f("%.2f", reorder_speedup(t.trace.cfg, z4, t.trace)) << "x on `zcu104`, "
-       << f("%.2f", reorder_speedup(t.trace.cfg, z2, t.trace)) << "x on `zcu102`; under uniform routing of the same "
-       << "model " << f("%.2f", reorder_speedup(t.trace.cfg, z4, synthetic_trace(t.trace.cfg, uni))) << "x and "
-       << f("%.2f", reorder_speedup(t.trace.cfg, z2, synthetic_trace(t.trace.cfg, uni))) << "x.\n\n";
+       << fmt("%.2f", reorder_speedup(t.trace.cfg, z4, t.trace)) << "x on `zcu104`, "
+       << fmt("%.2f", reorder_speedup(t.trace.cfg, z2, t.trace)) << "x on `zcu102`; under uniform routing of the same "
+       << "model " << fmt("%.2f", reorder_speedup(t.trace.cfg, z4, synthetic_trace(t.trace.cfg, uni))) << "x and "
+       << fmt("%.2f", reorder_speedup(t.trace.cfg, z2, synthetic_trace(t.trace.cfg, uni))) << "x.\n\n";
   }
   if (in.trained.empty())
     md << "No trained router's trace was given to this report. `make hw-report` adds them when given trained "
@@ -453,8 +448,8 @@ std::string hardware_report(const ReportInputs& in) {
         continue;
       }
       md << "| " << m.task << " | " << m.metric << (m.higher_is_better ? " (higher is better)" : " (lower is better)")
-         << " | " << m.images << " | " << f("%.4f", m.fp32) << " | " << f("%.4f", m.fixed) << " | "
-         << f("%+.4f", m.fixed - m.fp32) << " |\n";
+         << " | " << m.images << " | " << fmt("%.4f", m.fp32) << " | " << fmt("%.4f", m.fixed) << " | "
+         << fmt("%+.4f", m.fixed - m.fp32) << " |\n";
     }
   }
   return md.str();

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "hw/cost/hw_model.h"
+#include "hw/cost/text_format.h"
 
 namespace m3vit::hw {
 
@@ -22,21 +23,8 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // piece of `port` bits and unsigned pieces of port - 1 bits below it.
 int pieces(int bits, int port) { return bits <= port ? 1 : 1 + static_cast<int>(ceil_div(bits - port, port - 1)); }
 
-// "1,536"
-std::string num(int64_t v) {
-  std::string s = std::to_string(v < 0 ? -v : v), out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i > 0 && (s.size() - i) % 3 == 0) out += ',';
-    out += s[i];
-  }
-  return (v < 0 ? "-" : "") + out;
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+// "1,536": the tables below print every count this way.
+constexpr auto num = thousands;
 
 ResourceRow unit_row(const std::string& unit) {
   ResourceRow r;

@@ -12,6 +12,7 @@
 
 #include "hw/fx/fx_check.h"
 #include "hw/fx/fx_encoder.h"
+#include "tests/hw/fx_test_model.h"
 
 namespace m3vit::hw {
 namespace {
@@ -196,28 +197,10 @@ TEST(FxArith, ProductWrappedBeforeTheSum) {
   EXPECT_EQ(fx_overflow_count(), 2u);  // the product wraps, and the sum wraps back
 }
 
-ModelConfig tiny() {
-  ModelConfig c;
-  c.name = "tiny_fx";
-  c.img_h = 32;
-  c.img_w = 48;  // 2 x 3 grid, 7 tokens
-  c.embed_dim = 32;
-  c.depth = 2;
-  c.num_heads = 2;  // hd = 16: two 8-feature blocks per score
-  c.mlp_ratio = 2;
-  c.moe_blocks = {1};
-  c.moe_experts = 4;
-  c.moe_top_k = 2;
-  c.moe_mlp_ratio = 1;
-  c.tasks = {{"semseg", 2}, {"depth", 1}};
-  c.validate();
-  return c;
-}
-
 TEST(FxArith, EdgeMoeOrderStaysCloseToFp32) {
   // Same bounds as FxEncoder.MatchesFp32ReferenceAtAuthorsInit: the order of operations moves
   // results by a few ulps, far below the format's error against fp32.
-  EncoderWeights w = random_encoder_weights(tiny(), 3);
+  EncoderWeights w = random_encoder_weights(fx_test::tiny_fx_model(), 3);
   auto imgs = random_images(2, 32, 48, 9);
   FxCheckOptions o;
   o.progress = false;

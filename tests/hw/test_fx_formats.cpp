@@ -13,6 +13,7 @@
 #include "common/errors.h"
 #include "hw/fx/fx_check.h"
 #include "hw/fx/fx_encoder.h"
+#include "tests/hw/fx_test_model.h"
 #include "hw/fx/fx_select.h"
 #include "hw/fx/ref_encoder.h"
 
@@ -69,26 +70,8 @@ TEST(FxFormats, NamesRoundTrip) {
   EXPECT_THROW(fx_arith_from_string("vendor"), ConfigError);
 }
 
-ModelConfig tiny() {
-  ModelConfig c;
-  c.name = "tiny_fx";
-  c.img_h = 32;
-  c.img_w = 48;  // 2 x 3 grid, 7 tokens
-  c.embed_dim = 32;
-  c.depth = 2;
-  c.num_heads = 2;
-  c.mlp_ratio = 2;
-  c.moe_blocks = {1};
-  c.moe_experts = 4;
-  c.moe_top_k = 2;
-  c.moe_mlp_ratio = 1;
-  c.tasks = {{"semseg", 2}, {"depth", 1}};
-  c.validate();
-  return c;
-}
-
 TEST(FxFormats, EachFormatWithinItsBoundOfFp32) {
-  EncoderWeights w = random_encoder_weights(tiny(), 3);
+  EncoderWeights w = random_encoder_weights(fx_test::tiny_fx_model(), 3);
   auto imgs = random_images(2, 32, 48, 9);
   // Bounds on the relative MSE (MSE / mean square of the fp32 output, ~0.5 here). a32w16 is
   // Edge-MoE's format (tested at 1e-4 absolute in test_fx_encoder.cpp). 16-bit activations store
@@ -139,7 +122,7 @@ TEST(FxFormats, MeasuredRangePredictsOverflow) {
   // The measured residual range says whether <16,6> (|x| < 32) holds the tokens: on the test model
   // it does and the a16 encoder reports no overflow; with one token's residual pushed to about 37
   // the tokens range exceeds 32, needs 7 integer bits, and the a16 encoder does overflow.
-  EncoderWeights w = random_encoder_weights(tiny(), 3);
+  EncoderWeights w = random_encoder_weights(fx_test::tiny_fx_model(), 3);
   auto imgs = random_images(2, 32, 48, 9);
   FxCheckOptions o;
   o.progress = false;
@@ -181,7 +164,7 @@ TEST(FxFormats, MeasuredRangePredictsOverflow) {
 
 TEST(FxFormats, DefaultFormatIsTheA32W16Encoder) {
   // The run-time choice (select_fx_encoder) and the template defaults give the same bits.
-  EncoderWeights w = random_encoder_weights(tiny(), 8);
+  EncoderWeights w = random_encoder_weights(fx_test::tiny_fx_model(), 8);
   auto imgs = random_images(1, 32, 48, 4);
   FxSelected s = select_fx_encoder(w, 1, FxOptions{});
   const FxWeights<Ovf::wrap> fw = convert_weights<Ovf::wrap>(w, 1);
