@@ -119,16 +119,21 @@ std::string task_switch_table(const ModelConfig& cfg, const AccelConfig& a) {
   return os.str();
 }
 
-// The trained traces whose routing shape is `cfg`'s (they can drive its designs directly).
+// Whether a trace's routing shape is `cfg`'s, so that it can drive `cfg`'s designs directly.
+bool routing_fits(const ExpertTrace& t, const ModelConfig& cfg) {
+  try {
+    check_trace_matches(t, cfg);
+    return true;
+  } catch (const ConfigError&) {
+    return false;
+  }
+}
+
+// The trained traces whose routing shape is `cfg`'s.
 std::vector<const ReportInputs::TrainedRouting*> trained_for(const ReportInputs& in, const ModelConfig& cfg) {
   std::vector<const ReportInputs::TrainedRouting*> out;
-  for (const auto& t : in.trained) {
-    try {
-      check_trace_matches(t.trace, cfg);
-      out.push_back(&t);
-    } catch (const ConfigError&) {
-    }
-  }
+  for (const auto& t : in.trained)
+    if (routing_fits(t.trace, cfg)) out.push_back(&t);
   return out;
 }
 
@@ -258,8 +263,16 @@ std::string hardware_report(const ReportInputs& in) {
      << range_p.sentence << "; ViT-T on `zcu102`, " << range_e.sentence << ". "
      << (trained_for(in, pascal).empty() && trained_for(in, edge).empty()
              ? "No trained router's trace was given to this report (section 7 says how to add one). "
-             : "The trained routers are named in section 2 and section 7 says how they were made. ")
-     << "\n\n";
+             : "The trained routers are named in section 2 and section 7 says how they were made. ");
+  // Trained routers of other shapes cannot drive the paper's designs; their speed-up on their own
+  // model (section 7) stands beside the range.
+  std::string own;
+  for (const auto& t : in.trained)
+    if (!routing_fits(t.trace, pascal) && !routing_fits(t.trace, edge))
+      own += (own.empty() ? "" : ", ") + t.name + " " + fmt("%.2f", reorder_speedup(t.trace.cfg, z4, t.trace)) +
+             "x on `zcu104`";
+  if (!own.empty()) md << "Trained routers of other shapes, on their own models (section 7): " << own << ". ";
+  md << "\n\n";
 
   md << "### 1.1 Calibrated constants\n\n"
      << "Every `zcu104` field whose source says \"calibrated\", refit here from the PASCAL column with every "
@@ -373,10 +386,7 @@ std::string hardware_report(const ReportInputs& in) {
   md << "## 7. Routing of trained models\n\n";
   for (const auto& t : in.trained) {
     md << "### `" << t.name << "`\n\n" << t.how << "\n\n";
-    bool drives = false;  // its shape is a paper model's: it already drove sections 1 and 2
-    for (const ModelConfig* m : {&pascal, &edge})
-      for (const auto* p : trained_for(in, *m)) drives |= p == &t;
-    if (drives) {
+    if (routing_fits(t.trace, pascal) || routing_fits(t.trace, edge)) {  // it already drove sections 1 and 2
       md << "Its routing shape is a paper model's, so it drives that model's designs in sections 1 and 2.\n\n";
       continue;
     }

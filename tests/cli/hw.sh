@@ -77,10 +77,16 @@ expect_ok "trace paper shape" "$m3vit" trace --config "$src/configs/pascal_routi
 speedup=$("$m3vit" hw --config "$pascal" --hw zcu104 --trace "$tmp/p.safetensors" --json - 2>/dev/null |
   python3 -c "import json,sys; print('%.2f' % json.load(sys.stdin)['comparison']['reordered_vs_cache']['speedup'])")
 mkdir -p "$tmp/img"
+# A router of another shape (tiny_test) is reported on its own model beside the range.
+own=$("$m3vit" hw --config "$cfg" --hw zcu104 --trace "$tmp/t.safetensors" --json - 2>/dev/null |
+  python3 -c "import json,sys; print('%.2f' % json.load(sys.stdin)['comparison']['reordered_vs_cache']['speedup'])")
 expect_ok "hw report trained" "$m3vit" hw --config "$src/configs/cityscapes_vitt_moe16.yaml" --hw zcu102 \
-  --report "$tmp/H.md" --img-dir "$tmp/img" --trained-trace "$tmp/p.safetensors" --trained-note "a test router"
+  --report "$tmp/H.md" --img-dir "$tmp/img" --trained-trace "$tmp/p.safetensors" --trained-note "a test router" \
+  --trained-trace "$tmp/t.safetensors" --trained-note "a router of another shape"
 grep -q "trained: pascal_routing_synthetic ${speedup}x" "$tmp/H.md" ||
   { echo "FAIL hw report trained: no 'trained: pascal_routing_synthetic ${speedup}x'"; fail=1; }
+grep -q "on their own models (section 7): tiny_test ${own}x on \`zcu104\`" "$tmp/H.md" ||
+  { echo "FAIL hw report trained: no 'tiny_test ${own}x' beside the range"; fail=1; }
 grep -q "^## 9. FPGA resources" "$tmp/H.md" || { echo "FAIL hw report: no resources section"; fail=1; }
 expect_err "trained note count" "one --trained-note per --trained-trace" "$m3vit" hw --config "$cfg" \
   --report "$tmp/H2.md" --img-dir "$tmp/img" --trained-trace "$tmp/p.safetensors" --trained-note a --trained-note b
