@@ -92,6 +92,18 @@ expect_err "trained note count" "one --trained-note per --trained-trace" "$m3vit
   --report "$tmp/H2.md" --img-dir "$tmp/img" --trained-trace "$tmp/p.safetensors" --trained-note a --trained-note b
 [[ ! -e "$tmp/H2.md" ]] || { echo "FAIL trained note count: report written"; fail=1; }
 
+# The widths and Edge-MoE's order of operations reach the encoder, and the measured ranges the JSON.
+expect_ok "hw fx format" "$m3vit" hw --config "$cfg" --fixed-point --synthetic 1 --fx-images 1 --strategy reordered \
+  --fx-format a16w16 --fx-arith edge_moe --json -
+python3 - "$tmp/out" <<'PY' || { echo "FAIL hw fx format: $(head -c 300 "$tmp/out")"; fail=1; }
+import json, sys
+r = json.load(open(sys.argv[1]))["fixed_point"][0]
+assert r["format"] == "a16w16" and r["arith"] == "edge_moe", r
+m = max(r["activation_max_abs"].values())
+assert m > 0 and 2 ** (r["activation_integer_bits_needed"] - 2) <= m < 2 ** (r["activation_integer_bits_needed"] - 1), r
+PY
+expect_err "bad fx format" "a8w8" "$m3vit" hw --config "$cfg" --fixed-point --synthetic 1 --fx-format a8w8
+
 # Bad inputs: one error line naming the culprit, exit 2, nothing written.
 expect_err "unknown board" "zcu999" "$m3vit" hw --config "$cfg" --hw zcu999
 printf 'base: zcu104\nclok: 1\n' >"$tmp/bad.yaml"
