@@ -31,7 +31,7 @@ Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec)
   proj_ = MatmulPlan(ctx, d_, d_, true, n_, Epilogue::residual, prec);
   fc1_ = MatmulPlan(ctx, d_, mh, true, n_, Epilogue::gelu, prec);
   fc2_ = MatmulPlan(ctx, mh, d_, true, n_, Epilogue::residual, prec);
-  attn_ = AttentionPlan(n_, c.num_heads, c.head_dim());
+  attn_ = AttentionPlan(n_, c.num_heads, c.head_dim(), prec);
   if (!c.moe_blocks.empty()) moe_ = MoeLayer(ctx, n_, d_, c.moe_hidden(), c.moe_experts, c.moe_top_k, prec);
 
   // Patch embedding: conv weight [d, 3, p, p] flattened = a Linear [d, 3·p·p] over patch vectors

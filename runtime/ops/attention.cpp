@@ -1,260 +1,576 @@
 // Blocked multi-head attention with a running softmax (runtime/ops/attention.h).
-// Work items are (head, block of 64 queries), spread over OpenMP threads; each item walks the keys
-// in blocks of 256 and keeps its own running max m, sum l and output O.
+// Work items are (head, block of kBlockQ queries), spread over OpenMP threads; each item runs its
+// queries in groups of kRowGroup rows, and each group walks the keys in blocks of bk_ keys keeping its
+// own running max m, sum l and output O.
 #include "runtime/ops/attention.h"
 
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "common/errors.h"
+#include "runtime/ops/bf16.h"
 #include "runtime/ops/simd.h"
 
 namespace m3vit::rt {
 
 namespace {
 
-constexpr int kBQ = AttentionPlan::kBlockQ;
-constexpr int kBK = AttentionPlan::kBlockK;
+constexpr int kG = AttentionPlan::kRowGroup;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// ---------------------------------------------------------------- AVX-512 kernels
-// The tiles keep NR×NV accumulators in zmm registers only if their small loops are fully unrolled,
-// which -O2 does not do by itself (measured: 58 vs 150 GFLOP/s on one core): hence the
-// `#pragma GCC unroll` on every loop over rows (NR), vectors (NV, NH).
+// ---------------------------------------------------------------- AVX-512 fp32 kernels
+// The tiles keep R×NV accumulators in zmm registers only if their small loops are fully unrolled,
+// which -O2 does not do by itself: hence the `#pragma GCC unroll` on every loop over rows (R),
+// vectors (NV, NH).
 
-// S[NR, 16·NV] = Q[NR, hd] · Kt[hd, 16·NV]; q row stride hd, kt row stride ldk, s row stride kBK.
-// Also folds the tile's first `valid` columns into the running row maxima rmax[NR] (the columns past
-// the last key are padding and must not count).
-template <int NR, int NV>
-M3VIT_AVX512 void qk_tile(const float* q, int hd, const float* kt, int64_t ldk, float* s, int valid, __m512* rmax) {
-  __m512 acc[NR][NV];
+// Stores a score tile (row stride lds) and folds its first `valid` columns (the rest are padding
+// keys) into the rows' running maxima vmax [R, 16]: the softmax then needs no pass of its own for
+// the block max.
+template <int R, int NV>
+M3VIT_AVX512 inline void store_scores(const __m512 (&acc)[R][NV], float* s, int lds, int valid, float* vmax) {
   #pragma GCC unroll 16
-  for (int r = 0; r < NR; ++r)
+  for (int r = 0; r < R; ++r) {
+    __m512 mx = _mm512_loadu_ps(vmax + 16 * r);
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) {
+      _mm512_storeu_ps(s + r * lds + 16 * v, acc[r][v]);
+      const int left = valid - 16 * v;
+      if (left >= 16)
+        mx = _mm512_max_ps(mx, acc[r][v]);
+      else if (left > 0)
+        mx = _mm512_mask_max_ps(mx, static_cast<__mmask16>((1u << left) - 1u), mx, acc[r][v]);
+    }
+    _mm512_storeu_ps(vmax + 16 * r, mx);
+  }
+}
+
+// S[R, 16·NV] = Q[R, hd] · K[16·NV keys, hd]ᵀ. q: row stride ldq (the qkv rows, 3d); kp: NV packed
+// 16-key panels [hd, 16], hd·16 floats apart; s: row stride lds.
+template <int R, int NV>
+M3VIT_AVX512 void qk_tile(const float* q, int64_t ldq, const float* kp, int hd, float* s, int lds, int valid,
+                          float* vmax) {
+  __m512 acc[R][NV];
+  #pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  const int64_t panel = static_cast<int64_t>(hd) * 16;
   for (int c = 0; c < hd; ++c) {
     __m512 kv[NV];
     #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) kv[v] = _mm512_loadu_ps(kt + c * ldk + 16 * v);
+    for (int v = 0; v < NV; ++v) kv[v] = _mm512_loadu_ps(kp + v * panel + c * 16);
     #pragma GCC unroll 16
-    for (int r = 0; r < NR; ++r) {
-      const __m512 qb = _mm512_set1_ps(q[r * hd + c]);
+    for (int r = 0; r < R; ++r) {
+      const __m512 qb = _mm512_set1_ps(q[r * ldq + c]);
       #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(qb, kv[v], acc[r][v]);
     }
   }
-  #pragma GCC unroll 16
-  for (int r = 0; r < NR; ++r)
-    #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) {
-      _mm512_storeu_ps(s + r * kBK + 16 * v, acc[r][v]);
-      const int left = valid - 16 * v;
-      if (left >= 16)
-        rmax[r] = _mm512_max_ps(rmax[r], acc[r][v]);
-      else if (left > 0)
-        rmax[r] = _mm512_mask_max_ps(rmax[r], static_cast<__mmask16>((1u << left) - 1u), rmax[r], acc[r][v]);
-    }
+  store_scores<R, NV>(acc, s, lds, valid, vmax);
 }
 
-// Scores of NR query rows against nk keys (nkp = nk rounded up to 16), and each row's maximum.
-template <int NR>
-M3VIT_AVX512 void qk_rows(const float* q, int hd, const float* kt, int64_t ldk, int nk, int nkp, float* s,
-                          float* row_max) {
-  __m512 rmax[NR];
-  for (int r = 0; r < NR; ++r) rmax[r] = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  int j = 0;
-  for (; j + 64 <= nkp; j += 64) qk_tile<NR, 4>(q, hd, kt + j, ldk, s + j, nk - j, rmax);
-  for (; j < nkp; j += 16) qk_tile<NR, 1>(q, hd, kt + j, ldk, s + j, nk - j, rmax);
-  for (int r = 0; r < NR; ++r) row_max[r] = _mm512_reduce_max_ps(rmax[r]);
-}
-
-// O[NR, 16·NH] += P[NR, nk] · V[nk, 16·NH]; p row stride kBK, o row stride 16·NH.
-template <int NR, int NH>
-M3VIT_AVX512 void pv_tile(const float* p, const float* v, int nk, float* o) {
+// O[R, 16·NH] = O·alpha (per row) + P[R, nk] · V[nk, 16·NH]. p row stride ldp; v row stride ldv;
+// o row stride 16·NH.
+template <int R, int NH>
+M3VIT_AVX512 void pv_tile(const float* p, int ldp, const float* v, int64_t ldv, int nk, float* o,
+                          const float* alpha) {
   constexpr int hd = 16 * NH;
-  __m512 acc[NR][NH];
+  __m512 acc[R][NH];
   #pragma GCC unroll 16
-  for (int r = 0; r < NR; ++r)
+  for (int r = 0; r < R; ++r) {
+    const __m512 a = _mm512_set1_ps(alpha[r]);
     #pragma GCC unroll 16
-    for (int c = 0; c < NH; ++c) acc[r][c] = _mm512_loadu_ps(o + r * hd + 16 * c);
+    for (int c = 0; c < NH; ++c) acc[r][c] = _mm512_mul_ps(a, _mm512_loadu_ps(o + r * hd + 16 * c));
+  }
   for (int j = 0; j < nk; ++j) {
     __m512 vv[NH];
     #pragma GCC unroll 16
-    for (int c = 0; c < NH; ++c) vv[c] = _mm512_loadu_ps(v + j * hd + 16 * c);
+    for (int c = 0; c < NH; ++c) vv[c] = _mm512_loadu_ps(v + j * ldv + 16 * c);
     #pragma GCC unroll 16
-    for (int r = 0; r < NR; ++r) {
-      const __m512 pb = _mm512_set1_ps(p[r * kBK + j]);
+    for (int r = 0; r < R; ++r) {
+      const __m512 pb = _mm512_set1_ps(p[r * ldp + j]);
       #pragma GCC unroll 16
       for (int c = 0; c < NH; ++c) acc[r][c] = _mm512_fmadd_ps(pb, vv[c], acc[r][c]);
     }
   }
   #pragma GCC unroll 16
-  for (int r = 0; r < NR; ++r)
+  for (int r = 0; r < R; ++r)
     #pragma GCC unroll 16
     for (int c = 0; c < NH; ++c) _mm512_storeu_ps(o + r * hd + 16 * c, acc[r][c]);
 }
 
-template <int NH>
-M3VIT_AVX512 void pv_rows(const float* p, const float* v, int nq, int nk, float* o) {
-  constexpr int R = NH <= 2 ? 6 : 3;  // NR·NH accumulators + NH loads stay within 32 zmm
-  constexpr int hd = 16 * NH;
-  int r = 0;
-  for (; r + R <= nq; r += R) pv_tile<R, NH>(p + r * kBK, v, nk, o + r * hd);
-  for (; r < nq; ++r) pv_tile<1, NH>(p + r * kBK, v, nk, o + r * hd);
+// ---------------------------------------------------------------- AVX512-BF16 kernels
+// vdpbf16ps: acc[i] += a[2i]·b[2i] + a[2i+1]·b[2i+1] (bf16 products, fp32 sum), 32 multiply-adds per
+// instruction where an fp32 FMA does 16. The pair is the reduced index: two hd columns for q·kᵀ (keys
+// packed [hd/2, 16 keys, 2]), two keys for P·v (values packed [N/2, hd, 2]).
+
+M3VIT_BF16_AVX512 inline __m512 dpbf16(__m512 acc, __m512i a, __m512i b) {
+  return _mm512_dpbf16_ps(acc, reinterpret_cast<__m512bh>(a), reinterpret_cast<__m512bh>(b));
 }
 
-// Running-softmax update of one row over nk scores whose maximum is block_max: returns
-// 2^(m_old − m_new), writes P in place. Scores are in log2 units (the query carries log2 e).
-M3VIT_AVX512 float softmax_row_avx512(float* s, int nk, float block_max, float& m, float& l) {
-  const float m_new = std::max(m, block_max);
-  const float alpha = std::exp2(m - m_new);  // 0 on the first block (m = -inf)
+// S[R, 16·NV] = Q[R, hd] · K[16·NV keys, hd]ᵀ. q: bf16 pairs (uint32), row stride hd/2; kp: NV panels
+// [hd/2, 16, 2] bf16, hd·16 bf16 apart.
+template <int R, int NV>
+M3VIT_BF16_AVX512 void qk_tile_bf16(const uint32_t* q, const uint16_t* kp, int hd, float* s, int lds, int valid,
+                                    float* vmax) {
+  __m512 acc[R][NV];
+  #pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  const int64_t panel = static_cast<int64_t>(hd) * 16;
+  const int h2 = hd / 2;
+  for (int c = 0; c < h2; ++c) {
+    __m512i kv[NV];
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) kv[v] = _mm512_loadu_si512(kp + v * panel + c * 32);
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512i qb = _mm512_set1_epi32(static_cast<int>(q[r * h2 + c]));
+      #pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[r][v] = dpbf16(acc[r][v], qb, kv[v]);
+    }
+  }
+  store_scores<R, NV>(acc, s, lds, valid, vmax);
+}
+
+// O[R, 16·NH] = O·alpha + P[R, 2·np] · V[2·np, 16·NH]. p: bf16 pairs of keys (uint32), row stride ldp
+// pairs; v: [np, hd, 2] bf16.
+template <int R, int NH>
+M3VIT_BF16_AVX512 void pv_tile_bf16(const uint32_t* p, int ldp, const uint16_t* v, int np, float* o,
+                                    const float* alpha) {
+  constexpr int hd = 16 * NH;
+  __m512 acc[R][NH];
+  #pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m512 a = _mm512_set1_ps(alpha[r]);
+    #pragma GCC unroll 16
+    for (int c = 0; c < NH; ++c) acc[r][c] = _mm512_mul_ps(a, _mm512_loadu_ps(o + r * hd + 16 * c));
+  }
+  for (int j = 0; j < np; ++j) {
+    __m512i vv[NH];
+    #pragma GCC unroll 16
+    for (int c = 0; c < NH; ++c) vv[c] = _mm512_loadu_si512(v + (j * hd + 16 * c) * 2);
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512i pb = _mm512_set1_epi32(static_cast<int>(p[r * ldp + j]));
+      #pragma GCC unroll 16
+      for (int c = 0; c < NH; ++c) acc[r][c] = dpbf16(acc[r][c], pb, vv[c]);
+    }
+  }
+  #pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 16
+    for (int c = 0; c < NH; ++c) _mm512_storeu_ps(o + r * hd + 16 * c, acc[r][c]);
+}
+
+// ---------------------------------------------------------------- tile dispatch
+// Full tiles are 6 rows (q·kᵀ; P·v at hd 64) or 12 rows (P·v at hd 16, 32: 12·NH accumulators) and
+// 4 panels; the tables give the tails (rows of the last group, panels of the last block) their own
+// fully unrolled instance.
+constexpr int kQkRows = 6;
+constexpr int pv_rows(int nh) { return nh == 4 ? 6 : 12; }
+
+template <typename Fn, template <int, int> class Make, int NV, int... R>
+constexpr auto row_table(std::integer_sequence<int, R...>) {
+  return std::array<Fn, sizeof...(R)>{Make<R + 1, NV>::fn...};
+}
+
+using QkFn = void (*)(const float*, int64_t, const float*, int, float*, int, int, float*);
+using QkFn16 = void (*)(const uint32_t*, const uint16_t*, int, float*, int, int, float*);
+using PvFn = void (*)(const float*, int, const float*, int64_t, int, float*, const float*);
+using PvFn16 = void (*)(const uint32_t*, int, const uint16_t*, int, float*, const float*);
+
+template <int R, int NV> struct MakeQk { static constexpr QkFn fn = &qk_tile<R, NV>; };
+template <int R, int NV> struct MakeQk16 { static constexpr QkFn16 fn = &qk_tile_bf16<R, NV>; };
+template <int R, int NH> struct MakePv { static constexpr PvFn fn = &pv_tile<R, NH>; };
+template <int R, int NH> struct MakePv16 { static constexpr PvFn16 fn = &pv_tile_bf16<R, NH>; };
+
+// [panels − 1][rows − 1]
+constexpr std::array<std::array<QkFn, kQkRows>, 4> kQk = {
+    row_table<QkFn, MakeQk, 1>(std::make_integer_sequence<int, kQkRows>{}),
+    row_table<QkFn, MakeQk, 2>(std::make_integer_sequence<int, kQkRows>{}),
+    row_table<QkFn, MakeQk, 3>(std::make_integer_sequence<int, kQkRows>{}),
+    row_table<QkFn, MakeQk, 4>(std::make_integer_sequence<int, kQkRows>{})};
+constexpr std::array<std::array<QkFn16, kQkRows>, 4> kQk16 = {
+    row_table<QkFn16, MakeQk16, 1>(std::make_integer_sequence<int, kQkRows>{}),
+    row_table<QkFn16, MakeQk16, 2>(std::make_integer_sequence<int, kQkRows>{}),
+    row_table<QkFn16, MakeQk16, 3>(std::make_integer_sequence<int, kQkRows>{}),
+    row_table<QkFn16, MakeQk16, 4>(std::make_integer_sequence<int, kQkRows>{})};
+// [hd/16 − 1 as 0, 1, 2 for hd 16, 32, 64][rows − 1], padded to 12 rows.
+template <typename Fn, template <int, int> class Make, int NH>
+constexpr std::array<Fn, kG> pv_table() {
+  auto t = row_table<Fn, Make, NH>(std::make_integer_sequence<int, pv_rows(NH)>{});
+  std::array<Fn, kG> out{};
+  for (size_t i = 0; i < t.size(); ++i) out[i] = t[i];
+  return out;
+}
+constexpr std::array<std::array<PvFn, kG>, 3> kPv = {pv_table<PvFn, MakePv, 1>(), pv_table<PvFn, MakePv, 2>(),
+                                                     pv_table<PvFn, MakePv, 4>()};
+constexpr std::array<std::array<PvFn16, kG>, 3> kPv16 = {
+    pv_table<PvFn16, MakePv16, 1>(), pv_table<PvFn16, MakePv16, 2>(), pv_table<PvFn16, MakePv16, 4>()};
+constexpr int hd_index(int hd) { return hd == 16 ? 0 : hd == 32 ? 1 : 2; }
+
+// ---------------------------------------------------------------- softmax rows
+
+// The first `left` of 16 lanes (none for left <= 0).
+inline __mmask16 lanes(int left) {
+  if (left >= 16) return static_cast<__mmask16>(0xffff);
+  return left <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << left) - 1u);
+}
+
+// 2^(m − m'), the factor for O and l when the running max rises from m to m' (0 on a row's first
+// block, m = −inf). One lane of the vector 2^x: libm's exp2f here was 1% of the core.
+M3VIT_AVX512 inline float rescale(float m, float m_new) {
+  if (m == kNegInf) return 0.f;
+  return _mm512_cvtss_f32(exp2_512_softmax(_mm512_set1_ps(m - m_new)));
+}
+
+// Running-softmax update of one row of nk scores (log2 units: the keys carry log2 e) whose maxima
+// per lane are vmax: m' = max(m, max s), P = 2^(s − m') written over s, l = l·2^(m − m') + ΣP;
+// returns 2^(m − m'), the factor for O.
+M3VIT_AVX512 float softmax_row(float* s, int nk, const float* vmax, float& m, float& l) {
+  const float m_new = std::max(m, _mm512_reduce_max_ps(_mm512_loadu_ps(vmax)));
+  const float alpha = rescale(m, m_new);
   const __m512 mb = _mm512_set1_ps(m_new);
   __m512 vsum = _mm512_setzero_ps();
   int j = 0;
   for (; j + 16 <= nk; j += 16) {
-    const __m512 p = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(s + j), mb));
-    _mm512_storeu_ps(s + j, p);
-    vsum = _mm512_add_ps(vsum, p);
+    const __m512 e = exp2_512_softmax(_mm512_sub_ps(_mm512_loadu_ps(s + j), mb));
+    _mm512_storeu_ps(s + j, e);
+    vsum = _mm512_add_ps(vsum, e);
   }
   if (j < nk) {
-    const __mmask16 tail = static_cast<__mmask16>((1u << (nk - j)) - 1u);
-    const __m512 p = exp2_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + j), mb));
-    _mm512_mask_storeu_ps(s + j, tail, p);
-    vsum = _mm512_mask_add_ps(vsum, tail, vsum, p);
+    const __mmask16 k = lanes(nk - j);
+    const __m512 e = _mm512_maskz_mov_ps(k, exp2_512_softmax(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), mb)));
+    _mm512_mask_storeu_ps(s + j, k, e);
+    vsum = _mm512_add_ps(vsum, e);
   }
   l = l * alpha + _mm512_reduce_add_ps(vsum);
   m = m_new;
   return alpha;
 }
 
-M3VIT_AVX512 void block_avx512(const float* q, const float* kt, const float* v, int n, int npad, int hd, int nq,
-                               float* s, float* o, float* m, float* l) {
-  for (int k0 = 0; k0 < n; k0 += kBK) {
-    const int nk = std::min(kBK, n - k0), nkp = (nk + 15) / 16 * 16;
-    float bmax[kBQ];
-    int r = 0;
-    for (; r + 4 <= nq; r += 4) qk_rows<4>(q + r * hd, hd, kt + k0, npad, nk, nkp, s + r * kBK, bmax + r);
-    for (; r < nq; ++r) qk_rows<1>(q + r * hd, hd, kt + k0, npad, nk, nkp, s + r * kBK, bmax + r);
-    for (r = 0; r < nq; ++r) {
-      const float alpha = softmax_row_avx512(s + r * kBK, nk, bmax[r], m[r], l[r]);
-      float* orow = o + r * hd;
-      for (int c = 0; c < hd; ++c) orow[c] *= alpha;
-    }
-    const float* vb = v + static_cast<int64_t>(k0) * hd;
-    if (hd == 16) pv_rows<1>(s, vb, nq, nk, o);
-    else if (hd == 32) pv_rows<2>(s, vb, nq, nk, o);
-    else pv_rows<4>(s, vb, nq, nk, o);  // hd == 64 (checked by the caller)
+// The same with P rounded to bf16 into p16, 32 at a time (one vcvtne2ps2bf16), zero from nk up to
+// the next multiple of 32, so an odd nk pairs its last key with a zero weight. The sum adds the
+// rounded P (a vdpbf16ps against ones: one instruction per 32): O / l is then a weighted mean of
+// the values with exactly the weights P·v used.
+M3VIT_BF16_AVX512 float softmax_row_bf16(const float* s, int nk, const float* vmax, uint16_t* p16, float& m,
+                                         float& l) {
+  const float m_new = std::max(m, _mm512_reduce_max_ps(_mm512_loadu_ps(vmax)));
+  const float alpha = rescale(m, m_new);
+  const __m512 mb = _mm512_set1_ps(m_new);
+  const __m512i ones = _mm512_set1_epi16(0x3f80);  // bf16 1.0
+  __m512 vsum = _mm512_setzero_ps();
+  int j = 0;
+  for (; j + 32 <= nk; j += 32) {
+    const __m512 e0 = exp2_512_bf16(_mm512_sub_ps(_mm512_loadu_ps(s + j), mb));
+    const __m512 e1 = exp2_512_bf16(_mm512_sub_ps(_mm512_loadu_ps(s + j + 16), mb));
+    const __m512i pb = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(e1, e0));
+    _mm512_storeu_si512(p16 + j, pb);
+    vsum = dpbf16(vsum, pb, ones);
+  }
+  if (j < nk) {
+    const __mmask16 k0 = lanes(nk - j), k1 = lanes(nk - j - 16);
+    const __m512 e0 = _mm512_maskz_mov_ps(k0, exp2_512_bf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k0, s + j), mb)));
+    const __m512 e1 = _mm512_maskz_mov_ps(k1, exp2_512_bf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k1, s + j + 16), mb)));
+    const __m512i pb = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(e1, e0));
+    _mm512_storeu_si512(p16 + j, pb);
+    vsum = dpbf16(vsum, pb, ones);
+  }
+  l = l * alpha + _mm512_reduce_add_ps(vsum);
+  m = m_new;
+  return alpha;
+}
+
+// ---------------------------------------------------------------- packing (AVX-512)
+// Keys go from token rows (the qkv row stride apart) to panels of 16 tokens per column: a 16×16
+// transpose of 32-bit elements in registers per 16 columns (fp32) or 16 column pairs (bf16), 64
+// shuffles per 256 elements (16-lane gathers per column measured about 2× slower).
+
+// In place: r[i] lane j <- r[j] lane i.
+M3VIT_AVX512 inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  #pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4g + e], 128-bit lane L: element 4L + e of rows 4g..4g+3.
+  #pragma GCC unroll 4
+  for (int g = 0; g < 4; ++g) {
+    u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  #pragma GCC unroll 4
+  for (int e = 0; e < 4; ++e) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x88);
+    const __m512 w0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xDD);
+    const __m512 v1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88);
+    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xDD);
+    r[e] = _mm512_shuffle_f32x4(v0, v1, 0x88);
+    r[8 + e] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
+    r[4 + e] = _mm512_shuffle_f32x4(w0, w1, 0x88);
+    r[12 + e] = _mm512_shuffle_f32x4(w0, w1, 0xDD);
   }
 }
 
-// ---------------------------------------------------------------- portable kernels
-
-void block_portable(const float* q, const float* kt, const float* v, int n, int npad, int hd, int nq, float* s,
-                    float* o, float* m, float* l) {
-  for (int k0 = 0; k0 < n; k0 += kBK) {
-    const int nk = std::min(kBK, n - k0);
-    for (int r = 0; r < nq; ++r) {
-      float* sr = s + r * kBK;
-      for (int j = 0; j < nk; ++j) sr[j] = 0.f;
-      for (int c = 0; c < hd; ++c) {
-        const float qc = q[r * hd + c];
-        const float* kr = kt + static_cast<int64_t>(c) * npad + k0;
-        for (int j = 0; j < nk; ++j) sr[j] += qc * kr[j];
-      }
-      float mb = m[r];
-      for (int j = 0; j < nk; ++j) mb = std::max(mb, sr[j]);
-      const float alpha = std::exp2(m[r] - mb);
-      float sum = 0.f;
-      for (int j = 0; j < nk; ++j) {
-        sr[j] = std::exp2(sr[j] - mb);
-        sum += sr[j];
-      }
-      l[r] = l[r] * alpha + sum;
-      m[r] = mb;
-      float* orow = o + r * hd;
-      for (int c = 0; c < hd; ++c) orow[c] *= alpha;
-      for (int j = 0; j < nk; ++j) {
-        const float* vr = v + static_cast<int64_t>(k0 + j) * hd;
-        for (int c = 0; c < hd; ++c) orow[c] += sr[j] * vr[c];
-      }
-    }
+// Keys of `left` tokens (at most 16 used; the rest of the panel zero) of one head, scaled, as the fp32
+// panel [hd, 16].
+M3VIT_AVX512 void pack_key_panel(const float* k, int64_t ld, int left, int hd, float sc, float* out) {
+  const __m512 scale = _mm512_set1_ps(sc);
+  for (int c0 = 0; c0 < hd; c0 += 16) {
+    __m512 r[16];
+    #pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i)
+      r[i] = i < left ? _mm512_mul_ps(scale, _mm512_loadu_ps(k + i * ld + c0)) : _mm512_setzero_ps();
+    transpose16(r);
+    #pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) _mm512_storeu_ps(out + (c0 + i) * 16, r[i]);
   }
 }
+
+// The same as bf16 pairs [hd/2, 16, 2]: each token's columns c, c+1 become one 32-bit pair first.
+M3VIT_BF16_AVX512 void pack_key_panel_bf16(const float* k, int64_t ld, int left, int hd, float sc, uint16_t* out) {
+  const __m512 scale = _mm512_set1_ps(sc);
+  for (int c0 = 0; c0 < hd; c0 += 32) {
+    const bool two = c0 + 16 < hd;  // 32 columns (16 pairs) left, or 16 (hd = 16)
+    __m512 r[16];
+    #pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) {
+      if (i >= left) {
+        r[i] = _mm512_setzero_ps();
+        continue;
+      }
+      const float* row = k + i * ld + c0;
+      const __m512 x = _mm512_mul_ps(scale, _mm512_loadu_ps(row));
+      const __m512 y = two ? _mm512_mul_ps(scale, _mm512_loadu_ps(row + 16)) : _mm512_setzero_ps();
+      r[i] = reinterpret_cast<__m512>(_mm512_cvtne2ps_pbh(y, x));  // pairs (c0 + 2j, c0 + 2j + 1) in lane j
+    }
+    transpose16(r);
+    const int pairs = two ? 16 : 8;
+    for (int i = 0; i < pairs; ++i) _mm512_storeu_ps(reinterpret_cast<float*>(out + (c0 + 2 * i) * 16), r[i]);
+  }
+}
+
+// Values of tokens t, t+1 (y null past the last token: zero) to bf16 pairs [hd, 2]: one conversion of
+// both rows, then one word permutation interleaves them.
+M3VIT_BF16_AVX512 void pack_value_pair_bf16(const float* x, const float* y, int hd, uint16_t* out) {
+  // word 2i <- x[i] (word i), word 2i + 1 <- y[i] (word 16 + i); _mm512_set_epi16 lists word 31 first.
+  const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                         23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  for (int c = 0; c < hd; c += 16) {
+    const __m512i b = reinterpret_cast<__m512i>(
+        _mm512_cvtne2ps_pbh(y ? _mm512_loadu_ps(y + c) : _mm512_setzero_ps(), _mm512_loadu_ps(x + c)));
+    _mm512_storeu_si512(out + 2 * c, _mm512_permutexvar_epi16(inter, b));
+  }
+}
+
+// n floats (a multiple of 16) to bf16.
+M3VIT_BF16_AVX512 void to_bf16(const float* x, int n, uint16_t* out) {
+  for (int c = 0; c < n; c += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c),
+                        reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(x + c))));
+}
+
+// dst[0, n) = x·a, n a multiple of 16: the final O / l (as a scalar loop, 3% of the bf16 core).
+M3VIT_AVX512 void scale_row(const float* x, float a, float* dst, int n) {
+  const __m512 va = _mm512_set1_ps(a);
+  for (int c = 0; c < n; c += 16) _mm512_storeu_ps(dst + c, _mm512_mul_ps(va, _mm512_loadu_ps(x + c)));
+}
+
+inline float round_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
 
 }  // namespace
 
-AttentionPlan::AttentionPlan(int tokens, int heads, int head_dim)
-    : n_(tokens), heads_(heads), hd_(head_dim), npad_((tokens + 15) / 16 * 16 + 64) {
+AttentionPlan::AttentionPlan(int tokens, int heads, int head_dim, Precision prec)
+    : n_(tokens), heads_(heads), hd_(head_dim), npanel_((tokens + 15) / 16), prec_(prec) {
   if (tokens < 1 || heads < 1 || head_dim < 1) throw ConfigError("attention plan with an empty shape");
   cpu_simd_ = cpu_has_avx512() && (hd_ == 16 || hd_ == 32 || hd_ == 64);
+  cpu_bf16_ = cpu_simd_ && cpu_has_bf16();
+  // Equal key blocks: 1025 keys are 3 blocks of 352 (not 2 of 384 and one of 257). Fewer, longer
+  // blocks rescale O less often: kBlockK = 384 measured 3-5% faster than 256 and 8% faster than 128
+  // (1025 tokens, 12 heads of 32, one core); one block of all 1025 keys gained at most 2-3% more,
+  // with a 50 KiB score tile that no longer fits L1.
+  const int nblocks = (n_ + kBlockK - 1) / kBlockK;
+  bk_ = ((n_ + nblocks - 1) / nblocks + 15) / 16 * 16;
+  ldp16_ = (bk_ + 31) / 32 * 32;  // bf16 probabilities are written 32 at a time
+  auto piece = [&](size_t floats) {
+    const size_t at = scratch_floats_;
+    scratch_floats_ += (floats + 15) / 16 * 16;
+    return at;
+  };
+  off_s_ = piece(static_cast<size_t>(kG) * bk_);
+  off_p16_ = piece(static_cast<size_t>(kG) * ldp16_ / 2);
+  off_o_ = piece(static_cast<size_t>(kG) * hd_);
+  off_m_ = piece(kG);
+  off_l_ = piece(kG);
+  off_alpha_ = piece(kG);
+  off_vmax_ = piece(static_cast<size_t>(kG) * 16);
+  off_q_ = piece(hd_);
   scratch_.resize(std::max(1, omp_get_max_threads()));
-  for (auto& sc : scratch_) {
-    sc.s.assign(static_cast<size_t>(kBQ) * kBK, 0.f);
-    sc.o.assign(static_cast<size_t>(kBQ) * hd_, 0.f);
-    sc.m.assign(kBQ, 0.f);
-    sc.l.assign(kBQ, 0.f);
-  }
+  for (auto& sc : scratch_) sc.buf.assign(scratch_floats_ + 16, 0.f);
 }
 
-void AttentionPlan::repack(const float* qkv, float* q, float* kt, float* v) const {
+void AttentionPlan::pack(const float* qkv, float* work, bool simd) const {
   const int d = heads_ * hd_;
+  const int64_t ld = 3LL * d;
   // hd^-0.5 (attn.scale), times log2(e): the softmax then works in powers of 2 (exp2 is cheaper than
-  // exp), softmax(s) = 2^(s·log2 e − m) / Σ.
+  // exp), softmax(s) = 2^(s·log2 e − m) / Σ. Folded into the keys: q is then used as it is.
   const float scale = 1.4426950408889634f / std::sqrt(static_cast<float>(hd_));
+  const bool bf16 = prec_ == Precision::bf16;
+  const int64_t kh = key_floats(), vh = value_floats();
+  if (!simd) {
+    // Portable: k [N, hd] scaled and v [N, hd] per head, rounded to bf16 in bf16 mode.
 #pragma omp parallel for schedule(static)
-  for (int h = 0; h < heads_; ++h) {
-    float* qh = q + static_cast<int64_t>(h) * n_ * hd_;
-    float* kth = kt + static_cast<int64_t>(h) * hd_ * npad_;
-    float* vh = v + static_cast<int64_t>(h) * n_ * hd_;
-    // Padding key columns are read by the 16-wide score tiles and ignored: zero them anyway.
-    for (int j = 0; j < hd_; ++j) std::fill(kth + static_cast<int64_t>(j) * npad_ + n_, kth + (j + 1) * npad_, 0.f);
-    for (int t = 0; t < n_; ++t) {
-      const float* row = qkv + static_cast<int64_t>(t) * 3 * d + h * hd_;
-      for (int j = 0; j < hd_; ++j) {
-        qh[t * hd_ + j] = row[j] * scale;
-        kth[static_cast<int64_t>(j) * npad_ + t] = row[d + j];
-        vh[t * hd_ + j] = row[2 * d + j];
+    for (int h = 0; h < heads_; ++h)
+      for (int t = 0; t < n_; ++t)
+        for (int c = 0; c < hd_; ++c) {
+          const float kv = qkv[t * ld + d + h * hd_ + c] * scale, vv = qkv[t * ld + 2 * d + h * hd_ + c];
+          work[h * kh + t * hd_ + c] = bf16 ? round_bf16(kv) : kv;
+          work[heads_ * kh + h * vh + t * hd_ + c] = bf16 ? round_bf16(vv) : vv;
+        }
+    return;
+  }
+  // One panel of 16 tokens per step, every head: the 16 rows are read from memory once.
+#pragma omp parallel for schedule(static)
+  for (int pnl = 0; pnl < npanel_; ++pnl) {
+    const int t0 = 16 * pnl, left = n_ - t0;
+    const float* row = qkv + t0 * ld;
+    if (!bf16) {
+      for (int h = 0; h < heads_; ++h)
+        pack_key_panel(row + d + h * hd_, ld, left, hd_, scale, work + h * kh + t0 * hd_);
+      continue;  // q and v are read in place
+    }
+    uint16_t* k16 = reinterpret_cast<uint16_t*>(work);
+    uint16_t* q16 = k16 + heads_ * kh;  // the second half of the key region
+    uint16_t* v16 = reinterpret_cast<uint16_t*>(work + heads_ * kh);
+    for (int h = 0; h < heads_; ++h) {
+      pack_key_panel_bf16(row + d + h * hd_, ld, left, hd_, scale, k16 + h * kh + t0 * hd_);
+      for (int t = t0; t < std::min(n_, t0 + 16); ++t)
+        to_bf16(qkv + t * ld + h * hd_, hd_, q16 + (static_cast<int64_t>(h) * n_ + t) * hd_);
+      for (int t = t0; t < std::min(n_, t0 + 16); t += 2) {
+        const float* v = qkv + t * ld + 2 * d + h * hd_;
+        pack_value_pair_bf16(v, t + 1 < n_ ? v + ld : nullptr, hd_, v16 + 2 * h * vh + static_cast<int64_t>(t) * hd_);
       }
     }
   }
 }
 
-void AttentionPlan::block(int h, int q0, int nq, const float* qall, const float* ktall, const float* vall, Scratch& sc,
-                          float* out, bool simd) const {
-  const float* q = qall + (static_cast<int64_t>(h) * n_ + q0) * hd_;
-  const float* kt = ktall + static_cast<int64_t>(h) * hd_ * npad_;
-  const float* v = vall + static_cast<int64_t>(h) * n_ * hd_;
-  std::fill(sc.o.begin(), sc.o.end(), 0.f);
-  std::fill(sc.m.begin(), sc.m.end(), -std::numeric_limits<float>::infinity());
-  std::fill(sc.l.begin(), sc.l.end(), 0.f);
-  if (simd)
-    block_avx512(q, kt, v, n_, npad_, hd_, nq, sc.s.data(), sc.o.data(), sc.m.data(), sc.l.data());
-  else
-    block_portable(q, kt, v, n_, npad_, hd_, nq, sc.s.data(), sc.o.data(), sc.m.data(), sc.l.data());
+void AttentionPlan::rows(int h, int r0, int nr, const float* qkv, const float* work, float* sb, float* out,
+                         bool simd) const {
   const int d = heads_ * hd_;
-  for (int r = 0; r < nq; ++r) {
-    const float inv = 1.f / sc.l[r];
-    float* dst = out + static_cast<int64_t>(q0 + r) * d + h * hd_;
-    for (int c = 0; c < hd_; ++c) dst[c] = sc.o[r * hd_ + c] * inv;
+  const int64_t ld = 3LL * d;
+  const bool bf16 = prec_ == Precision::bf16;
+  const int64_t kh = key_floats(), vh = value_floats();
+  float *s = sb + off_s_, *o = sb + off_o_, *m = sb + off_m_, *l = sb + off_l_, *alpha = sb + off_alpha_;
+  float* vmax = sb + off_vmax_;
+  uint16_t* p16 = reinterpret_cast<uint16_t*>(sb + off_p16_);
+  std::fill(o, o + nr * hd_, 0.f);
+  std::fill(m, m + nr, kNegInf);
+  std::fill(l, l + nr, 0.f);
+  const int lds = bk_;
+  if (simd) {
+    const int hx = hd_index(hd_), pvr = pv_rows(hd_ / 16);
+    const float* q = qkv + static_cast<int64_t>(r0) * ld + h * hd_;  // fp32: in place, row stride 3d
+    const float* k = work + h * kh;
+    const float* v = qkv + 2 * d + h * hd_;
+    const uint16_t* k16 = reinterpret_cast<const uint16_t*>(work) + h * kh;
+    const uint32_t* q16 = reinterpret_cast<const uint32_t*>(reinterpret_cast<const uint16_t*>(work) + heads_ * kh +
+                                                            (static_cast<int64_t>(h) * n_ + r0) * hd_);
+    const uint16_t* v16 = reinterpret_cast<const uint16_t*>(work + heads_ * kh) + 2 * h * vh;
+    for (int k0 = 0; k0 < n_; k0 += bk_) {
+      const int nk = std::min(bk_, n_ - k0), np = (nk + 15) / 16;
+      std::fill(vmax, vmax + 16 * nr, kNegInf);
+      // S = q·kᵀ: 64-key slices outside, so the 12 rows reuse the slice's packed keys from L1.
+      for (int p0 = 0; p0 < np; p0 += 4) {
+        const int nv = std::min(4, np - p0);
+        const int64_t kat = (static_cast<int64_t>(k0) + 16 * p0) * hd_;
+        for (int r = 0; r < nr; r += kQkRows) {
+          const int rr = std::min(kQkRows, nr - r);
+          if (bf16)
+            kQk16[nv - 1][rr - 1](q16 + r * hd_ / 2, k16 + kat, hd_, s + r * lds + 16 * p0, lds, nk - 16 * p0,
+                                  vmax + 16 * r);
+          else
+            kQk[nv - 1][rr - 1](q + r * ld, ld, k + kat, hd_, s + r * lds + 16 * p0, lds, nk - 16 * p0, vmax + 16 * r);
+        }
+      }
+      for (int r = 0; r < nr; ++r)
+        alpha[r] = bf16 ? softmax_row_bf16(s + r * lds, nk, vmax + 16 * r, p16 + r * ldp16_, m[r], l[r])
+                        : softmax_row(s + r * lds, nk, vmax + 16 * r, m[r], l[r]);
+      for (int r = 0; r < nr; r += pvr) {
+        const int rr = std::min(pvr, nr - r);
+        if (bf16)
+          kPv16[hx][rr - 1](reinterpret_cast<const uint32_t*>(p16 + r * ldp16_), ldp16_ / 2,
+                            v16 + static_cast<int64_t>(k0) * hd_, (nk + 1) / 2, o + r * hd_, alpha + r);
+        else
+          kPv[hx][rr - 1](s + r * lds, lds, v + k0 * ld, ld, nk, o + r * hd_, alpha + r);
+      }
+    }
+  } else {
+    const float* kh0 = work + h * kh;
+    const float* vh0 = work + heads_ * kh + h * vh;
+    float* qr = sb + off_q_;
+    for (int r = 0; r < nr; ++r) {
+      float* orow = o + r * hd_;
+      const float* q = qkv + static_cast<int64_t>(r0 + r) * ld + h * hd_;
+      for (int c = 0; c < hd_; ++c) qr[c] = bf16 ? round_bf16(q[c]) : q[c];
+      for (int k0 = 0; k0 < n_; k0 += bk_) {
+        const int nk = std::min(bk_, n_ - k0);
+        float mb = m[r];
+        for (int j = 0; j < nk; ++j) {
+          const float* kr = kh0 + static_cast<int64_t>(k0 + j) * hd_;
+          float a = 0.f;
+          for (int c = 0; c < hd_; ++c) a += qr[c] * kr[c];
+          s[j] = a;
+          mb = std::max(mb, a);
+        }
+        const float a = std::exp2(m[r] - mb);
+        float sum = 0.f;
+        for (int j = 0; j < nk; ++j) {
+          s[j] = std::exp2(s[j] - mb);
+          if (bf16) s[j] = round_bf16(s[j]);
+          sum += s[j];
+        }
+        l[r] = l[r] * a + sum;
+        m[r] = mb;
+        for (int c = 0; c < hd_; ++c) orow[c] *= a;
+        for (int j = 0; j < nk; ++j) {
+          const float* vr = vh0 + static_cast<int64_t>(k0 + j) * hd_;
+          for (int c = 0; c < hd_; ++c) orow[c] += s[j] * vr[c];
+        }
+      }
+    }
+  }
+  for (int r = 0; r < nr; ++r) {
+    const float inv = 1.f / l[r];
+    float* dst = out + static_cast<int64_t>(r0 + r) * d + h * hd_;
+    if (simd)
+      scale_row(o + r * hd_, inv, dst, hd_);
+    else
+      for (int c = 0; c < hd_; ++c) dst[c] = o[r * hd_ + c] * inv;
   }
 }
 
 void AttentionPlan::run(const float* qkv, float* out, float* work) {
-  float* q = work;
-  float* kt = q + static_cast<size_t>(heads_) * n_ * hd_;
-  float* v = kt + static_cast<size_t>(heads_) * hd_ * npad_;
-  repack(qkv, q, kt, v);
-  const int qblocks = (n_ + kBQ - 1) / kBQ;
+  const bool simd = cpu_simd_ && use_simd && (prec_ == Precision::fp32 || cpu_bf16_);
+  pack(qkv, work, simd);
+  const int qblocks = (n_ + kBlockQ - 1) / kBlockQ;
   const int items = heads_ * qblocks;
-  const bool simd = cpu_simd_ && use_simd;
   const int nt = std::min<int>(omp_get_max_threads(), static_cast<int>(scratch_.size()));
 #pragma omp parallel for schedule(dynamic) num_threads(nt)
   for (int it = 0; it < items; ++it) {
     const int h = it / qblocks, qb = it % qblocks;
-    const int q0 = qb * kBQ, nq = std::min(kBQ, n_ - q0);
-    block(h, q0, nq, q, kt, v, scratch_[omp_get_thread_num()], out, simd);
+    const int q0 = qb * kBlockQ, nq = std::min(kBlockQ, n_ - q0);
+    float* sb = scratch_[omp_get_thread_num()].base();
+    for (int r = 0; r < nq; r += kG) rows(h, q0 + r, std::min(kG, nq - r), qkv, work, sb, out, simd);
   }
 }
 

@@ -12,10 +12,11 @@
 
 namespace m3vit::rt {
 
-// Arithmetic of the matmuls and convolutions. Attention, LayerNorm, softmax and resizing stay fp32.
+// Arithmetic of the matmuls, convolutions and the attention core (runtime/ops/attention.h). Routers,
+// LayerNorm, the softmax's max/sum and resizing stay fp32.
 enum class Precision {
   fp32,  // default; parity with libtorch within 1e-4 relative
-  bf16,  // weights and matmul/conv inputs in bfloat16, fp32 accumulation and outputs (AVX512-BF16)
+  bf16,  // weights and matmul/conv/attention inputs in bfloat16, fp32 accumulation and outputs (AVX512-BF16)
 };
 
 struct DnnlContext {
