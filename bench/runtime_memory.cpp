@@ -3,26 +3,46 @@
 // top-k). Paper: with computation reordering the on-chip memory is O(1) in E, 2.40× below keeping
 // every expert on chip (11.610 vs 4.840 MiB, M³ViT paper §4.4 and Table 4).
 //
+// The models are the files `m3vit export` writes for a shipped config (scripts/bench.sh exports
+// configs/pascal_vits_moe16.yaml, and the other E with --moe-experts): the inference export, without
+// the training-only TAM, as a user runs it. This binary links the runtime only (no libtorch), so it
+// cannot export; it takes the files.
+//
 // Three modes: everything resident (full loading); experts streamed (--experts stream); everything
 // streamed (--experts stream --layers stream: experts, attention and dense MLP layers and the heads'
 // 3×3 convs come through the two ring buffers, as every layer's weights come from DRAM through
 // on-chip buffers on the paper's accelerator). Each measurement is a fresh process (this binary
-// re-run with --child) that loads the model, runs one image of the first task and reports its peak
-// resident set (VmHWM) and the resident set it started with (VmRSS before loading: code and
-// libraries). The binary links the runtime only, no libtorch. Goals: stream-mode peak flat within 5%
-// over E; full loading >= 2.4× the stream peak for the paper configuration (E = 16).
+// re-run with --child) that loads the model, runs one image of the first task and reports:
+//   - VmHWM, the kernel's peak resident set (anonymous + file-backed + shared memory pages);
+//   - its anonymous and file-backed parts at the peak. The kernel keeps no per-kind peak, so a
+//     thread samples /proc/self/statm every 0.5 ms (resident and shared pages: file = shared, anon =
+//     resident - shared) and keeps the sample with the largest resident set; its total is printed
+//     too, and is within a few MB of VmHWM;
+//   - the resident set it started with (VmRSS before loading: code and libraries).
+// Goals: all-streamed VmHWM flat within 5% over E; full loading >= 2.4× the all-streamed VmHWM for
+// the paper configuration (E = 16).
 //
-//   runtime_memory [--config configs/pascal_vits_moe16.yaml] [--experts 8,16,64,128] [--threads 2]
-//                  [--scratch DIR]
+//   runtime_memory --models M8.safetensors,M16.safetensors,... [--config configs/pascal_vits_moe16.yaml]
+//                  [--threads 2]
+// --config names the shipped config the files were exported from: its E is the paper row.
+// M3VIT_MEMORY_SMAPS=1 makes every child print its largest mappings at the end to stderr (where the
+// resident pages are).
+#include <fcntl.h>
 #include <omp.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <sstream>
+#include <thread>
 
 #include "bench/bench_util.h"
 #include "common/platform.h"
 #include "core/config_yaml.h"
+#include "core/export.h"
 #include "runtime/engine.h"
 #include "runtime/synthetic_export.h"
 
@@ -32,14 +52,82 @@ using namespace m3vit::bench;
 namespace {
 
 struct Reading {
-  long start_kb = 0, peak_kb = 0;
+  long start_kb = 0, peak_kb = 0;       // VmRSS before loading; VmHWM
+  long sampled_kb = 0, anon_kb = 0, file_kb = 0;  // the largest sampled resident set and its two parts
   double weights_mb = 0, buffers_mb = 0;  // every weight byte held; the stream ring's part of it
 };
+
+// Samples /proc/self/statm until stopped; keeps the sample with the largest resident set.
+class RssSampler {
+ public:
+  RssSampler() : page_kb_(::sysconf(_SC_PAGESIZE) / 1024), thread_([this] { loop(); }) {}
+  ~RssSampler() { stop(); }
+  void stop() {
+    if (!thread_.joinable()) return;
+    stop_ = true;
+    thread_.join();
+    sample();  // the end state too
+  }
+  long resident_kb() const { return best_res_ * page_kb_; }
+  long anon_kb() const { return (best_res_ - best_shared_) * page_kb_; }
+  long file_kb() const { return best_shared_ * page_kb_; }
+
+ private:
+  void sample() {
+    char buf[256];
+    const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return;
+    buf[n] = 0;
+    long size = 0, res = 0, shared = 0;
+    if (std::sscanf(buf, "%ld %ld %ld", &size, &res, &shared) == 3 && res > best_res_) {
+      best_res_ = res;
+      best_shared_ = shared;
+    }
+  }
+  void loop() {
+    while (!stop_) {
+      sample();
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+  }
+  long page_kb_;
+  long best_res_ = 0, best_shared_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// The largest resident mappings of this process (/proc/self/smaps), for M3VIT_MEMORY_SMAPS.
+void print_smaps(const std::string& what) {
+  std::ifstream in("/proc/self/smaps");
+  std::map<std::string, long> rss;  // mapping name -> resident kB
+  std::string line, name;
+  while (std::getline(in, line)) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < 17) {
+      std::istringstream ls(line);
+      std::string range, perms, off, dev, inode;
+      ls >> range >> perms >> off >> dev >> inode;
+      std::getline(ls, name);
+      const size_t b = name.find_first_not_of(' ');
+      name = b == std::string::npos ? "[anon]" : name.substr(b);
+    } else if (line.rfind("Rss:", 0) == 0) {
+      rss[name] += std::atol(line.c_str() + 4);
+    }
+  }
+  std::vector<std::pair<long, std::string>> v;
+  for (const auto& [n, kb] : rss) v.emplace_back(kb, n);
+  std::sort(v.rbegin(), v.rend());
+  std::fprintf(stderr, "smaps at the end (%s):\n", what.c_str());
+  for (size_t i = 0; i < v.size() && i < 12; ++i) std::fprintf(stderr, "  %8.1f MB  %s\n", v[i].first / 1024.0, v[i].second.c_str());
+}
 
 // mode: "resident" (everything), "experts" (experts streamed) or "all" (everything streamed).
 int child(const std::string& model, const std::string& mode, int threads, bool winograd) {
   tune_malloc();
   const long start = proc_status_kb("VmRSS");
+  RssSampler sampler;
   rt::EngineOptions opt;
   opt.experts = mode == "resident" ? rt::Residency::resident : rt::Residency::stream;
   opt.layers = mode == "all" ? rt::Residency::stream : rt::Residency::resident;
@@ -50,7 +138,10 @@ int child(const std::string& model, const std::string& mode, int threads, bool w
   std::vector<float> img = rt::synthetic_image(c, 1);
   std::vector<float> out(static_cast<size_t>(eng.out_channels(0)) * c.img_h * c.img_w);
   eng.run(0, img.data(), out.data());
-  std::printf("%ld %ld %.3f %.3f\n", start, proc_status_kb("VmHWM"), eng.weight_bytes() / 1e6, eng.stream_bytes() / 1e6);
+  sampler.stop();
+  if (std::getenv("M3VIT_MEMORY_SMAPS")) print_smaps(mode + (winograd ? ", Winograd" : ", direct"));
+  std::printf("%ld %ld %ld %ld %ld %.3f %.3f\n", start, proc_status_kb("VmHWM"), sampler.resident_kb(),
+              sampler.anon_kb(), sampler.file_kb(), eng.weight_bytes() / 1e6, eng.stream_bytes() / 1e6);
   return 0;
 }
 
@@ -60,7 +151,8 @@ Reading measure(const std::string& self, const std::string& model, const std::st
                           (winograd ? "winograd" : "direct");
   Reading r;
   std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p || std::fscanf(p, "%ld %ld %lf %lf", &r.start_kb, &r.peak_kb, &r.weights_mb, &r.buffers_mb) != 4) {
+  if (!p || std::fscanf(p, "%ld %ld %ld %ld %ld %lf %lf", &r.start_kb, &r.peak_kb, &r.sampled_kb, &r.anon_kb,
+                        &r.file_kb, &r.weights_mb, &r.buffers_mb) != 7) {
     std::fprintf(stderr, "runtime_memory: child failed: %s\n", cmd.c_str());
     std::exit(1);
   }
@@ -69,6 +161,8 @@ Reading measure(const std::string& self, const std::string& model, const std::st
 }
 
 std::string mb(long kb) { return fmt("%.1f", kb / 1024.0); }
+// "VmHWM (anon + file)"
+std::string peak(const Reading& r) { return mb(r.peak_kb) + " (" + mb(r.anon_kb) + " + " + mb(r.file_kb) + ")"; }
 
 }  // namespace
 
@@ -76,41 +170,61 @@ int main(int argc, char** argv) {
   if (argc >= 6 && std::string(argv[1]) == "--child")
     return child(argv[2], argv[3], std::stoi(argv[4]), std::string(argv[5]) == "winograd");
   const std::string config = arg(argc, argv, "--config", "configs/pascal_vits_moe16.yaml");
-  const std::string scratch = arg(argc, argv, "--scratch", "/tmp");
   const int threads = std::stoi(arg(argc, argv, "--threads", "2"));
-  std::vector<int> Es;
-  std::stringstream ss(arg(argc, argv, "--experts", "8,16,64,128"));
-  for (std::string t; std::getline(ss, t, ',');) Es.push_back(std::stoi(t));
+  std::vector<std::string> models;
+  std::stringstream ss(arg(argc, argv, "--models", ""));
+  for (std::string t; std::getline(ss, t, ',');)
+    if (!t.empty()) models.push_back(t);
+  if (models.empty()) {
+    std::fprintf(stderr, "usage: runtime_memory --models M8.safetensors,M16.safetensors,... [--config C] [--threads N]\n"
+                         "  (the files `m3vit export --config C [--moe-experts E]` writes)\n");
+    return 2;
+  }
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
 
-  ModelConfig base = load_config_file(config).model;
-  base.tam = false;  // training-only; not part of an inference export
+  const ModelConfig base = load_config_file(config).model;
+  // Every file must be an export of `config` (any E): the table compares E and nothing else.
+  std::vector<std::pair<int, std::string>> byE;
+  for (const std::string& m : models) {
+    ModelConfig c = read_export_config(m);
+    const int E = c.moe_experts;
+    c.moe_experts = base.moe_experts;
+    c.name = base.name;
+    if (config_to_json(c) != config_to_json(base)) {
+      std::fprintf(stderr, "runtime_memory: %s is not an export of %s (other than its number of experts)\n", m.c_str(),
+                   config.c_str());
+      return 2;
+    }
+    byE.emplace_back(E, m);
+  }
+  std::sort(byE.begin(), byE.end());
+
   std::printf("## Memory: peak resident set, streamed vs resident weights (%s, top-%d, %d threads)\n\n",
               base.name.c_str(), base.moe_top_k, threads);
-  std::printf("Each cell is a fresh process: load, run one image of task %s, read VmHWM (MB). Modes: **resident** "
-              "= the full model loaded (every weight packed in RAM); **experts streamed** = `--experts stream`; "
-              "**all streamed** = `--experts stream --layers stream` (experts, attention and dense MLP layers and the "
+  std::printf("The files are what `m3vit export --config %s [--moe-experts E]` writes (the inference export: no "
+              "training-only TAM). Each cell is a fresh process: load, run one image of task %s, read VmHWM (MB), the "
+              "kernel's peak resident set, anonymous and file-backed pages together. In brackets its anonymous and "
+              "file-backed parts at the peak: the kernel keeps no per-kind peak, so a thread samples "
+              "/proc/self/statm every 0.5 ms and the parts are those of the largest sample. Modes: **resident** = "
+              "the full model loaded (every weight packed in RAM); **experts streamed** = `--experts stream`; **all "
+              "streamed** = `--experts stream --layers stream` (experts, attention and dense MLP layers and the "
               "heads' 3×3 convs read from the file through two buffers; routers, norms, embeddings and the 1×1 "
-              "convs stay). \"weights\" = the weight bytes each mode holds; \"ring\" = the stream buffers "
-              "(two slots of the largest load plus one tensor's fp32 rows as read), included in weights. "
-              "\"start\" is the resident set before loading (code and libraries, no libtorch). The rest of a peak "
-              "is activations (the same in every mode) and the caller's image and output. The head's convs are direct "
-              "here (`--conv direct`); the default Winograd weights are in the last line.\n\n",
-              base.tasks[0].name.c_str());
+              "convs stay). \"weights\" = the weight bytes each mode holds; \"ring\" = the stream buffers (two slots "
+              "of the largest load plus one tensor's fp32 rows as read), included in weights. \"start\" is the "
+              "resident set before loading (code and libraries, no libtorch). The rest of a peak is activations "
+              "(the same in every mode) and the caller's image and output. The head's convs are direct here "
+              "(`--conv direct`); the default Winograd weights are in the last line.\n\n",
+              config.c_str(), base.tasks[0].name.c_str());
   std::printf("%s\n%s\n",
-              row({"E", "file MB", "resident peak", "experts streamed peak", "all streamed peak",
-                   "resident / all streamed", "resident / experts streamed", "weights: resident",
-                   "weights: experts streamed", "weights: all streamed (ring)", "start"})
+              row({"E", "file MB", "resident VmHWM (anon + file)", "experts streamed VmHWM",
+                   "all streamed VmHWM (anon + file)", "resident / all streamed", "resident / experts streamed",
+                   "weights: resident", "weights: experts streamed", "weights: all streamed (ring)", "start"})
                   .c_str(),
               rule(11).c_str());
   std::vector<long> stream_peaks, expert_peaks;
   double paper_ratio = 0;
   Reading wino_res, wino_all;
-  for (int E : Es) {
-    ModelConfig c = base;
-    c.moe_experts = E;
-    const std::string path = scratch + "/memory_E" + std::to_string(E) + ".safetensors";
-    rt::write_synthetic_export(c, path, 3);
+  for (const auto& [E, path] : byE) {
     const double file_mb = std::filesystem::file_size(path) / 1e6;
     const Reading res = measure(self, path, "resident", threads);
     const Reading exs = measure(self, path, "experts", threads);
@@ -119,13 +233,12 @@ int main(int argc, char** argv) {
       wino_res = measure(self, path, "resident", threads, true);
       wino_all = measure(self, path, "all", threads, true);
     }
-    std::filesystem::remove(path);
     stream_peaks.push_back(all.peak_kb);
     expert_peaks.push_back(exs.peak_kb);
     const double ratio = static_cast<double>(res.peak_kb) / all.peak_kb;
     if (E == base.moe_experts) paper_ratio = ratio;
     std::printf("%s\n", row({std::to_string(E) + (E == base.moe_experts ? " (paper)" : ""), fmt("%.0f", file_mb),
-                             mb(res.peak_kb), mb(exs.peak_kb), mb(all.peak_kb), fmt("**%.2f×**", ratio),
+                             peak(res), peak(exs), peak(all), fmt("**%.2f×**", ratio),
                              fmt("%.2f×", static_cast<double>(res.peak_kb) / exs.peak_kb), fmt("%.1f", res.weights_mb),
                              fmt("%.1f", exs.weights_mb), fmt("%.1f", all.weights_mb) + " (" + fmt("%.1f", all.buffers_mb) + ")",
                              mb(all.start_kb)})
@@ -137,15 +250,15 @@ int main(int argc, char** argv) {
     return 100.0 * (hi - lo) / lo;
   };
   const double sp = spread(stream_peaks);
-  std::printf("\nAll-streamed peak over E = %d..%d: %.1f%% spread; experts streamed: %.1f%% (goal: flat within 5%%, "
+  std::printf("\nAll-streamed VmHWM over E = %d..%d: %.1f%% spread; experts streamed: %.1f%% (goal: flat within 5%%, "
               "%s). ",
-              Es.front(), Es.back(), sp, spread(expert_peaks), sp <= 5 ? "met" : "not met");
+              byE.front().first, byE.back().first, sp, spread(expert_peaks), sp <= 5 ? "met" : "not met");
   if (paper_ratio > 0)
-    std::printf("Full loading / all streamed at E = %d: %.2f× (goal >= 2.4×, %s).", base.moe_experts, paper_ratio,
-                paper_ratio >= 2.4 ? "met" : "not met");
+    std::printf("Full loading / all streamed VmHWM at E = %d, fp32: %.2f× (goal >= 2.4×, %s).", base.moe_experts,
+                paper_ratio, paper_ratio >= 2.4 ? "met" : "not met");
   if (wino_res.peak_kb > 0)
     std::printf("\n\nWith the default Winograd head convs at E = %d: resident %s MB, all streamed %s MB (%.2f×).",
-                base.moe_experts, mb(wino_res.peak_kb).c_str(), mb(wino_all.peak_kb).c_str(),
+                base.moe_experts, peak(wino_res).c_str(), peak(wino_all).c_str(),
                 static_cast<double>(wino_res.peak_kb) / wino_all.peak_kb);
   std::printf("\n\n");
   return 0;

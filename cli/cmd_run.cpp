@@ -3,21 +3,28 @@
 //
 //   m3vit run --model M.safetensors --task T (--image in.png | --input-npy x.npy) [--resize]
 //             [--out pred.png] [--save-logits out.npy] [--experts resident|stream] [--memory-budget B]
-//             [--precision fp32|bf16] [--conv winograd|direct] [--threads N] [--repeat N]
+//             [--precision fp32|bf16] [--conv winograd|direct] [--threads N] [--repeat N [--json]]
 //   m3vit run --model M --task T[,T2,...|all] (--images DIR | --list FILE | --image X) --out-dir OUT
 //             [--save-logits] [...]          many images and tasks: cli/run_folder.cpp
 //
 // M is an export written by `m3vit export` (docs/ARCHITECTURE.md, "Model export"). Inputs and outputs
 // are those of `m3vit infer`, so the two can be compared file for file: the same ImageNet
 // normalisation, logits saved as [1, C, H, W] float32 .npy, the same task pictures and logits hash.
+// --json prints one JSON object on stdout (times, peak memory) and everything else on stderr, so a
+// script reads stdout whole: json_report below.
 // This file uses no torch: everything it calls is in m3vit_runtime, m3vit_io, m3vit_common and
 // cli/cli_util.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
 
 #include "cli/cli_util.h"
 #include "cli/commands.h"
@@ -39,9 +46,59 @@ struct RunArgs {
   std::string images_dir, list_file, out_dir;
   bool save_logits_given = false;  // --save-logits with or without a file name
   std::string experts = "resident", layers = "resident", memory_budget, precision = "fp32", conv = "winograd";
-  bool resize = false;
+  bool resize = false, json = false;
   int threads = 0, repeat = 1;
 };
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// The peak resident set of this process (VmHWM of /proc/self/status, kB; -1 where there is none):
+// what the run cost in memory, code and libraries included.
+long vmhwm_kb() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
+  return -1;
+}
+
+// --json: one object, keys in the documented order (ordered_json), the times in ms to the µs (each
+// stage the median over the repeats, so that a slow first run or a noisy neighbour does not skew it;
+// ms_best the fastest whole run).
+nlohmann::ordered_json json_report(const RunArgs& a, const rt::Engine& eng, const std::vector<rt::RunTimes>& runs) {
+  std::vector<double> total, embed, attention, mlp, moe, head;
+  for (const rt::RunTimes& t : runs) {
+    total.push_back(t.total);
+    embed.push_back(t.embed);
+    attention.push_back(t.attention);
+    mlp.push_back(t.mlp);
+    moe.push_back(t.moe);
+    head.push_back(t.head);
+  }
+  const long hwm = vmhwm_kb();
+  auto ms = [](double v) { return std::round(v * 1000) / 1000; };
+  nlohmann::ordered_json j;
+  j["task"] = a.task;
+  j["precision"] = rt::to_string(eng.options().precision);
+  j["experts"] = rt::to_string(eng.options().experts);
+  j["layers"] = rt::to_string(eng.options().layers);
+  j["threads"] = eng.options().threads > 0 ? eng.options().threads : default_threads();
+  j["ms_median"] = ms(median(total));
+  j["ms_best"] = ms(*std::min_element(total.begin(), total.end()));
+  nlohmann::ordered_json stages;
+  stages["embed"] = ms(median(embed));
+  stages["attention"] = ms(median(attention));
+  stages["mlp"] = ms(median(mlp));
+  stages["moe"] = ms(median(moe));
+  stages["head"] = ms(median(head));
+  j["stages_ms"] = stages;
+  if (hwm < 0) j["vmhwm_mb"] = nullptr;
+  else j["vmhwm_mb"] = std::round(hwm / 1024.0 * 10) / 10;
+  return j;
+}
 
 rt::EngineOptions engine_options(const RunArgs& a) {
   rt::EngineOptions opt;
@@ -66,6 +123,7 @@ void run_many(const RunArgs& a) {
   if (!a.save_logits.empty())
     throw ConfigError("with --out-dir, --save-logits takes no file name (the logits go beside the pictures)");
   if (a.repeat != 1) throw ConfigError("--repeat times one image: use it without --out-dir");
+  if (a.json) throw ConfigError("--json reports the times of one image and one task: use it without --out-dir, --images, --list or several tasks");
   RunFolderArgs f;
   f.model = a.model;
   f.tasks = a.task;
@@ -98,8 +156,10 @@ void run_run(const RunArgs& a) {
   const int C = eng.out_channels(task);
   std::vector<float> y(static_cast<size_t>(C) * cfg.img_h * cfg.img_w);
   double total_ms = 0, best_ms = 1e300;
+  std::vector<rt::RunTimes> runs;
   for (int r = 0; r < a.repeat; ++r) {
     eng.run(task, x.data(), y.data());
+    runs.push_back(eng.last_times());
     total_ms += eng.last_times().total;
     best_ms = std::min(best_ms, eng.last_times().total);
   }
@@ -110,33 +170,39 @@ void run_run(const RunArgs& a) {
   Image8 picture;
   if (!a.out.empty()) picture = visualize_task(a.task, y.data(), C, cfg.img_h, cfg.img_w);
   const rt::RunTimes& t = eng.last_times();
-  std::printf("model    %s (%s), task %s (%d of %d)\n", a.model.c_str(), cfg.name.c_str(), a.task.c_str(), task,
+  // With --json stdout carries the JSON object only; the text goes to stderr.
+  std::FILE* text = a.json ? stderr : stdout;
+  std::fprintf(text, "model    %s (%s), task %s (%d of %d)\n", a.model.c_str(), cfg.name.c_str(), a.task.c_str(), task,
               cfg.num_tasks());
-  std::printf("runtime  %s, experts %s, layers %s, head convs %s, %d threads, loaded in %.2f s, %.1f MB of weights "
+  std::fprintf(text, "runtime  %s, experts %s, layers %s, head convs %s, %d threads, loaded in %.2f s, %.1f MB of weights "
               "held\n",
               rt::to_string(opt.precision), rt::to_string(opt.experts), rt::to_string(opt.layers),
               eng.head_winograd() ? "Winograd" : "direct",
               eng.options().threads > 0 ? eng.options().threads : default_threads(), load_s, eng.weight_bytes() / 1e6);
-  std::printf("input    %s\n", (a.image.empty() ? a.input_npy : a.image).c_str());
-  std::printf("logits   [1, %d, %d, %d]  hash %s  (%.3f s)\n", C, cfg.img_h, cfg.img_w, logits_hash(y.data(), y.size()).c_str(),
+  std::fprintf(text, "input    %s\n", (a.image.empty() ? a.input_npy : a.image).c_str());
+  std::fprintf(text, "logits   [1, %d, %d, %d]  hash %s  (%.3f s)\n", C, cfg.img_h, cfg.img_w, logits_hash(y.data(), y.size()).c_str(),
               t.total / 1e3);
-  std::printf("time     %.1f ms mean, %.1f ms best of %d: embed %.1f, attention %.1f, mlp %.1f, moe %.1f, head %.1f; "
+  std::fprintf(text, "time     %.1f ms mean, %.1f ms best of %d: embed %.1f, attention %.1f, mlp %.1f, moe %.1f, head %.1f; "
               "%.1f GFLOP/s\n",
               total_ms / a.repeat, best_ms, a.repeat, t.embed, t.attention, t.mlp, t.moe, t.head,
               eng.counted_flops(task) / best_ms / 1e6);
-  std::printf("experts  %d non-empty queues", t.experts_computed);
+  std::fprintf(text, "experts  %d non-empty queues", t.experts_computed);
   if (eng.stream_bytes() > 0)
-    std::printf("; %lld weight loads streamed (%.1f MB) through %.1f MB of buffers, %.2f thread-ms waiting for a load",
+    std::fprintf(text, "; %lld weight loads streamed (%.1f MB) through %.1f MB of buffers, %.2f thread-ms waiting for a load",
                 static_cast<long long>(t.stream.loads), t.stream.bytes_read / 1e6, eng.stream_bytes() / 1e6,
                 t.stream.wait_ms);
-  std::printf("\n");
+  std::fprintf(text, "\n");
   if (!a.save_logits.empty()) {
     write_npy(a.save_logits, DType::F32, {1, C, cfg.img_h, cfg.img_w}, y.data());
-    std::printf("wrote    %s\n", a.save_logits.c_str());
+    std::fprintf(text, "wrote    %s\n", a.save_logits.c_str());
   }
   if (!a.out.empty()) {
     write_png(a.out, picture);
-    std::printf("wrote    %s\n", a.out.c_str());
+    std::fprintf(text, "wrote    %s\n", a.out.c_str());
+  }
+  if (a.json) {
+    std::fflush(stderr);
+    std::printf("%s\n", json_report(a, eng, runs).dump().c_str());
   }
 }
 
@@ -170,11 +236,14 @@ void register_run(CLI::App& app) {
                   "stream modes: bytes for the weight buffers, e.g. 8M (default: two of the largest streamed load)");
   sub->add_option("--precision", a->precision, "fp32 (default) or bf16 (AVX512-BF16)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
-  sub->add_option("--conv", a->conv, "fp32 head convs: winograd (default, faster, 4x the conv weights) or direct")
+  sub->add_option("--conv", a->conv, "head 3x3 convs: winograd (default, faster; fp32: 4x the conv weights, bf16: F(2x2), 16/9) or direct")
       ->check(CLI::IsMember({"winograd", "direct"}));
   sub->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_option("--repeat", a->repeat, "run the image this many times and report the mean and best time")
       ->check(CLI::PositiveNumber);
+  sub->add_flag("--json", a->json,
+                "print one JSON object on stdout (task, precision, experts, layers, threads, ms_median, ms_best, "
+                "stages_ms medians over the repeats, vmhwm_mb) and the text on stderr; one image only");
   sub->callback([a, sub] {
     a->save_logits_given = sub->get_option("--save-logits")->count() > 0;
     run_run(*a);

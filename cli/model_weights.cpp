@@ -47,10 +47,11 @@ void check_export_config(const ModelConfig& cfg, const std::string& path) {
 
 }  // namespace
 
-std::string load_model_weights(MultiTaskModelImpl& m, const std::string& path) {
+std::string load_model_weights(MultiTaskModelImpl& m, const std::string& path, bool need_training_weights) {
   if (!file_exists(path) && !std::filesystem::is_directory(path)) throw IoError("weights " + path + ": no such file");
   check_export_config(m.config(), path);
-  const LoadReport r = load_checkpoint(m, path, /*strict=*/true);
+  const LoadReport r =
+      load_checkpoint(m, path, /*strict=*/true, need_training_weights ? LoadFor::training : LoadFor::inference);
   return path + " (" + r.summary() + ")";
 }
 

@@ -85,8 +85,21 @@ bool export_only_key(const std::string& name) {
   return name.rfind("tam_model", 0) == 0 || ends_with(name, "num_batches_tracked");
 }
 
-std::map<std::string, std::string> export_metadata(const ModelConfig& cfg) {
-  return {{"format", kExportFormat}, {kConfigMetadataKey, config_to_json(cfg)}, {"m3vit_version", M3VIT_VERSION_STRING}};
+bool training_only_key(const std::string& name) { return name.rfind("tam_model", 0) == 0; }
+
+std::map<std::string, std::string> export_metadata(const ModelConfig& cfg, bool training_weights) {
+  return {{"format", kExportFormat},
+          {kConfigMetadataKey, config_to_json(cfg)},
+          {"m3vit_version", M3VIT_VERSION_STRING},
+          {kTrainingWeightsKey, training_weights ? kTrainingWeightsIncluded : kTrainingWeightsOmitted}};
+}
+
+bool export_has_training_weights(const std::map<std::string, std::string>& md, const std::string& origin) {
+  auto it = md.find(kTrainingWeightsKey);
+  if (it == md.end() || it->second == kTrainingWeightsIncluded) return true;
+  if (it->second == kTrainingWeightsOmitted) return false;
+  throw FormatError(origin + ": metadata \"" + kTrainingWeightsKey + "\" is '" + it->second + "', expected '" +
+                    kTrainingWeightsIncluded + "' or '" + kTrainingWeightsOmitted + "'");
 }
 
 ModelConfig config_from_metadata(const std::map<std::string, std::string>& md, const std::string& origin) {

@@ -278,7 +278,12 @@ LoadReport load_state(torch::nn::Module& m, const ModelConfig& cfg, const std::m
 
   LoadReport report;
   std::map<std::string, torch::Tensor> filtered = checkpoint_filter(src, shapes, cfg, opt, source, report);
-  for (const auto& [k, t] : targets) (filtered.count(k) ? report.loaded : report.missing).push_back(k);
+  for (const auto& [k, t] : targets) {
+    if (filtered.count(k)) report.loaded.push_back(k);
+    else if (opt.allow_missing_training_only && training_only_key(k))
+      report.ignored.push_back(k + ": training-only, not in this inference export (keeps its initial values)");
+    else report.missing.push_back(k);
+  }
   if (strict && !report.missing.empty()) {
     std::string list;
     for (size_t i = 0; i < report.missing.size() && i < 5; ++i) list += (i ? ", " : "") + report.missing[i];
@@ -301,20 +306,23 @@ std::map<std::string, torch::Tensor> read_checkpoint_tensors(const std::string& 
   return read_file_tensors(path);
 }
 
-void export_module(torch::nn::Module& m, const ModelConfig& cfg, const std::string& path) {
+void export_module(torch::nn::Module& m, const ModelConfig& cfg, const std::string& path, bool training_weights) {
   SafeTensorsWriter w;
   auto add = [&](const std::string& k, const torch::Tensor& v) {
+    if (!training_weights && training_only_key(k)) return;  // inference never reads them
     torch::Tensor t = v.detach().to(torch::kCPU).to(torch::kFloat);
     if (!torch::isfinite(t).all().item<bool>()) throw NumericError("cannot export " + path + ": '" + k + "' contains NaN or Inf");
     add_tensor(w, k, t);
   };
   for (const auto& p : m.named_parameters(true)) add(p.key(), p.value());
   for (const auto& b : m.named_buffers(true)) add(b.key(), b.value());
-  for (const auto& [k, v] : export_metadata(cfg)) w.set_metadata(k, v);
+  for (const auto& [k, v] : export_metadata(cfg, training_weights)) w.set_metadata(k, v);
   w.write(path);
 }
 
-void export_model(MultiTaskModelImpl& m, const std::string& path) { export_module(m, m.config(), path); }
+void export_model(MultiTaskModelImpl& m, const std::string& path, bool training_weights) {
+  export_module(m, m.config(), path, training_weights);
+}
 
 MultiTaskModel load_exported(const std::string& path) {
   MultiTaskModel m(read_export_config(path));
@@ -326,8 +334,41 @@ MultiTaskModel load_exported(const std::string& path) {
   return m;
 }
 
-LoadReport load_checkpoint(MultiTaskModelImpl& m, const std::string& path, bool strict) {
-  return load_state(m, m.config(), read_checkpoint_tensors(path), strict, FilterOptions{}, path);
+namespace {
+
+// True when `path` is one of our exports whose metadata says the training-only tensors were left out.
+bool inference_export(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return false;
+  std::map<std::string, std::string> md;
+  try {
+    md = SafeTensorsFile(path).metadata();
+  } catch (const Error&) {
+    return false;  // not safetensors (a .pth zip) or unreadable: read_checkpoint_tensors says what it is
+  }
+  auto f = md.find("format");
+  if (f == md.end() || f->second.rfind(kExportFormatPrefix, 0) != 0) return false;
+  return !export_has_training_weights(md, path);
+}
+
+}  // namespace
+
+LoadReport load_checkpoint(MultiTaskModelImpl& m, const std::string& path, bool strict, LoadFor use) {
+  FilterOptions opt;
+  if (strict && inference_export(path)) {
+    std::vector<std::string> need;
+    for (const auto& p : m.named_parameters(true))
+      if (training_only_key(p.key())) need.push_back(p.key());
+    for (const auto& b : m.named_buffers(true))
+      if (training_only_key(b.key())) need.push_back(b.key());
+    if (!need.empty() && use == LoadFor::training)
+      throw FormatError(path + ": an inference export without training weights (metadata \"" + kTrainingWeightsKey +
+                        "\": \"" + kTrainingWeightsOmitted + "\"): it lacks the TAM's " + std::to_string(need.size()) +
+                        " tensors (" + need.front() + ", ...), which loading it as a full checkpoint needs; export "
+                        "the trained model with `m3vit export --with-training-weights`");
+    opt.allow_missing_training_only = true;
+  }
+  return load_state(m, m.config(), read_checkpoint_tensors(path), strict, opt, path);
 }
 
 LoadReport load_deit(MultiTaskModelImpl& m, const std::string& path, bool split_experts) {

@@ -32,7 +32,18 @@ struct LoadReport {
 struct FilterOptions {
   // DeiT only: initialise each MoE block's experts from that block's dense MLP (see load_deit).
   bool split_experts = false;
+  // A strict load does not require the training-only tensors (core/export.h training_only_key): set
+  // for an inference export loaded for inference (load_checkpoint, LoadFor::inference). They keep
+  // their initialisation and are listed in LoadReport::ignored.
+  bool allow_missing_training_only = false;
 };
+
+// What a loaded model is for. An inference export (`m3vit export` without --with-training-weights,
+// metadata "training_weights": "omitted") lacks the training-only tensors (the TAM): it loads for
+// inference (their initial values are never used: eval mode runs no TAM), and is refused for
+// training, with one FormatError naming the file and the missing part, rather than train or
+// re-export a TAM that was never trained.
+enum class LoadFor { training, inference };
 
 // The one function that edits foreign keys and tensors. `src` holds the checkpoint's raw keys (a
 // nested pickle gives "state_dict.module.backbone..." or "model.blocks..."); `model_shapes` the
@@ -65,17 +76,21 @@ std::map<std::string, torch::Tensor> checkpoint_filter(const std::map<std::strin
 torch::Tensor resize_pos_embed(const torch::Tensor& pos, int h, int w);
 
 // Writes every parameter and buffer of `m` as fp32 (integer buffers such as BatchNorm's
-// num_batches_tracked included, converted) with the export metadata. Atomic.
-void export_model(MultiTaskModelImpl& m, const std::string& path);
-// Builds the model from the stored config and loads every tensor (strict). Returned in eval mode.
+// num_batches_tracked included, converted) with the export metadata. Atomic. training_weights =
+// false leaves out the training-only tensors (the TAM) and says so in the metadata: the inference
+// export of `m3vit export`; the exports written by training keep them.
+void export_model(MultiTaskModelImpl& m, const std::string& path, bool training_weights = true);
+// Builds the model from the stored config and loads every tensor (strict), as a full checkpoint:
+// an inference export whose config has a TAM is refused (LoadFor::training). Returned in eval mode.
 MultiTaskModel load_exported(const std::string& path);
 
 // Loads our export, an authors' .pth / safetensors file, or an authors' shard directory
 // ({rank}.pth: rank 0 holds everything, rank r > 0 only its experts, concatenated along dim 0 in
 // rank order; docs/WEIGHTS.md, written by utils/moe_utils.py:68-79, merged as in common_config.py:214-231).
 // strict: every model tensor must be provided (checked before anything is copied). Mis-shaped
-// tensors always throw.
-LoadReport load_checkpoint(MultiTaskModelImpl& m, const std::string& path, bool strict);
+// tensors always throw. `use`: see LoadFor (only matters for an export without training weights).
+LoadReport load_checkpoint(MultiTaskModelImpl& m, const std::string& path, bool strict,
+                           LoadFor use = LoadFor::training);
 
 // timm/DeiT ImageNet weights (utils/helpers.py:207-316): cls_token, pos_embed (resized), patch_embed.proj,
 // norm1/attn/norm2 of every block, fc1/fc2 of the dense blocks. Never strict (heads, routers and,
@@ -92,6 +107,6 @@ LoadReport load_deit(MultiTaskModelImpl& m, const std::string& path, bool split_
 std::map<std::string, torch::Tensor> read_checkpoint_tensors(const std::string& path);
 LoadReport load_state(torch::nn::Module& m, const ModelConfig& cfg, const std::map<std::string, torch::Tensor>& src,
                       bool strict, const FilterOptions& opt, const std::string& source);
-void export_module(torch::nn::Module& m, const ModelConfig& cfg, const std::string& path);
+void export_module(torch::nn::Module& m, const ModelConfig& cfg, const std::string& path, bool training_weights = true);
 
 }  // namespace m3vit

@@ -37,13 +37,18 @@ ExpertStore::ExpertStore(DnnlContext& ctx, const ModelFile& file, Residency resi
     for (size_t l = 0; l < moe_blocks.size(); ++l) {
       const int b = moe_blocks[l];
       const std::string k1 = block_key(b, "mlp.experts.htoh4."), k2 = block_key(b, "mlp.experts.h4toh.");
-      const float* W1 = file.data(k1 + "weight");  // [E, hid, d]
-      const float* B1 = file.data(k1 + "bias");    // [E, hid]
-      const float* W2 = file.data(k2 + "weight");  // [E, d, hid]
-      const float* B2 = file.data(k2 + "bias");    // [E, d]
+      const float* B1 = file.data(k1 + "bias");  // [E, hid]
+      const float* B2 = file.data(k2 + "bias");  // [E, d]
+      // The stacks W1 [E, hid, d] and W2 [E, d, hid] are mapped, checked and released one expert at
+      // a time: the file pages held while packing are one expert's, not the layer's (151 MB of a
+      // pascal layer at E = 128), which would otherwise sit on top of the packed copies.
       for (int e = 0; e < E_; ++e) {
-        fc1_[l].push_back(fc1.pack(W1 + e * w1, B1 + static_cast<size_t>(e) * hid_));
-        fc2_[l].push_back(fc2.pack(W2 + e * w1, B2 + static_cast<size_t>(e) * d_));
+        const float* W1 = file.data(k1 + "weight", e * static_cast<int64_t>(w1), static_cast<int64_t>(w1));
+        const float* W2 = file.data(k2 + "weight", e * static_cast<int64_t>(w1), static_cast<int64_t>(w1));
+        fc1_[l].push_back(fc1.pack(W1, B1 + static_cast<size_t>(e) * hid_));
+        fc2_[l].push_back(fc2.pack(W2, B2 + static_cast<size_t>(e) * d_));
+        file.release(k1 + "weight", e * w1 * 4, (e + 1) * w1 * 4);
+        file.release(k2 + "weight", e * w1 * 4, (e + 1) * w1 * 4);
       }
       for (const char* n : {"weight", "bias"}) {
         file.release(k1 + n);

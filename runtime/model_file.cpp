@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -77,6 +78,16 @@ const float* ModelFile::data(const std::string& name) const {
   return v.f32();
 }
 
+const float* ModelFile::data(const std::string& name, int64_t first, int64_t count) const {
+  const TensorView& v = st_->get(name);
+  if (first < 0 || count < 0 || first + count > v.numel())
+    throw Error(path_ + ": tensor '" + name + "': elements [" + std::to_string(first) + ", " +
+                std::to_string(first + count) + ") outside its " + std::to_string(v.numel()));
+  const float* p = v.f32() + first;
+  check_finite(p, count, path_ + ": tensor '" + name + "' (from element " + std::to_string(first) + ")");
+  return p;
+}
+
 int64_t ModelFile::numel(const std::string& name) const { return st_->get(name).numel(); }
 
 size_t ModelFile::file_offset(const std::string& name) const { return st_->file_offset(name); }
@@ -102,11 +113,17 @@ void ModelFile::check_finite_by_reading(const std::string& name) const {
   ::close(fd);
 }
 
-void ModelFile::release(const std::string& name) const {
+void ModelFile::release(const std::string& name) const { release(name, 0, st_->get(name).nbytes); }
+
+void ModelFile::release(const std::string& name, size_t begin, size_t end) const {
   const TensorView& v = st_->get(name);
+  end = std::min(end, static_cast<size_t>(v.nbytes));
+  if (begin >= end) return;
+  // Only pages wholly inside the range: a page shared with a neighbour may still be needed. The
+  // mapping is private and never written, so a dropped page is read again from the file if touched.
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t b = (reinterpret_cast<uintptr_t>(v.data) + page - 1) / page * page;
-  const uintptr_t e = (reinterpret_cast<uintptr_t>(v.data) + v.nbytes) / page * page;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(v.data) + begin + page - 1) / page * page;
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(v.data) + end) / page * page;
   if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 

@@ -5,7 +5,9 @@
 // config validates and is one this engine can run, and that every tensor the config implies is
 // present as F32 with exactly the expected shape (export_tensor_specs). Errors name the file, the
 // tensor and both shapes. Extra tensors are refused too, except the export-only ones (the
-// training-only TAM and BatchNorm's num_batches_tracked, export_only_key).
+// training-only TAM and BatchNorm's num_batches_tracked, export_only_key). Those are never mapped or
+// read: the file is mapped whole, but a page enters the resident set only when a weight on it is
+// read (data()), and the streamed stores read with pread (check_finite_by_reading, the weight ring).
 #pragma once
 
 #include <cstdint>
@@ -37,6 +39,9 @@ class ModelFile {
   // fp32 data of a checked tensor, mapped from the file; scanned for NaN/Inf on the first call
   // (NumericError naming the tensor).
   const float* data(const std::string& name) const;
+  // Elements [first, first + count) of a tensor, mapped and scanned for NaN/Inf (NumericError naming
+  // the tensor and the element): a stacked tensor read piece by piece is never resident whole.
+  const float* data(const std::string& name, int64_t first, int64_t count) const;
   int64_t numel(const std::string& name) const;
   // Byte offset of a tensor's data in the file (for pread streaming).
   size_t file_offset(const std::string& name) const;
@@ -44,8 +49,12 @@ class ModelFile {
   // that checking streamed experts does not raise the peak resident set.
   void check_finite_by_reading(const std::string& name) const;
   // Drops the mapped pages of a tensor that has been copied out (madvise DONTNEED): the page cache
-  // keeps the file, the process no longer counts it in its resident set.
+  // keeps the file, the process no longer counts it in its resident set (RssFile, and so VmHWM).
   void release(const std::string& name) const;
+  // The same for bytes [begin, end) of a tensor's data (the pages wholly inside it): a stacked
+  // tensor (the experts [E, out, in]) is released expert by expert as each is packed, so loading
+  // maps one expert's rows at a time, not the layer's whole stack (151 MB at E = 128).
+  void release(const std::string& name, size_t begin, size_t end) const;
 
  private:
   std::string path_;

@@ -56,7 +56,8 @@ void write_synthetic_export(const ModelConfig& cfg, const std::string& path, uin
       w.add(k.substr(0, k.size() - 11) + "num_batches_tracked", DType::I64, {}, &steps, 8);
     }
   }
-  for (const auto& [k, v] : export_metadata(cfg)) w.set_metadata(k, v);
+  // export_tensor_specs has no training-only tensor: the file is an inference export.
+  for (const auto& [k, v] : export_metadata(cfg, /*training_weights=*/false)) w.set_metadata(k, v);
   w.write(path);
 }
 

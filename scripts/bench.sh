@@ -7,9 +7,11 @@
 # instead of stopping the others. Other parts of the project add sections without editing this file:
 # every scripts/bench.d/*.sh is run as `bash script BUILD_DIR` and its stdout appended (in name order).
 # Scratch files (synthetic exports, the ONNX model, a short training run for the "trained weights"
-# cases, npm's onnxruntime-node) live under BUILD_DIR/bench-data and are reused by later runs.
+# cases, npm's onnxruntime-node) live under BUILD_DIR/bench-data and are reused by later runs; the
+# memory section's exports of the paper config are written afresh and removed.
 # Settings: M3VIT_BENCH_THREADS (default 2), M3VIT_BENCH_REPS (default 3), OMP_WAIT_POLICY (default passive),
-# M3VIT_TRAINED_MODEL (an export to use as the trained model instead of training one).
+# M3VIT_TRAINED_MODEL (an export to use as the trained model instead of training one),
+# M3VIT_LONG_TRAINED_MODEL (the same for the model trained about 20 minutes).
 set -euo pipefail
 
 build=$(cd "${1:?usage: scripts/bench.sh BUILD_DIR [OUT_MD]}" && pwd)
@@ -70,8 +72,25 @@ section_moe_dense() {
   "$build/bench/runtime_moe_vs_dense" --threads "$threads" --reps 30 --scratch "$data" ${trained:+--trained "$trained"}
 }
 
+# The memory benchmark runs on what users run: the files `m3vit export` writes for the shipped paper
+# config, E = 16 as shipped and the other E with --moe-experts (random weights from the seed: memory
+# does not depend on their values). Written afresh each time (a few seconds each; the format may have
+# changed since the last run), removed afterwards (E = 128 is 1.1 GB).
 section_memory() {
-  "$build/bench/runtime_memory" --threads "$threads" --scratch "$data" --experts 8,16,64,128
+  local cfg=configs/pascal_vits_moe16.yaml E models=() rc=0
+  for E in 8 16 64 128; do
+    local m="$data/memory_E$E.safetensors"
+    if [[ $E -eq 16 ]]; then
+      "$build/m3vit" export --config "$cfg" --out "$m" >&2 || return 1
+    else
+      "$build/m3vit" export --config "$cfg" --moe-experts "$E" --out "$m" >&2 || return 1
+    fi
+    models+=("$m")
+  done
+  "$build/bench/runtime_memory" --config "$cfg" --threads "$threads" \
+    --models "$(IFS=,; echo "${models[*]}")" || rc=$?
+  rm -f "${models[@]}"
+  return $rc
 }
 
 section_onnx() {
@@ -85,9 +104,10 @@ section_task_switch() {
 }
 
 section_bf16() {
-  local trained
+  local trained long
   trained=$(trained_model || true)
-  "$build/bench/runtime_bf16_accuracy" --threads "$threads" ${trained:+--model "$trained"}
+  long=$(long_trained_model || true)
+  "$build/bench/runtime_bf16_accuracy" --threads "$threads" ${trained:+--model "$trained"} ${long:+--long-model "$long"}
 }
 
 section_extensions() {
@@ -122,6 +142,23 @@ trained_model() {
   if [[ ! -f "$dir/best_model.safetensors" ]]; then
     log "training configs/tiny_synthetic.yaml for 120 steps (once; kept in $dir)"
     "$build/m3vit" train --config "$src/configs/tiny_synthetic.yaml" --steps 120 --eval-every 0 \
+      --out "$dir" --overwrite --no-progress --threads "$threads" >&2 || return 1
+  fi
+  [[ -f "$dir/best_model.safetensors" ]] && echo "$dir/best_model.safetensors"
+}
+
+# A model trained for about 20 minutes (configs/pascal_routing_synthetic.yaml: the paper's routing
+# shape, 1,025 tokens, E16 top-4, 360 steps) for the accuracy of reduced precision on routers that
+# have learnt something: printed path of its export, trained once and kept in BUILD/bench-data.
+long_trained_model() {
+  if [[ -n "${M3VIT_LONG_TRAINED_MODEL:-}" ]]; then
+    echo "$M3VIT_LONG_TRAINED_MODEL"
+    return 0
+  fi
+  local dir="$data/train-long"
+  if [[ ! -f "$dir/best_model.safetensors" ]]; then
+    log "training configs/pascal_routing_synthetic.yaml for 360 steps (about 20 min, once; kept in $dir)"
+    "$build/m3vit" train --config "$src/configs/pascal_routing_synthetic.yaml" --steps 360 --seed 0 \
       --out "$dir" --overwrite --no-progress --threads "$threads" >&2 || return 1
   fi
   [[ -f "$dir/best_model.safetensors" ]] && echo "$dir/best_model.safetensors"

@@ -58,7 +58,7 @@ MultiTaskModel load_model_for_eval(const ModelConfig& cfg, const std::string& we
                         "...) than the one given");
     load_train_checkpoint(weights, *model, nullptr);
   } else {
-    load_checkpoint(*model, weights, /*strict=*/true);
+    load_checkpoint(*model, weights, /*strict=*/true, LoadFor::inference);  // eval mode runs no TAM
   }
   model->eval();
   return model;

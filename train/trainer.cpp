@@ -368,7 +368,9 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
     if (better) {
       if (!std::isnan(ev.delta_m)) pos.best_delta_m = ev.delta_m;
       pos.best_step = pos.step;
-      export_model(*model, best_model_path(o.out_dir));
+      // The run's exports keep the training-only TAM: they are the trained model, which may be trained
+      // further or re-exported for inference (`m3vit export --weights`).
+      export_model(*model, best_model_path(o.out_dir), /*training_weights=*/true);
     }
     out.evaluated = true;
     out.last_eval = ev;
@@ -487,7 +489,7 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
       // Resumed a finished run: nothing to train, evaluate once more.
       validate();
     }
-    export_model(*model, final_model_path(o.out_dir));
+    export_model(*model, final_model_path(o.out_dir), /*training_weights=*/true);
   }
   out.position = pos;
   return out;

@@ -267,6 +267,56 @@ TEST_F(CheckpointTest, ExportRoundTripGivesIdenticalOutputs) {
   }
 }
 
+// An inference export (export_model(..., training_weights = false)) holds no TAM and says so; it loads
+// for inference with the same outputs, and a load that needs the TAM refuses it, naming the file.
+TEST_F(CheckpointTest, InferenceExportLeavesOutTheTam) {
+  ModelConfig cfg = tiny_config();
+  cfg.tam = true;
+  cfg.tam_levels[0] = false;  // level 0 needs an even patch grid; this one is 2x3
+  cfg.tam_levels[1] = true;
+  torch::manual_seed(4);
+  MultiTaskModel m(cfg);
+  m->eval();
+  const std::string inf = path("inference.safetensors"), full = path("with_tam.safetensors");
+  export_model(*m, inf, /*training_weights=*/false);
+  export_model(*m, full);
+  SafeTensorsFile fi(inf), ff(full);
+  EXPECT_EQ(fi.metadata().at(kTrainingWeightsKey), kTrainingWeightsOmitted);
+  EXPECT_EQ(ff.metadata().at(kTrainingWeightsKey), kTrainingWeightsIncluded);
+  EXPECT_FALSE(export_has_training_weights(fi.metadata(), inf));
+  size_t tam = 0;
+  for (const auto& n : ff.names()) {
+    if (training_only_key(n)) ++tam;
+    else EXPECT_TRUE(fi.has(n)) << n;
+  }
+  for (const auto& n : fi.names()) EXPECT_FALSE(training_only_key(n)) << n;
+  EXPECT_GT(tam, 0u);
+  EXPECT_EQ(fi.names().size() + tam, ff.names().size());
+
+  MultiTaskModel b(cfg);
+  const LoadReport r = load_checkpoint(*b, inf, /*strict=*/true, LoadFor::inference);
+  EXPECT_TRUE(r.missing.empty());
+  EXPECT_EQ(r.ignored.size(), tam);
+  b->eval();
+  torch::NoGradGuard ng;
+  torch::Tensor x = torch::randn({1, 3, 32, 48});
+  for (int t = 0; t < cfg.num_tasks(); ++t) EXPECT_TRUE(torch::equal(b->forward_task(x, t), m->forward_task(x, t)));
+
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    try {
+      if (attempt == 0) load_exported(inf);
+      else load_checkpoint(*b, inf, /*strict=*/true);  // LoadFor::training
+      FAIL() << attempt;
+    } catch (const FormatError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(inf), std::string::npos) << msg;
+      EXPECT_NE(msg.find("TAM"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("--with-training-weights"), std::string::npos) << msg;
+    }
+  }
+  EXPECT_NO_THROW(load_exported(full));
+}
+
 TEST_F(CheckpointTest, ExportErrorsAreNamed) {
   // Not an export: no format tag.
   SafeTensorsWriter w;
