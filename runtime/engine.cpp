@@ -34,11 +34,13 @@ struct Engine::Impl {
   int threads = 1;
   DnnlContext ctx;
   std::unique_ptr<Backbone> backbone;
+  // Declared before the ring: the ring's loader packs streamed head convs with the head's plans, so
+  // the plans must outlive it.
+  std::unique_ptr<PupHead> head;
   std::unique_ptr<WeightStream> ring;  // when anything streams
   std::unique_ptr<ExpertStore> experts;
   std::unique_ptr<DenseStore> dense;
   std::unique_ptr<HeadStore> head_convs;
-  std::unique_ptr<PupHead> head;
   std::unique_ptr<TaskSwitch> tasks;
   std::vector<double> flops;  // per task
   Workspace work;             // activations of the backbone and, after it, of the head

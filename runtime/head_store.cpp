@@ -55,12 +55,9 @@ HeadStore::HeadStore(DnnlContext& ctx, const ModelFile& f, Residency residency, 
   if (ring->slot_bytes() < slot_bytes(plans) || ring->staging_floats() < staging_floats(c))
     throw Error("weight ring slots are smaller than the largest head conv");
   for (int j = 0; j < 4; ++j) {
-    const ConvPlan& p = *plans[j];
-    packed_desc_[j] = p.weights_desc();
+    plans_[j] = plans[j];
+    packed_desc_[j] = plans[j]->weights_desc();
     bias_off_[j] = align64(packed_desc_[j].get_size());
-    const memory::desc plain({p.cout(), p.cin(), p.kernel(), p.kernel()}, memory::data_type::f32,
-                             memory::format_tag::oihw);
-    pack_[j] = dnnl::reorder(dnnl::reorder::primitive_desc(eng_, plain, eng_, packed_desc_[j]));
   }
   // Where everything is; every streamed tensor checked for NaN/Inf once, by reading.
   auto where = [&](const std::string& key) {
@@ -130,10 +127,8 @@ int64_t HeadStore::load(int task, int j, uint8_t* slot, dnnl::stream& strm) cons
   const size_t at[4] = {h.gamma[j], h.beta[j], h.mean[j], h.var[j]};
   for (int q = 0; q < 4; ++q) ring_->read(bn.data() + q * c_, c_ * 4, at[q], what);
   fold_batchnorm(staging, per_out, bias, c_, bn.data(), bn.data() + c_, bn.data() + 2 * c_, bn.data() + 3 * c_, kBnEps);
-  memory plain({{c_, cin, 3, 3}, memory::data_type::f32, memory::format_tag::oihw}, eng_, staging);
   memory dst(packed_desc_[j], eng_, slot);
-  pack_[j].execute(strm, plain, dst);
-  strm.wait();
+  plans_[j]->pack_weights(staging, dst, strm);  // a reorder, or the Winograd transform (ops/conv.h)
   return static_cast<int64_t>((c_ * per_out + 5 * c_) * 4);
 }
 

@@ -68,7 +68,7 @@ class HeadStore {
   std::vector<Source> src_;  // [task]
   std::vector<std::string> task_names_;
   dnnl::memory::desc packed_desc_[4];
-  dnnl::reorder pack_[4];
+  const ConvPlan* plans_[4] = {};  // pack streamed weights into their slots (the engine owns the plans)
   size_t bias_off_[4] = {};
   std::vector<std::array<PackedConv, 4>> view_;  // [slot][j]
   std::array<int, 4> ticket_ = {};                // of the current image

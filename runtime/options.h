@@ -28,8 +28,10 @@ struct EngineOptions {
   // Stream modes: bytes for the weight buffers (0 = two buffers of the largest streamed load).
   size_t memory_budget = 0;
   int threads = 0;           // OpenMP threads for every op; 0 = all hardware threads
-  // fp32 head convs as Winograd (runtime/ops/conv.h): 2.7× faster, but the transformed weights take
-  // 4× the memory of the heads' 3×3 weights (+160 MB for the five PASCAL heads). false: direct convs.
+  // Head 3×3 convs as Winograd (runtime/ops/conv.h). fp32: oneDNN's F(4×4, 3×3), 2.7× faster than
+  // direct, but its transformed weights take 4× the memory of the heads' 3×3 weights (+160 MB for the
+  // five PASCAL heads). bf16: our F(2×2, 3×3) (runtime/ops/winograd.h), weights 16/9 of the 3×3's in
+  // bf16 (less than fp32 direct). false: direct convs.
   bool winograd = true;
 };
 

@@ -41,16 +41,16 @@ PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool 
     // The band buffer carries its halo rows (zeros at the map's top and bottom), so no vertical padding.
     st.plan = ConvPlan(ctx, 3, c_, c_, st.band + 2, 2 * st.in_w, 0, 0, /*relu=*/true, prec, winograd);
     pad = std::max(pad, st.plan.scratchpad_bytes());
-    band_in = std::max(band_in, blocked_floats(c_, st.band + 2, 2 * st.in_w) * act_size(prec));
+    band_in = std::max(band_in, blocked_floats(c_, st.band + 2, 2 * st.in_w) * st.plan.src_elem_bytes());
     band_out = std::max(band_out, blocked_floats(c_, st.band, 2 * st.in_w));
     map_[s] = layout_.add(blocked_floats(c_, h_ << s, w_ << s));
   }
   band_in_ = layout_.add((band_in + 3) / 4);
   band_out_ = layout_.add(band_out);
   ln_ = layout_.add(static_cast<size_t>(h_) * w_ * d_);
-  ln_blocked_ = layout_.add((blocked_floats(d_, h_, w_) * act_size(prec) + 3) / 4);
+  ln_blocked_ = layout_.add((blocked_floats(d_, h_, w_) * conv0_.src_elem_bytes() + 3) / 4);
   ln_md_ = memory::desc({1, d_, h_, w_}, memory::data_type::f32, memory::format_tag::nhwc);
-  ln_blocked_md_ = memory::desc({1, d_, h_, w_}, act_type(prec), memory::format_tag::nChw16c);
+  ln_blocked_md_ = memory::desc({1, d_, h_, w_}, conv0_.src_type(), memory::format_tag::nChw16c);
   to_blocked_ = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.eng, ln_md_, ctx.eng, ln_blocked_md_));
   int cmax = 1;
   for (const auto& t : cfg.tasks) {
@@ -101,7 +101,7 @@ void PupHead::forward(const float* tokens, const HeadWeights& w, HeadStore& conv
   layer_norm(tokens + d_, ln, static_cast<int64_t>(h_) * w_, d_, w.norm_w.data(), w.norm_b.data(), ln_eps_);
   {
     dnnl::memory src(ln_md_, ctx_->eng, ln), dst(ln_blocked_md_, ctx_->eng, ln_blocked);
-    to_blocked_.execute(ctx_->strm, src, dst);  // to nChw16c (and bf16 in bf16 mode)
+    to_blocked_.execute(ctx_->strm, src, dst);  // to nChw16c (and bf16 for a bf16 direct conv_0)
     ctx_->strm.wait();
   }
   void* pad = work + conv_pad_;
@@ -116,7 +116,9 @@ void PupHead::forward(const float* tokens, const HeadWeights& w, HeadStore& conv
     const PackedConv& cw = convs.acquire(s + 1);
     for (int r0 = 0; r0 < H; r0 += st.band) {
       // Rows r0-1 .. r0+band of the ×2 map (zeros outside it): the band's 3×3 input with halo.
-      if (prec_ == Precision::bf16)
+      // In the plan's input type: bf16 for oneDNN's bf16 direct conv, fp32 otherwise (the bf16
+      // Winograd rounds after its transform).
+      if (st.plan.src_type() == dnnl::memory::data_type::bf16)
         upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, r0 - 1, r0 + st.band + 1, static_cast<uint16_t*>(band_in));
       else
         upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, r0 - 1, r0 + st.band + 1, static_cast<float*>(band_in));

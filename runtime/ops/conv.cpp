@@ -35,6 +35,14 @@ ConvPlan::ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, in
   if ((kernel != 1 && kernel != 3) || out_h_ < 1 || w < 1 || cin < 1 || cout < 1)
     throw ConfigError("conv plan with an unsupported kernel or an empty output");
   const int pw = kernel == 3 ? 1 : 0, pt = kernel == 3 ? pad_top : 0, pb = kernel == 3 ? pad_bottom : 0;
+  if (winograd && kernel == 3 && prec == Precision::bf16 && cpu_has_bf16() &&
+      WinogradBf16::supports(cin, cout, out_h_, w)) {
+    wino_ = std::make_shared<const WinogradBf16>(ctx, cin, cout, in_h, w, pt, pb, relu);
+    winograd_ = true;
+    src_type_ = dt::f32;  // the transform reads fp32 and rounds once, after it
+    return;
+  }
+  src_type_ = act_type(prec);
   memory::desc src_md({1, cin, in_h, w}, act_type(prec), tag::nChw16c);
   memory::desc dst_md({1, cout, out_h_, w}, dt::f32, tag::nChw16c);
   memory::desc w_md({cout, cin, kernel, kernel}, act_type(prec), tag::any);
@@ -66,16 +74,24 @@ ConvPlan::ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, in
 
 PackedConv ConvPlan::pack(const float* w, const float* b) const {
   PackedConv p;
-  memory user({{cout_, cin_, k_, k_}, dt::f32, tag::oihw}, ctx_->eng, const_cast<float*>(w));
-  p.weights = memory(pd_.weights_desc(), ctx_->eng);
-  dnnl::reorder(user, p.weights).execute(ctx_->strm, user, p.weights);
+  p.weights = memory(weights_desc(), ctx_->eng);
+  pack_weights(w, p.weights, ctx_->strm);
   p.bias = memory({{cout_}, dt::f32, tag::a}, ctx_->eng);
   std::copy(b, b + cout_, static_cast<float*>(p.bias.get_data_handle()));
-  ctx_->strm.wait();
   return p;
 }
 
+void ConvPlan::pack_weights(const float* w, const memory& dst, dnnl::stream& strm) const {
+  if (wino_) return wino_->pack_to(w, dst, strm);
+  memory user({{cout_, cin_, k_, k_}, dt::f32, tag::oihw}, ctx_->eng, const_cast<float*>(w));
+  dnnl::reorder(user, dst).execute(strm, user, const_cast<memory&>(dst));
+  strm.wait();
+}
+
 void ConvPlan::run(const void* src, const PackedConv& w, float* dst, void* scratch) const {
+  if (wino_)
+    return wino_->run(static_cast<const float*>(src), w.weights, static_cast<const float*>(w.bias.get_data_handle()),
+                      dst, scratch);
   // memory objects are shallow handles: rebinding the data handle keeps the plan's descriptor.
   src_m_.set_data_handle(const_cast<void*>(src));
   dst_m_.set_data_handle(dst);

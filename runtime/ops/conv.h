@@ -10,13 +10,17 @@
 // transformed weights take 4× the 3×3 weights (6×6 tiles), 160 MB more for the five PASCAL heads,
 // and it needs a large scratchpad (up to 54 MB, shared by all plans through the workspace). fp32 3×3
 // plans use it when asked and oneDNN offers it for the shape, and fall back to the direct conv
-// otherwise; bf16 plans are direct (oneDNN 2.6 has no bf16 Winograd). A plan's input may be a band of rows that carries its own halo
-// (top/bottom padding 0), which lets the head run its large maps in bands (runtime/pup_head.cpp).
+// otherwise. oneDNN 2.6 has no bf16 Winograd: bf16 3×3 plans asked for Winograd run our F(2×2, 3×3)
+// (runtime/ops/winograd.h), which takes an fp32 input and rounds after its transform; otherwise they
+// are oneDNN's direct conv on bf16 input. A plan's input may be a band of rows that carries its own
+// halo (top/bottom padding 0), which lets the head run its large maps in bands (runtime/pup_head.cpp).
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "runtime/ops/dnnl_context.h"
+#include "runtime/ops/winograd.h"
 
 namespace m3vit::rt {
 
@@ -42,28 +46,35 @@ struct PackedConv {
 class ConvPlan {
  public:
   ConvPlan() = default;
-  // kernel 3: src [cin, in_h, w] nChw16c in the plan's activation type; dst [cout, out_h, w] nChw16c
+  // kernel 3: src [cin, in_h, w] nChw16c in the plan's input type (src_type()); dst [cout, out_h, w] nChw16c
   // fp32, out_h = in_h + pad_top + pad_bottom − 2. kernel 1: no padding, out_h = in_h. (Both ends
   // blocked: a blocked-to-channels-last 1×1 conv is a reference loop in oneDNN 2.6.)
   ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom, bool relu,
            Precision prec, bool winograd = false);
   // w [cout, cin, k, k] and b [cout], fp32 (BN already folded).
   PackedConv pack(const float* w, const float* b) const;
+  // Only the weights, into dst (weights_desc(); e.g. a streamed slot), on strm.
+  void pack_weights(const float* w, const dnnl::memory& dst, dnnl::stream& strm) const;
   // scratch: scratchpad_bytes() of 64-byte aligned memory (the caller's workspace).
   void run(const void* src, const PackedConv& w, float* dst, void* scratch) const;
-  size_t scratchpad_bytes() const { return pd_.scratchpad_desc().get_size(); }
+  size_t scratchpad_bytes() const { return wino_ ? wino_->scratch_bytes() : pd_.scratchpad_desc().get_size(); }
+  // The input's data type: fp32 for fp32 plans and the bf16 Winograd, bf16 for bf16 direct plans.
+  dnnl::memory::data_type src_type() const { return src_type_; }
+  size_t src_elem_bytes() const { return src_type_ == dnnl::memory::data_type::bf16 ? 2 : 4; }
 
   int out_h() const { return out_h_; }
   int cin() const { return cin_; }
   int cout() const { return cout_; }
   int kernel() const { return k_; }
-  dnnl::memory::desc weights_desc() const { return pd_.weights_desc(); }
+  dnnl::memory::desc weights_desc() const { return wino_ ? wino_->weights_desc() : pd_.weights_desc(); }
   bool winograd() const { return winograd_; }
 
  private:
   DnnlContext* ctx_ = nullptr;
   int k_ = 3, cin_ = 0, cout_ = 0, in_h_ = 0, w_ = 0, out_h_ = 0;
   bool winograd_ = false;
+  dnnl::memory::data_type src_type_ = dnnl::memory::data_type::f32;
+  std::shared_ptr<const WinogradBf16> wino_;  // set for bf16 Winograd plans (then pd_ and prim_ are empty)
   dnnl::convolution_forward::primitive_desc pd_;
   dnnl::convolution_forward prim_;
   dnnl::memory src_m_, dst_m_, pad_m_;  // descriptors fixed at plan time; data handles set per call

@@ -1,0 +1,227 @@
+// bf16 Winograd F(2×2, 3×3) for the head's 3×3 convs (runtime/ops/winograd.h).
+// The transforms work on 16 channels at once (one zmm register = one nChw16c channel block), so the
+// 4×4 tile arithmetic is plain adds and subtracts of vectors.
+#include "runtime/ops/winograd.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common/errors.h"
+#include "runtime/ops/simd.h"
+
+#define M3VIT_AVX512_BF16 __attribute__((target("avx512f,avx512bf16,avx512vl,fma")))
+
+namespace m3vit::rt {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+namespace {
+
+size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
+// Bᵀ applied to four vectors (a row or a column of the 4×4 tile): [d0 − d2, d1 + d2, d2 − d1, d1 − d3].
+M3VIT_AVX512_BF16 inline void bt4(const __m512 d[4], __m512 o[4]) {
+  o[0] = _mm512_sub_ps(d[0], d[2]);
+  o[1] = _mm512_add_ps(d[1], d[2]);
+  o[2] = _mm512_sub_ps(d[2], d[1]);
+  o[3] = _mm512_sub_ps(d[1], d[3]);
+}
+
+// One channel block of one tile: d = the 4×4 input patch (zeros outside the map), V = Bᵀ d B in bf16.
+// v points at V[0][row][cb·16]; consecutive α are `stride` bf16 apart.
+M3VIT_AVX512_BF16 void input_tile(const float* src, int in_h, int w, int y0, int x0, uint16_t* v, size_t stride) {
+  __m512 d[4][4];
+  for (int r = 0; r < 4; ++r) {
+    const int y = y0 + r;
+    for (int c = 0; c < 4; ++c) {
+      const int x = x0 + c;
+      d[r][c] = (y >= 0 && y < in_h && x >= 0 && x < w) ? _mm512_loadu_ps(src + (static_cast<int64_t>(y) * w + x) * 16)
+                                                       : _mm512_setzero_ps();
+    }
+  }
+  // Rows: t[i][c] = (Bᵀ d)[i][c], column by column.
+  __m512 t[4][4];
+  for (int c = 0; c < 4; ++c) {
+    const __m512 col[4] = {d[0][c], d[1][c], d[2][c], d[3][c]};
+    __m512 o[4];
+    bt4(col, o);
+    for (int i = 0; i < 4; ++i) t[i][c] = o[i];
+  }
+  // Columns: V[i][j] = (t B)[i][j].
+  for (int i = 0; i < 4; ++i) {
+    __m512 o[4];
+    bt4(t[i], o);
+    for (int j = 0; j < 4; ++j)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + (4 * i + j) * stride),
+                          reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(o[j])));
+  }
+}
+
+// One channel block of one tile: m = M_α for the 16 α (consecutive α `stride` floats apart),
+// y = Aᵀ m A + bias (ReLU) into the 2×2 output pixels at (oy, ox) of dst (a channel block's plane).
+M3VIT_AVX512_BF16 void output_tile(const float* m, size_t stride, __m512 bias, bool relu, float* dst, int w, int oy,
+                                   int ox) {
+  // Aᵀ on rows: r0[j] = m0j + m1j + m2j, r1[j] = m1j − m2j − m3j.
+  __m512 r0[4], r1[4];
+  for (int j = 0; j < 4; ++j) {
+    const __m512 a = _mm512_loadu_ps(m + (0 + j) * stride), b = _mm512_loadu_ps(m + (4 + j) * stride);
+    const __m512 c = _mm512_loadu_ps(m + (8 + j) * stride), e = _mm512_loadu_ps(m + (12 + j) * stride);
+    r0[j] = _mm512_add_ps(_mm512_add_ps(a, b), c);
+    r1[j] = _mm512_sub_ps(_mm512_sub_ps(b, c), e);
+  }
+  // A on columns.
+  __m512 y[2][2];
+  const __m512* r[2] = {r0, r1};
+  for (int i = 0; i < 2; ++i) {
+    y[i][0] = _mm512_add_ps(_mm512_add_ps(r[i][0], r[i][1]), r[i][2]);
+    y[i][1] = _mm512_sub_ps(_mm512_sub_ps(r[i][1], r[i][2]), r[i][3]);
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j) {
+      __m512 o = _mm512_add_ps(y[i][j], bias);
+      if (relu) o = _mm512_max_ps(o, zero);
+      _mm512_storeu_ps(dst + (static_cast<int64_t>(oy + i) * w + ox + j) * 16, o);
+    }
+}
+
+}  // namespace
+
+WinogradBf16::WinogradBf16(DnnlContext& ctx, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom,
+                           bool relu)
+    : ctx_(&ctx), cin_(cin), cout_(cout), in_h_(in_h), w_(w), out_h_(in_h + pad_top + pad_bottom - 2),
+      pad_top_(pad_top), relu_(relu) {
+  if (!supports(cin, cout, out_h_, w))
+    throw ConfigError("bf16 Winograd conv needs an even output and channels in multiples of 16");
+  if (!cpu_has_bf16()) throw ConfigError("bf16 Winograd conv needs a CPU with AVX512-BF16");
+  tiles_x_ = w / 2;
+  tiles_ = (out_h_ / 2) * tiles_x_;
+  // Chunks: at most kMaxChunk tiles, and at least one per thread when the map is small (conv_0).
+  threads_ = std::max(1, omp_get_max_threads());
+  const int per_thread = (tiles_ + threads_ - 1) / threads_;
+  chunk_ = std::min(kMaxChunk, (per_thread + 15) / 16 * 16);
+  // One 2-D matmul per α, all with the same primitive: oneDNN 2.6's batched bf16 matmul keeps its
+  // weights in a plain layout and repacks them on every call (half the speed measured); the 2-D one
+  // takes them pre-blocked.
+  const memory::dim T = chunk_;
+  memory::desc v_md({T, cin}, dt::bf16, tag::ab);
+  memory::desc u_md({cin, cout}, dt::bf16, tag::any);
+  memory::desc m_md({T, cout}, dt::f32, tag::ab);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(v_md, u_md, m_md), attr, ctx.eng);
+  u_desc_ = pd.weights_desc();
+  u_bytes_ = align64(u_desc_.get_size());
+  w_desc_ = memory::desc({static_cast<memory::dim>(16 * u_bytes_)}, dt::u8, tag::a);
+  prim_ = dnnl::matmul(pd);
+  pad_bytes_ = pd.scratchpad_desc().get_size();
+  for (int t = 0; t < threads_; ++t) streams_.emplace_back(ctx.eng);
+  // The 16 planes of V and M are padded by 128 bytes: a power-of-two stride would map the same
+  // tile's 16 α into the same cache sets (the transforms touch all 16 at once; measured 5× slower).
+  v_plane_ = static_cast<size_t>(T) * cin + 64;   // bf16 elements
+  m_plane_ = static_cast<size_t>(T) * cout + 32;  // floats
+  m_off_ = align64(16 * v_plane_ * 2);
+  pad_off_ = m_off_ + align64(16 * m_plane_ * 4);
+  per_thread_bytes_ = pad_off_ + align64(pad_bytes_);
+}
+
+void WinogradBf16::pack_to(const float* g, const memory& dst, dnnl::stream& strm) const {
+  // U_α[ci][co] = (G g Gᵀ)_α in double, stored [16][cin][cout] fp32, then reordered (rounded) to bf16.
+  std::vector<float> u(static_cast<size_t>(16) * cin_ * cout_);
+#pragma omp parallel for schedule(static)
+  for (int co = 0; co < cout_; ++co)
+    for (int ci = 0; ci < cin_; ++ci) {
+      const float* k = g + (static_cast<size_t>(co) * cin_ + ci) * 9;
+      double gg[4][3];  // G·g: rows of G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]
+      for (int c = 0; c < 3; ++c) {
+        const double a = k[c], b = k[3 + c], e = k[6 + c];
+        gg[0][c] = a;
+        gg[1][c] = 0.5 * (a + b + e);
+        gg[2][c] = 0.5 * (a - b + e);
+        gg[3][c] = e;
+      }
+      for (int i = 0; i < 4; ++i) {
+        const double a = gg[i][0], b = gg[i][1], e = gg[i][2];
+        const double row[4] = {a, 0.5 * (a + b + e), 0.5 * (a - b + e), e};  // (G g) Gᵀ
+        for (int j = 0; j < 4; ++j)
+          u[(static_cast<size_t>(4 * i + j) * cin_ + ci) * cout_ + co] = static_cast<float>(row[j]);
+      }
+    }
+  uint8_t* base = static_cast<uint8_t*>(dst.get_data_handle());
+  for (int a = 0; a < 16; ++a) {
+    memory user({{cin_, cout_}, dt::f32, tag::ab}, ctx_->eng, u.data() + static_cast<size_t>(a) * cin_ * cout_);
+    memory ua(u_desc_, ctx_->eng, base + a * u_bytes_);
+    dnnl::reorder(user, ua).execute(strm, user, ua);
+  }
+  strm.wait();
+}
+
+M3VIT_AVX512_BF16 void WinogradBf16::input_transform(const float* src, int t0, int nt, uint16_t* v) const {
+  const int cblocks = cin_ / 16;
+  const size_t stride = v_plane_;  // between α planes of V
+  const size_t plane = static_cast<size_t>(in_h_) * w_ * 16;  // one channel block of src
+  for (int t = 0; t < nt; ++t)
+    for (int cb = 0; cb < cblocks; ++cb) {
+      const int tile = t0 + t, ty = tile / tiles_x_, tx = tile % tiles_x_;
+      input_tile(src + cb * plane, in_h_, w_, 2 * ty - pad_top_, 2 * tx - 1, v + static_cast<size_t>(t) * cin_ + cb * 16,
+                 stride);
+    }
+  // A partial chunk: the matmul still computes chunk_ rows; give the extra ones zeros, not stale bytes.
+  if (nt < chunk_)
+    for (int a = 0; a < 16; ++a)
+      std::memset(v + a * stride + static_cast<size_t>(nt) * cin_, 0, static_cast<size_t>(chunk_ - nt) * cin_ * 2);
+}
+
+M3VIT_AVX512_BF16 void WinogradBf16::output_transform(const float* m, const float* bias, int t0, int nt,
+                                                     float* dst) const {
+  const int oblocks = cout_ / 16;
+  const size_t stride = m_plane_;
+  const size_t plane = static_cast<size_t>(out_h_) * w_ * 16;
+  for (int t = 0; t < nt; ++t)
+    for (int ob = 0; ob < oblocks; ++ob) {
+      const int tile = t0 + t, ty = tile / tiles_x_, tx = tile % tiles_x_;
+      output_tile(m + static_cast<size_t>(t) * cout_ + ob * 16, stride, _mm512_loadu_ps(bias + ob * 16), relu_,
+                  dst + ob * plane, w_, 2 * ty, 2 * tx);
+    }
+}
+
+void WinogradBf16::run(const float* src, const memory& weights, const float* bias, float* dst, void* scratch) const {
+  uint8_t* u = static_cast<uint8_t*>(weights.get_data_handle());
+  const int chunks = (tiles_ + chunk_ - 1) / chunk_;
+  const int nt = std::min({threads_, chunks, omp_get_max_threads()});
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = omp_get_thread_num();
+    uint8_t* base = static_cast<uint8_t*>(scratch) + tid * per_thread_bytes_;
+    auto* v = reinterpret_cast<uint16_t*>(base);
+    auto* m = reinterpret_cast<float*>(base + m_off_);
+    const memory::dim T = chunk_;
+    memory v_m({{T, cin_}, dt::bf16, tag::ab}, ctx_->eng, v);
+    memory m_m({{T, cout_}, dt::f32, tag::ab}, ctx_->eng, m);
+    memory u_m(u_desc_, ctx_->eng, u);
+    memory pad_m({{static_cast<memory::dim>(std::max<size_t>(pad_bytes_, 1))}, dt::u8, tag::a}, ctx_->eng,
+                 base + pad_off_);
+    dnnl::stream& strm = streams_[tid];
+    // Inside the parallel region oneDNN runs each matmul on the calling thread.
+    for (int c = tid; c < chunks; c += nt) {
+      const int t0 = c * chunk_, n = std::min(chunk_, tiles_ - t0);
+      input_transform(src, t0, n, v);
+      for (int a = 0; a < 16; ++a) {  // M_α = V_α · U_α
+        v_m.set_data_handle(v + a * v_plane_);
+        m_m.set_data_handle(m + a * m_plane_);
+        u_m.set_data_handle(u + a * u_bytes_);
+        prim_.execute(strm, {{DNNL_ARG_SRC, v_m}, {DNNL_ARG_WEIGHTS, u_m}, {DNNL_ARG_DST, m_m},
+                             {DNNL_ARG_SCRATCHPAD, pad_m}});
+      }
+      strm.wait();
+      output_transform(m, bias, t0, n, dst);
+    }
+  }
+}
+
+}  // namespace m3vit::rt

@@ -1,0 +1,77 @@
+// The head's 3×3 convolutions in bf16 as Winograd F(2×2, 3×3) (Lavin & Gray, "Fast Algorithms for
+// Convolutional Neural Networks", CVPR 2016), for `--precision bf16`.
+//
+// Why our own: oneDNN 2.6 has Winograd only for fp32 (jit_wino_4x3), and its bf16 direct conv
+// computes all 9 multiply-adds per output, so in bf16 the head was slower than the fp32 Winograd head.
+// F(2×2, 3×3) computes a 2×2 output tile from a 4×4 input tile with 16 multiplies instead of 36
+// (2.25× fewer), as 16 independent matrix products, one per position α of the 4×4 transformed tile:
+//   V_α [tiles, cin]  = (Bᵀ d B)_α      input transform, per 4×4 input tile d (fp32, then rounded to bf16)
+//   U_α [cin, cout]   = (G g Gᵀ)_α      weight transform, once at pack time (double, then bf16)
+//   M_α [tiles, cout] = V_α · U_α       one batched bf16 oneDNN matmul (fp32 accumulation), batch 16
+//   y   [2×2]         = Aᵀ M A + bias   output transform, then ReLU, into the blocked fp32 output
+// with Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
+// Aᵀ = [1 1 1 0; 0 1 −1 −1]. F(2×2) rather than F(4×4): its transforms only add and subtract (G
+// halves), so bf16's 8-bit mantissa costs about what it costs the direct conv; F(4×4)'s entries up
+// to 8 would amplify the rounding of V and U (tests/runtime/test_winograd.cpp bounds the error).
+//
+// The input is fp32 (the upsampled band, runtime/pup_head.cpp) and is rounded once, after the
+// transform. Tiles are processed in chunks small enough that V and M stay in cache; each OpenMP
+// thread takes whole chunks (transform, 16 matmuls on its own stream, output transform), so a call
+// has one fork/join instead of one per step: on a busy machine every join waits for the slowest
+// thread's time slice (measured: 6× slower with per-step parallel loops while other work ran).
+// The matmul primitive is made once for a chunk; a partial last chunk runs on zeroed rows.
+// Layouts: src [cin, in_h, w] and dst [cout, out_h, w] in nChw16c (runtime/ops/conv.h); padding 1
+// left and right, pad_top / pad_bottom rows of zeros above and below (0 for a band with its halo).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "runtime/ops/dnnl_context.h"
+
+namespace m3vit::rt {
+
+class WinogradBf16 {
+ public:
+  static constexpr int kMaxChunk = 256;  // tiles per matmul: V 2 MiB, M 4 MiB per thread at 256 channels
+
+  // F(2×2) needs an even output: out_h and w even, and the channels multiples of 16.
+  static bool supports(int cin, int cout, int out_h, int w) {
+    return out_h % 2 == 0 && w % 2 == 0 && cin % 16 == 0 && cout % 16 == 0;
+  }
+
+  WinogradBf16() = default;
+  WinogradBf16(DnnlContext& ctx, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom, bool relu);
+
+  // U: 16 matrices [cin, cout] in bf16, each in the layout the matmul prefers, as one byte buffer.
+  const dnnl::memory::desc& weights_desc() const { return w_desc_; }
+  // g [cout, cin, 3, 3] fp32 (BatchNorm folded) -> U into dst (weights_desc()).
+  void pack_to(const float* g, const dnnl::memory& dst, dnnl::stream& strm) const;
+  // Bytes of the caller's scratch for run(): V, M and the matmul's scratchpad per thread, 64-byte aligned.
+  size_t scratch_bytes() const { return per_thread_bytes_ * threads_; }
+  // src fp32 blocked -> dst fp32 blocked = ReLU?(conv(src) + bias). bias [cout].
+  void run(const float* src, const dnnl::memory& weights, const float* bias, float* dst, void* scratch) const;
+
+  int out_h() const { return out_h_; }
+
+ private:
+  // One chunk of tiles [t0, t0 + nt): V for its 16 α (rows past nt zeroed), then y from M.
+  void input_transform(const float* src, int t0, int nt, uint16_t* v) const;
+  void output_transform(const float* m, const float* bias, int t0, int nt, float* dst) const;
+
+  DnnlContext* ctx_ = nullptr;
+  int cin_ = 0, cout_ = 0, in_h_ = 0, w_ = 0, out_h_ = 0, pad_top_ = 0;
+  int tiles_x_ = 0, tiles_ = 0, chunk_ = 0, threads_ = 1;
+  bool relu_ = false;
+  dnnl::memory::desc w_desc_;  // 16 × u_bytes_ bytes: U_α one after another
+  dnnl::memory::desc u_desc_;  // one U_α [cin, cout] bf16, blocked as the matmul prefers
+  size_t u_bytes_ = 0;
+  dnnl::matmul prim_;          // M_α [chunk, cout] = V_α [chunk, cin] · U_α, run once per α
+  mutable std::vector<dnnl::stream> streams_;  // one per thread (streams are not thread-safe)
+  size_t v_plane_ = 0, m_plane_ = 0;  // elements between the α planes of V (bf16) and M (fp32)
+  size_t m_off_ = 0, pad_off_ = 0, per_thread_bytes_ = 0;  // within one thread's scratch
+  size_t pad_bytes_ = 0;
+};
+
+}  // namespace m3vit::rt
