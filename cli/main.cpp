@@ -5,15 +5,31 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <string>
 
 #include "cli/commands.h"
+#include "cli/torch_companion.h"
 #include "common/errors.h"
 #include "common/platform.h"
 
 int main(int argc, char** argv) {
+#ifdef M3VIT_TORCH_COMPANION
+  // The torch-free front (cli/torch_companion.h): libtorch subcommands run in m3vit-torch.
+  if (argc >= 2 && m3vit::cli::runs_in_torch_companion(argv[1])) {
+    const std::string why = m3vit::cli::exec_torch_companion(argc, argv);  // returns only on failure
+    if (std::string(argv[1]) != "--version") {
+      std::fprintf(stderr, "m3vit: error: %s\n", why.c_str());
+      return 2;
+    }
+    // --version without the companion: this program's own lines (no libtorch).
+  }
+#endif
   m3vit::tune_malloc();
   CLI::App app{"m3vit: Mixture-of-Experts ViT for multi-task dense prediction (M³ViT)"};
   app.require_subcommand(1);
+#ifdef M3VIT_TORCH_COMPANION
+  app.footer(m3vit::cli::torch_commands_footer());
+#endif
   app.set_version_flag("--version", [] { return m3vit::cli::version_text(); }, "print the version and this build's features");
   m3vit::cli::register_all(app);
   try {

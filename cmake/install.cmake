@@ -25,6 +25,10 @@ configure_file(${CMAKE_SOURCE_DIR}/cmake/m3vit.pc.in ${CMAKE_BINARY_DIR}/m3vit.p
 install(FILES ${CMAKE_BINARY_DIR}/m3vit.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 
 install(TARGETS m3vit RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tools)
+# The libtorch subcommands' program, which `m3vit` runs for them (cli/torch_companion.h).
+if(TARGET m3vit-torch)
+  install(TARGETS m3vit-torch RUNTIME DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/m3vit COMPONENT tools)
+endif()
 
 # Debian packages: one per component; dpkg-shlibdeps fills in the Debian libraries each needs.
 set(CPACK_GENERATOR DEB)
@@ -58,7 +62,8 @@ library, the CMake package (find_package(m3vit), m3vit::runtime) and the
 pkg-config file.")
 set(CPACK_DEBIAN_TOOLS_PACKAGE_NAME m3vit-tools)
 set(CPACK_COMPONENT_TOOLS_DESCRIPTION "The m3vit command line: training, evaluation, export, inference (libtorch
-and the runtime), routing traces and the FPGA model. It links libtorch.")
+and the runtime), routing traces and the FPGA model. m3vit run and m3vit serve
+load no libtorch; the other subcommands run in m3vit-torch, which links it.")
 set(CPACK_DEBIAN_PYTHON_PACKAGE_NAME python3-m3vit)
 set(CPACK_DEBIAN_PYTHON_PACKAGE_SECTION python)
 # dpkg-shlibdeps cannot see libm3vit.so.0 (another component's staging folder): Depends by hand.

@@ -38,6 +38,9 @@ done
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get install -y -qq "${debs[@]}" >/dev/null
+# m3vit is torch-free; the libtorch subcommands run in the companion (docs/CLI.md "Two programs").
+[[ -x /usr/libexec/m3vit/m3vit-torch ]] || fail "m3vit-tools has no /usr/libexec/m3vit/m3vit-torch"
+if ldd /usr/bin/m3vit | grep -E "libtorch|libc10"; then fail "/usr/bin/m3vit links libtorch"; fi
 version=$(/usr/bin/m3vit --version | head -n1)
 echo "check-deb: /usr/bin/m3vit --version: $version"
 [[ $version == "m3vit $(dpkg-deb -f "${debs[0]}" Version | sed 's/-[0-9]*$//')" ]] || fail "version: $version"
