@@ -18,7 +18,12 @@ BlockImpl::BlockImpl(const ModelConfig& cfg, bool moe) {
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, int task, const torch::Tensor& task_emb, RouteResult* route) {
-  torch::Tensor h = x + attn->forward(norm1->forward(x));
+  return forward_mlp(forward_attn(x), task, task_emb, route);
+}
+
+torch::Tensor BlockImpl::forward_attn(const torch::Tensor& x) { return x + attn->forward(norm1->forward(x)); }
+
+torch::Tensor BlockImpl::forward_mlp(const torch::Tensor& h, int task, const torch::Tensor& task_emb, RouteResult* route) {
   // The router reads the same LN2-normalised token as the experts (custom_moe_layer.py:166-167;
   // gate_input_ahead is off in every config).
   torch::Tensor n = norm2->forward(h);

@@ -18,6 +18,9 @@ class BlockImpl : public torch::nn::Module {
   // x: [B, N, d] -> [B, N, d]. task / task_emb select the routing of a MoE block (ignored if dense);
   // *route receives the routing decision of a MoE block.
   torch::Tensor forward(const torch::Tensor& x, int task, const torch::Tensor& task_emb, RouteResult* route = nullptr);
+  // The two halves of forward: x + Attn(LN1(x)), which no task changes, and h + MLP/MoE(LN2(h)).
+  torch::Tensor forward_attn(const torch::Tensor& x);
+  torch::Tensor forward_mlp(const torch::Tensor& h, int task, const torch::Tensor& task_emb, RouteResult* route = nullptr);
   bool is_moe() const { return !moe_mlp.is_empty(); }
 
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};

@@ -70,10 +70,17 @@ std::map<std::string, torch::Tensor> MultiTaskModelImpl::forward_all(const torch
   std::map<std::string, torch::Tensor> out;
   // Shared gate: the routing ignores the task, so one backbone pass serves every head (models.py:190-199).
   // Multi / task-conditioned gate: one pass per task with that task's routing (models.py:225-249).
-  torch::Tensor shared;
-  if (cfg_.gate == GateType::shared) shared = backbone->forward(images, 0);
+  // Those passes agree up to the first MoE layer's routing, so that prefix (embedding, the dense
+  // blocks before it, its attention half) is computed once and each task continues from it: the
+  // authors recompute it per task; the values are the same (no dropout or drop path anywhere) and
+  // its gradient is the sum of the tasks' as before, in one backward instead of T.
+  torch::Tensor shared, prefix;
+  if (cfg_.gate == GateType::shared)
+    shared = backbone->forward(images, 0);
+  else
+    prefix = backbone->forward_prefix(images);  // [B, N, d]
   for (int t = 0; t < T; ++t) {
-    torch::Tensor rep = shared.defined() ? shared : backbone->forward(images, t);  // [B, N, d]
+    torch::Tensor rep = shared.defined() ? shared : backbone->forward_from_prefix(prefix, t);  // [B, N, d]
     torch::Tensor y = decoders[t]->forward(rep, cfg_.grid_h(), cfg_.grid_w(), tam_on ? &tam_feats[t] : nullptr);
     out[cfg_.tasks[t].name] = resize_bilinear(y, H, W);
   }

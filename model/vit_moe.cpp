@@ -21,6 +21,9 @@ VisionTransformerMoEImpl::VisionTransformerMoEImpl(const ModelConfig& cfg) : cfg
     gate_task_represent = register_module("gate_task_represent", TaskEmbedding(cfg.num_tasks(), cfg.task_emb_dim));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < cfg.depth; ++i) blocks->push_back(Block(cfg, cfg.is_moe_block(i)));
+  first_moe_ = cfg.depth;
+  for (int i = cfg.depth - 1; i >= 0; --i)
+    if (cfg.is_moe_block(i)) first_moe_ = i;
 }
 
 std::vector<Router> VisionTransformerMoEImpl::routers() {
@@ -33,10 +36,32 @@ std::vector<Router> VisionTransformerMoEImpl::routers() {
   return r;
 }
 
-torch::Tensor VisionTransformerMoEImpl::forward(const torch::Tensor& images, int task, ForwardTrace* trace) {
+torch::Tensor VisionTransformerMoEImpl::embed(const torch::Tensor& images) {
   torch::Tensor x = patch_embed->forward(images);  // [B, h*w, d]
   const int64_t B = x.size(0);
-  x = torch::cat({cls_token.expand({B, -1, -1}), x}, 1) + pos_embed;  // [B, N, d]
+  return torch::cat({cls_token.expand({B, -1, -1}), x}, 1) + pos_embed;  // [B, N, d]
+}
+
+torch::Tensor VisionTransformerMoEImpl::forward_prefix(const torch::Tensor& images) {
+  torch::Tensor x = embed(images);
+  const torch::Tensor none;
+  for (int i = 0; i < first_moe_; ++i) x = blocks->ptr<BlockImpl>(i)->forward(x, 0, none);  // dense: no routing
+  if (first_moe_ < static_cast<int>(blocks->size())) x = blocks->ptr<BlockImpl>(first_moe_)->forward_attn(x);
+  return x;
+}
+
+torch::Tensor VisionTransformerMoEImpl::forward_from_prefix(const torch::Tensor& prefix, int task) {
+  const int depth = static_cast<int>(blocks->size());
+  if (first_moe_ >= depth) return prefix;  // no MoE block: the prefix is the whole pass
+  torch::Tensor task_emb;
+  if (gate_task_represent) task_emb = gate_task_represent->forward(task, prefix);  // [D_t]
+  torch::Tensor x = blocks->ptr<BlockImpl>(first_moe_)->forward_mlp(prefix, task, task_emb);
+  for (int i = first_moe_ + 1; i < depth; ++i) x = blocks->ptr<BlockImpl>(i)->forward(x, task, task_emb);
+  return x;
+}
+
+torch::Tensor VisionTransformerMoEImpl::forward(const torch::Tensor& images, int task, ForwardTrace* trace) {
+  torch::Tensor x = embed(images);
   // Task embedding: computed once per forward, shared by every MoE layer (vision_transformer_moe.py:547-550).
   torch::Tensor task_emb;
   if (gate_task_represent) task_emb = gate_task_represent->forward(task, x);  // [D_t]

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -172,6 +173,54 @@ TEST(ModelForward, ForwardTaskEqualsForwardAllInEval) {
     m->forward_features(x, 0, &t0);
     m->forward_features(x, 1, &t1);
     EXPECT_EQ(torch::equal(t0.router_probs[0], t1.router_probs[0]), g == GateType::shared) << to_string(g);
+  }
+}
+
+// forward_all computes the part before the first MoE layer's routing once for all tasks
+// (VisionTransformerMoE::forward_prefix). Against the authors' way, one whole backbone pass per task
+// (forward_task): the same outputs bit for bit, and the same gradient of a loss over every task's
+// output for every parameter (summed in another order: within 1e-5 of each tensor's largest entry).
+// MoE first at block 1 (the authors'), at block 0 (no dense block before it) and at block 2.
+TEST(ModelForward, ForwardAllSharesThePrefixWithTheSameGradients) {
+  for (GateType g : {GateType::multi, GateType::task_cond}) {
+    for (const std::vector<int>& moe : {std::vector<int>{1, 3}, std::vector<int>{0, 2}, std::vector<int>{2}}) {
+      ModelConfig c = tiny(g);
+      c.moe_blocks = moe;
+      torch::manual_seed(3);
+      MultiTaskModel m(c);
+      m->train();
+      const torch::Tensor x = torch::randn({2, 3, 32, 48});
+      auto loss_of = [&](const std::map<std::string, torch::Tensor>& out) {
+        torch::Tensor l = torch::zeros({});
+        for (const auto& [name, y] : out) l = l + (y * y).mean();
+        return l;
+      };
+      auto grads = [&] {
+        std::vector<torch::Tensor> gs;
+        for (auto& p : m->parameters()) {
+          gs.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+          p.mutable_grad() = torch::Tensor();
+        }
+        return gs;
+      };
+      const auto all = m->forward_all(x);
+      loss_of(all).backward();
+      const auto g_all = grads();
+      std::map<std::string, torch::Tensor> each;
+      for (int t = 0; t < c.num_tasks(); ++t) each[c.tasks[t].name] = m->forward_task(x, t);
+      loss_of(each).backward();
+      const auto g_each = grads();
+      const std::string tag = std::string(to_string(g)) + " moe at " + std::to_string(moe[0]);
+      for (const auto& [name, y] : all) EXPECT_TRUE(torch::equal(y, each.at(name))) << tag << " " << name;
+      int nonzero = 0;
+      for (size_t i = 0; i < g_all.size(); ++i) {
+        const double scale = std::max(g_each[i].abs().max().item<double>(), 1e-12);
+        EXPECT_LE((g_all[i] - g_each[i]).abs().max().item<double>(), 1e-5 * scale) << tag << " parameter " << i;
+        nonzero += g_each[i].abs().max().item<double>() > 0;
+      }
+      EXPECT_GT(nonzero, 10) << tag << ": gradients reached too few parameters to compare";
+      m->take_aux_loss();  // drop the routers' pending aux terms
+    }
   }
 }
 
