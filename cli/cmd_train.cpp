@@ -3,6 +3,8 @@
 // parts that are about running it. Ctrl-C / SIGTERM write a checkpoint at the next step and exit with
 // 130 / 143; `--resume` continues from it exactly. A NaN or Inf stops the run with exit code 2 and one
 // line naming the step, the task and the checkpoint to resume from (docs/TRAINING.md, "Bad numbers").
+// The paper configs start from DeiT weights (`init: deit`); without that file the run stops before
+// anything is made, naming it, and `--from-scratch` trains from random initialisation instead.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -19,11 +21,12 @@ namespace {
 struct TrainArgs {
   ConfigArgs config;
   bool resume = false, allow_changes = false, overwrite = false, dense = false, no_progress = false;
+  bool from_scratch = false;
   std::string out_dir;
   int threads = 0;
   int64_t steps = 0, epochs = 0, checkpoint_every = -1;
   int64_t seed = -1;
-  int eval_every = -1;
+  int eval_every = -1, eval_last_epochs = -1;
 };
 
 }  // namespace
@@ -45,8 +48,13 @@ void register_train(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--eval-every", a->eval_every, "epochs between validations (0: at the end only)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--eval-last-epochs", a->eval_last_epochs,
+                  "also validate after each of the last N epochs (0: off; the paper configs: 10)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--seed", a->seed, "seed of the initialisation and the data order")->check(CLI::NonNegativeNumber);
   sub->add_flag("--dense", a->dense, "train the dense M-ViT baseline: every MoE layer replaced by the dense MLP");
+  sub->add_flag("--from-scratch", a->from_scratch,
+                "random initialisation even where the config loads DeiT weights (train.init: deit)");
   sub->add_flag("--no-progress", a->no_progress, "no progress bar");
   sub->callback([a] {
     TrainConfig f = load_config_args(a->config);
@@ -58,6 +66,17 @@ void register_train(CLI::App& app) {
     if (a->epochs > 0) o.epochs = a->epochs, o.max_steps = 0;
     if (a->checkpoint_every >= 0) o.checkpoint_every = a->checkpoint_every;
     if (a->eval_every >= 0) o.eval_every = a->eval_every;
+    if (a->eval_last_epochs >= 0) o.eval_last_epochs = a->eval_last_epochs;
+    if (a->from_scratch) {
+      if (o.init == "deit")
+        std::fprintf(stderr, "init: --from-scratch: random initialisation instead of the config's DeiT weights (%s)\n",
+                     o.pretrained.c_str());
+      else
+        std::fprintf(stderr, "init: --from-scratch: random initialisation (the config's init is %s already)\n",
+                     o.init.c_str());
+      o.init = "random";
+      o.pretrained.clear();
+    }
     if (a->seed >= 0) o.seed = static_cast<uint64_t>(a->seed);
     if (a->no_progress) o.progress = false;
     if (a->resume && a->overwrite) throw ConfigError("--resume and --overwrite exclude each other");

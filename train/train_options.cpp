@@ -8,7 +8,9 @@
 #include <set>
 
 #include "common/errors.h"
+#include "common/fileutil.h"
 #include "core/yaml_read.h"
+#include "train/losses.h"
 
 namespace m3vit {
 
@@ -60,6 +62,7 @@ TrainSection ours(const YamlReader& c, const YAML::Node& tr, const ModelConfig& 
   t.expert_grad_scale = c.get(tr, p, "expert_grad_scale", t.expert_grad_scale);
   if (present(tr, "seed")) t.seed = static_cast<uint64_t>(c.to_int64(tr["seed"], "train.seed"));
   t.eval_every = c.get(tr, p, "eval_every", t.eval_every);
+  t.eval_last_epochs = c.get(tr, p, "eval_last_epochs", t.eval_last_epochs);
   t.out_dir = c.get(tr, p, "out_dir", t.out_dir);
   if (present(tr, "loss_weights")) parse_loss_weights(c, tr["loss_weights"], "train.loss_weights", m, t);
   if (t.batch_size < 1) c.fail("train.batch_size", tr["batch_size"], "must be >= 1");
@@ -71,6 +74,8 @@ TrainSection ours(const YamlReader& c, const YAML::Node& tr, const ModelConfig& 
   if (t.scheduler != "poly" && t.scheduler != "constant" && t.scheduler != "cosine")
     c.fail("train.scheduler", tr["scheduler"], "unknown scheduler '" + t.scheduler + "' (poly, constant, cosine)");
   if (t.edge_pos_weight < 0 || t.edge_pos_weight > 1) c.fail("train.edge_pos_weight", "must be in [0, 1]");
+  if (t.eval_every < 0) c.fail("train.eval_every", tr["eval_every"], "must be >= 0");
+  if (t.eval_last_epochs < 0) c.fail("train.eval_last_epochs", tr["eval_last_epochs"], "must be >= 0");
   return t;
 }
 
@@ -98,6 +103,11 @@ TrainSection authors(const YamlReader& c, const YAML::Node& root, const ModelCon
   if (m.num_tasks() > 1 && is_map(lk) && present(lk, "loss_weights"))
     for (const auto& ts : m.tasks)
       if (!t.loss_weights.count(ts.name)) c.fail("loss_kwargs.loss_weights." + ts.name, "missing weight for task '" + ts.name + "'");
+  // Validation in the last 10 epochs only when the file says so, else after every epoch
+  // (train_fastmoe.py:419-425; the MoE files set it).
+  if (present(root, "eval_final_10_epochs_only") &&
+      c.to_bool(root["eval_final_10_epochs_only"], "eval_final_10_epochs_only"))
+    t.eval_every = 0, t.eval_last_epochs = 10;
   t.seed = 0;  // train_fastmoe.py:86
   t.expert_grad_scale = 1.0;
   return t;
@@ -112,11 +122,18 @@ double TrainSection::loss_weight(const std::string& task) const {
 
 TrainSection read_train_section(const ConfigFile& f) {
   const YamlReader c(f.path);
+  TrainSection t;
   try {
-    return f.authors_format ? authors(c, f.doc, f.model) : ours(c, f.doc["train"], f.model);
+    t = f.authors_format ? authors(c, f.doc, f.model) : ours(c, f.doc["train"], f.model);
   } catch (const YAML::Exception& e) {
     throw ConfigError(f.path + ": " + e.what());
   }
+  // A task the file gives no weight takes the authors' weight for the data set (their configs'
+  // loss_kwargs.loss_weights, e.g. configs/pascal/vit_moe/pup_moe_vit_small_multi_task_baseline.yml),
+  // not 1: edge at 1 instead of 50 would train another model than the paper's.
+  for (const auto& [task, w] : default_loss_weights(f.dataset))
+    if (is_model_task(f.model, task) && !t.loss_weights.count(task)) t.loss_weights[task] = w;
+  return t;
 }
 
 TrainConfig train_config_from(ConfigFile f) {
@@ -149,6 +166,7 @@ TrainOptions train_options_from(const TrainConfig& f) {
   o.edge_pos_weight = t.edge_pos_weight;
   o.seed = t.seed;
   o.eval_every = t.eval_every;
+  o.eval_last_epochs = t.eval_last_epochs;
   o.out_dir = t.out_dir;
   o.workers = f.data.num_workers;
   o.augment = f.data.augment;
@@ -207,6 +225,38 @@ TrainOptions train_options_from(const TrainConfig& f) {
     throw ConfigError(f.path + ": train.task_loop one_by_one cannot train a model with tam: true (the authors' "
                       "MultiTaskLoss needs every task's output at once, quirk Q3); set model.tam: false");
   return o;
+}
+
+bool validation_due(int64_t epochs_done, int64_t epochs, int eval_every, int eval_last_epochs) {
+  if (eval_every > 0 && epochs_done % eval_every == 0) return true;
+  // The authors validate when epoch + 1 > epochs - 10, epoch 0-based (train_fastmoe.py:419-425).
+  return eval_last_epochs > 0 && epochs_done > epochs - eval_last_epochs;
+}
+
+DeitWeights deit_weights_for(int embed_dim) {
+  // The DeiT release's files, which timm's deit_*_patch16_224 load; the authors' ViT-S entry points
+  // to the small one (models/vision_transformer_moe.py:36-39). timm's hub cache keeps the URL's name.
+  const std::string base = "https://dl.fbaipublicfiles.com/deit/";
+  auto make = [&](const std::string& model, const std::string& hash) {
+    return DeitWeights{model, model + "-" + hash + ".pth", base + model + "-" + hash + ".pth"};
+  };
+  if (embed_dim == 192) return make("deit_tiny_patch16_224", "a1311bcf");
+  if (embed_dim == 384) return make("deit_small_patch16_224", "cd65a155");
+  if (embed_dim == 768) return make("deit_base_patch16_224", "b5f2ef4d");
+  return {};
+}
+
+void check_init_weights(const TrainOptions& o, const ModelConfig& m, const std::string& config_path) {
+  if (o.init != "deit" || file_exists(o.pretrained)) return;
+  const DeitWeights d = deit_weights_for(m.embed_dim);
+  const std::string what = d.model.empty()
+                               ? "DeiT ImageNet weights of width " + std::to_string(m.embed_dim)
+                               : "timm's " + d.model + " (" + d.file + ", " + d.url + ")";
+  const bool relative = o.pretrained.rfind('/', 0) != 0;
+  throw IoError("init: deit needs the DeiT weights file " + o.pretrained + ", which does not exist: fetch " + what +
+                " and put it at " + o.pretrained + " (train.pretrained of " + config_path +
+                (relative ? ", relative to the working directory" : "") +
+                "), or pass --from-scratch to train from random initialisation instead");
 }
 
 std::string TrainOptions::trajectory_json() const {

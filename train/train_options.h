@@ -13,7 +13,8 @@
 //   checkpoint_every: N         optimizer steps between checkpoints (0: at every epoch end only)
 //   log_every: N                steps between JSON-lines records (1)
 //   threads: N                  torch intra-op threads (0: all cores)
-//   init: random|deit           initialisation; deit needs `pretrained: <file>` (timm/DeiT weights)
+//   init: random|deit           initialisation; deit needs `pretrained: <file>` (timm/DeiT weights),
+//                               which must exist before a run starts (check_init_weights)
 //   split_experts: bool         deit only: initialise experts from the dense MLP (false, the authors)
 //   same_order_every_epoch: bool  the authors' sampler quirk Q14 (false)
 //   delta_m_references: {task: value}  single-task references of Δm (default: the authors' numbers)
@@ -44,11 +45,16 @@ struct TrainSection {
   double weight_decay = 1e-4;         // applied to every parameter, as the authors do
   std::string scheduler = "poly";     // poly | constant | cosine
   double poly_power = 0.9;            // lr_e = lr * (1 - e/epochs)^power, set per epoch
-  std::map<std::string, double> loss_weights;  // task -> w_t; a task not listed has weight 1
+  // task -> w_t. A task the config does not list takes the authors' weight of the data set
+  // (default_loss_weights: PASCAL 1/2/5/50/10, NYUD 1/1); data sets without authors' weights
+  // (synthetic, cityscapes) give an unlisted task 1.
+  std::map<std::string, double> loss_weights;
   double edge_pos_weight = 0.95;      // balanced BCE weight of edge pixels (edge_w)
   double expert_grad_scale = 1.0;     // 2 reproduces the authors' 2-GPU expert gradients (quirk Q13)
   uint64_t seed = 0;                  // model init and data order
   int eval_every = 1;                 // epochs between validations (0 = only at the end)
+  int eval_last_epochs = 0;           // > 0: validate after each of the last N epochs too (the
+                                      // authors' eval_final_10_epochs_only is N = 10, eval_every 0)
   std::string out_dir = "out/train";  // checkpoints, logs, reports
 
   double loss_weight(const std::string& task) const;
@@ -89,6 +95,7 @@ struct TrainOptions {
   // --- how it is run (free to change between a run and its resume) ---
   int val_batch_size = 8;
   int eval_every = 1;              // epochs between validations (0: at the end only)
+  int eval_last_epochs = 0;        // > 0: also after each of the last N epochs (validation_due)
   int64_t checkpoint_every = 0;    // steps (0: at epoch ends)
   int log_every = 1;
   int threads = 0;                 // 0: all cores
@@ -105,6 +112,24 @@ struct TrainOptions {
 
 // Reads f.train and the extra keys of f.doc["train"]; validates. Throws ConfigError naming the key.
 TrainOptions train_options_from(const TrainConfig& f);
+
+// Whether a run of `epochs` epochs validates after its epoch number `epochs_done` (1-based, counted
+// at the epoch's end): every `eval_every` epochs, and each of the last `eval_last_epochs` epochs.
+// The run's last step always validates besides (run_training).
+bool validation_due(int64_t epochs_done, int64_t epochs, int eval_every, int eval_last_epochs);
+
+// init: deit needs its weights file. Throws IoError (one line) when `o.pretrained` does not exist:
+// which file (the DeiT that fits model.embed_dim, with its URL, for the user to fetch), where it goes
+// (the configured path) and that `m3vit train --from-scratch` starts from random weights instead.
+// Nothing for init: random. `config_path` names the file whose train.pretrained it is.
+void check_init_weights(const TrainOptions& o, const ModelConfig& m, const std::string& config_path);
+
+// The DeiT ImageNet checkpoint timm loads for a ViT of this width (patch 16, 224 px):
+// {timm model name, file name, URL}; empty strings for a width DeiT does not have.
+struct DeitWeights {
+  std::string model, file, url;
+};
+DeitWeights deit_weights_for(int embed_dim);
 
 // Differences between two trajectory_json() strings, "key: a -> b" per line (empty when equal).
 // With `changeable` false, only those a resume with --allow-changes still refuses: all but lr,

@@ -273,17 +273,24 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
   const int threads = o.threads > 0 ? o.threads : default_threads();
   at::set_num_threads(threads);
 
+  const std::string ckpt = checkpoint_path(o.out_dir), log_path = train_log_path(o.out_dir);
+  const bool have_ckpt = file_exists(ckpt);
+  // A resumed run takes every weight from its checkpoint; a new one needs its DeiT file now, before
+  // the output folder, the data or the model exist, so that a missing file leaves nothing behind.
+  const bool resuming = r.resume && have_ckpt;
+  if (!resuming) check_init_weights(o, f.model, f.path);
+
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
   if (ec) throw IoError("cannot create output folder " + o.out_dir + ": " + ec.message());
-  const std::string ckpt = checkpoint_path(o.out_dir), log_path = train_log_path(o.out_dir);
-  const bool have_ckpt = file_exists(ckpt);
   if (have_ckpt && !r.resume && !r.overwrite)
     throw ConfigError(o.out_dir + " already holds a checkpoint of a run: pass --resume to continue it, "
                       "--overwrite to start again, or choose another output folder");
 
   // Model, data, optimizer.
-  MultiTaskModel model = build_model(f, o);
+  TrainOptions build = o;
+  if (resuming) build.init = "random";  // overwritten by the checkpoint; its DeiT file need not be there
+  MultiTaskModel model = build_model(f, build);
   const std::string config_json = config_to_json(f.model);
   auto train_ds = open_dataset(f, "train");
   auto val_ds = open_dataset(f, "val");
@@ -305,7 +312,7 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
 
   TrainPosition pos;
   int64_t saved_step = -1;  // step of the checkpoint of this run on disk (-1: none yet)
-  if (r.resume && have_ckpt) {
+  if (resuming) {
     LoadedCheckpoint lc = read_train_checkpoint_metadata(ckpt);
     if (lc.config_json != config_json)
       throw ConfigError(ckpt + " was made with a different model config than " + f.path);
@@ -464,7 +471,8 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
                                             fmt("%.1f", ips) + " img/s");
 
     const bool last = pos.step == total_steps;
-    if (epoch_end && o.eval_every > 0 && pos.epoch % o.eval_every == 0 && !last && val_ds->size() > 0) validate();
+    if (epoch_end && !last && val_ds->size() > 0 && validation_due(pos.epoch, epochs, o.eval_every, o.eval_last_epochs))
+      validate();
     if (last && val_ds->size() > 0) {
       validate();
       evaluated_at_end = true;

@@ -14,6 +14,7 @@
 #include "common/errors.h"
 #include "common/fileutil.h"
 #include "io/safetensors.h"
+#include "tests/core/io_test_util.h"
 #include "tests/train/train_test_util.h"
 #include "train/optimizer.h"
 #include "model/tensor_io.h"
@@ -324,6 +325,48 @@ TEST(Trainer, DeitInitialisationLoadsTheSharedWeights) {
   // And training from it runs.
   o.init = "deit";
   EXPECT_EQ(run_training(f, o, {}).position.step, 1);
+
+  // Without the file a new run stops before anything exists: no output folder, one line naming the
+  // file and --from-scratch. A resumed run takes its weights from the checkpoint and needs no file.
+  std::filesystem::remove(o.pretrained);
+  TrainOptions fresh = o;
+  fresh.out_dir = d + "/fresh";
+  const std::string msg = test_io::error_of<IoError>([&] { run_training(f, fresh, {}); });
+  EXPECT_NE(msg.find(o.pretrained), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--from-scratch"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  EXPECT_FALSE(std::filesystem::exists(fresh.out_dir));
+  TrainRunOptions resume;
+  resume.resume = true;
+  resume.allow_changes = true;  // a longer run (max_steps 1 -> 2)
+  o.max_steps = 2;
+  EXPECT_EQ(run_training(f, o, resume).position.step, 2);
+}
+
+// eval_last_epochs: validation after each of the last N epochs (the authors' last 10,
+// train_fastmoe.py:419-425), best model kept by Δm; none before them with eval_every 0.
+TEST(Trainer, ValidatesInTheLastEpochsOnly) {
+  TrainConfig f = tiny_config();
+  f.train.eval_last_epochs = 2;  // as the config key would set it
+  TrainOptions o = tiny_options(f, test::scratch_dir("last_epochs") + "/run", 0);
+  EXPECT_EQ(o.eval_last_epochs, 2);
+  o.epochs = 4;  // 4 steps per epoch (16 images, batch 4)
+  o.eval_every = 0;
+  o.delta_m_references = {{"semseg", 0.5}, {"depth", 2.0}};  // a defined Δm: the best one is kept
+  const TrainOutcome out = run_training(f, o, {});
+  EXPECT_EQ(out.position.step, 16);
+  std::vector<int64_t> eval_epochs;
+  double best = -1e300;
+  int64_t best_step = -1;
+  for (const auto& j : read_log(o.out_dir))
+    if (j["type"] == "eval") {
+      eval_epochs.push_back(j["epoch"].get<int64_t>());
+      const double dm = j["delta_m"].get<double>();
+      if (dm > best) best = dm, best_step = j["step"].get<int64_t>();
+    }
+  EXPECT_EQ(eval_epochs, (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(out.position.best_step, best_step);
+  EXPECT_TRUE(file_exists(best_model_path(o.out_dir)));
 }
 
 }  // namespace
