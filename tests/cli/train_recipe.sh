@@ -25,9 +25,9 @@ expect_missing_deit() {
   [ ! -e "$out" ] || fail "a run folder $out was made for: $*"
 }
 
-# The paper configs, as shipped: DeiT-S named with its URL; neither --out nor the default folder appears.
+# The paper configs and their dense M-ViT baselines, as shipped: DeiT-S named with its URL; neither --out nor the default folder appears.
 url=https://dl.fbaipublicfiles.com/deit/deit_small_patch16_224-cd65a155.pth
-for c in pascal_vits_moe16 nyud_vits_moe16; do
+for c in pascal_vits_moe16 nyud_vits_moe16 pascal_vits_dense nyud_vits_dense; do
   expect_missing_deit pretrained/deit_small_patch16_224-cd65a155.pth "$TMP/$c" \
     --config "$SRC/configs/$c.yaml" --out "$TMP/$c" --no-progress
   grep -qF "$url" "$TMP/err.txt" || { cat "$TMP/err.txt"; fail "$c: no URL"; }
