@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
 #ifdef M3VIT_TORCH_COMPANION
   // The torch-free front (cli/torch_companion.h): libtorch subcommands run in m3vit-torch.
   if (argc >= 2 && m3vit::cli::runs_in_torch_companion(argv[1])) {
-    const std::string why = m3vit::cli::exec_torch_companion(argc, argv);  // returns only on failure
+    const std::string why = m3vit::cli::exec_torch_companion(argv);  // returns only on failure
     if (std::string(argv[1]) != "--version") {
       std::fprintf(stderr, "m3vit: error: %s\n", why.c_str());
       return 2;

@@ -38,8 +38,7 @@ std::string find_torch_companion(std::string* tried) {
   return "";
 }
 
-std::string exec_torch_companion(int argc, char** argv) {
-  (void)argc;
+std::string exec_torch_companion(char** argv) {
   std::string tried;
   const std::string path = find_torch_companion(&tried);
   if (path.empty())

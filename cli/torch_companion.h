@@ -16,7 +16,7 @@ bool runs_in_torch_companion(const std::string& first_arg);
 std::string find_torch_companion(std::string* tried = nullptr);
 // Replaces this process with the companion, same arguments. Returns only on failure, with an error
 // message naming what was tried.
-std::string exec_torch_companion(int argc, char** argv);
+std::string exec_torch_companion(char** argv);
 // The line of `m3vit --help` that names the libtorch subcommands.
 std::string torch_commands_footer();
 

@@ -11,7 +11,6 @@ namespace m3vit::rt {
 
 namespace {
 using dnnl::memory;
-size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 const char* kKey[DenseStore::kKinds] = {"attn.qkv.", "attn.proj.", "mlp.fc1.", "mlp.fc2."};
 const char* kName[DenseStore::kKinds] = {"qkv", "proj", "fc1", "fc2"};
 }  // namespace

@@ -8,10 +8,6 @@
 
 namespace m3vit::rt {
 
-namespace {
-size_t align64(size_t n) { return (n + 63) / 64 * 64; }
-}  // namespace
-
 size_t ExpertStore::slot_bytes(const MatmulBank& fc1, const MatmulBank& fc2) {
   return align64(fc1.weights_desc().get_size()) + align64(fc1.out() * sizeof(float)) +
          align64(fc2.weights_desc().get_size()) + align64(fc2.out() * sizeof(float));

@@ -10,7 +10,6 @@ namespace m3vit::rt {
 
 namespace {
 using dnnl::memory;
-size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 std::string conv_key(int j) { return "conv_" + std::to_string(j) + "."; }
 std::string bn_key(int j) { return "syncbn_fc_" + std::to_string(j) + "."; }
 }  // namespace

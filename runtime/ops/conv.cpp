@@ -70,6 +70,9 @@ ConvPlan::ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, in
   src_m_ = memory(src_md, ctx.eng, nullptr);
   dst_m_ = memory(dst_md, ctx.eng, nullptr);
   pad_m_ = memory(pd_.scratchpad_desc(), ctx.eng, nullptr);
+  // oihw fp32 -> the plan's weight layout, made once: streamed head convs are packed per image.
+  pack_ = dnnl::reorder(dnnl::reorder::primitive_desc(
+      ctx.eng, memory::desc({cout, cin, kernel, kernel}, dt::f32, tag::oihw), ctx.eng, pd_.weights_desc()));
 }
 
 PackedConv ConvPlan::pack(const float* w, const float* b) const {
@@ -84,7 +87,7 @@ PackedConv ConvPlan::pack(const float* w, const float* b) const {
 void ConvPlan::pack_weights(const float* w, const memory& dst, dnnl::stream& strm) const {
   if (wino_) return wino_->pack_to(w, dst, strm);
   memory user({{cout_, cin_, k_, k_}, dt::f32, tag::oihw}, ctx_->eng, const_cast<float*>(w));
-  dnnl::reorder(user, dst).execute(strm, user, const_cast<memory&>(dst));
+  pack_.execute(strm, user, const_cast<memory&>(dst));
   strm.wait();
 }
 

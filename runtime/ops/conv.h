@@ -77,6 +77,7 @@ class ConvPlan {
   std::shared_ptr<const WinogradBf16> wino_;  // set for bf16 Winograd plans (then pd_ and prim_ are empty)
   dnnl::convolution_forward::primitive_desc pd_;
   dnnl::convolution_forward prim_;
+  dnnl::reorder pack_;  // fp32 oihw weights -> pd_'s layout
   dnnl::memory src_m_, dst_m_, pad_m_;  // descriptors fixed at plan time; data handles set per call
 };
 

@@ -40,4 +40,8 @@ inline dnnl::memory::data_type act_type(Precision p) {
 }
 inline size_t act_size(Precision p) { return p == Precision::bf16 ? 2 : 4; }
 
+// n bytes rounded up to a cache line: offsets of buffers packed one after another (weight slots,
+// scratch) stay 64-byte aligned, as oneDNN's packed weights and AVX-512 loads prefer.
+inline size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
 }  // namespace m3vit::rt

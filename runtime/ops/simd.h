@@ -42,27 +42,10 @@ M3VIT_AVX512 inline __m512 exp512(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-// 2^x for x <= 0: 2^n · p(r), n = round(x), r = x − n in [−1/2, 1/2], p the degree-6 Taylor
-// polynomial of 2^r = e^(r·ln2) (relative error ~1.2e-7). Two operations fewer than e^x: the
-// attention folds log2(e) into its query scale once instead. x < -126 flushes to ~0.
-M3VIT_AVX512 inline __m512 exp2_512(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-126.0f));
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 r = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(1.540353039338e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.333355814643e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.618129107628e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.550410866482e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.402265069591e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.931471805599e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  return _mm512_scalef_ps(p, n);
-}
-
 // 2^x for the attention softmax (x = score − running max <= 0, finite): n = round(x), r = x − n,
 // 2^n · p(r) with p the degree-5 minimax polynomial of 2^r on [−1/2, 1/2] (relative error 1.5e-7 with
-// fp32 coefficients, as exact as exp2_512's degree-6 Taylor at one FMA less). No clamp: vscalefps
-// flushes 2^n below 2^-149 to 0 by itself, and only an infinite x would need one.
+// fp32 coefficients). No clamp: vscalefps flushes 2^n below 2^-149 to 0 by itself, and only an
+// infinite x would need one.
 M3VIT_AVX512 inline __m512 exp2_512_softmax(__m512 x) {
   const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 r = _mm512_sub_ps(x, n);

@@ -12,8 +12,6 @@
 #include "common/errors.h"
 #include "runtime/ops/simd.h"
 
-#define M3VIT_AVX512_BF16 __attribute__((target("avx512f,avx512bf16,avx512vl,fma")))
-
 namespace m3vit::rt {
 
 using dnnl::memory;
@@ -22,10 +20,8 @@ using dt = memory::data_type;
 
 namespace {
 
-size_t align64(size_t n) { return (n + 63) / 64 * 64; }
-
 // Bᵀ applied to four vectors (a row or a column of the 4×4 tile): [d0 − d2, d1 + d2, d2 − d1, d1 − d3].
-M3VIT_AVX512_BF16 inline void bt4(const __m512 d[4], __m512 o[4]) {
+M3VIT_BF16_AVX512 inline void bt4(const __m512 d[4], __m512 o[4]) {
   o[0] = _mm512_sub_ps(d[0], d[2]);
   o[1] = _mm512_add_ps(d[1], d[2]);
   o[2] = _mm512_sub_ps(d[2], d[1]);
@@ -34,7 +30,7 @@ M3VIT_AVX512_BF16 inline void bt4(const __m512 d[4], __m512 o[4]) {
 
 // One channel block of one tile: d = the 4×4 input patch (zeros outside the map), V = Bᵀ d B in bf16.
 // v points at V[0][row][cb·16]; consecutive α are `stride` bf16 apart.
-M3VIT_AVX512_BF16 void input_tile(const float* src, int in_h, int w, int y0, int x0, uint16_t* v, size_t stride) {
+M3VIT_BF16_AVX512 void input_tile(const float* src, int in_h, int w, int y0, int x0, uint16_t* v, size_t stride) {
   __m512 d[4][4];
   for (int r = 0; r < 4; ++r) {
     const int y = y0 + r;
@@ -64,7 +60,7 @@ M3VIT_AVX512_BF16 void input_tile(const float* src, int in_h, int w, int y0, int
 
 // One channel block of one tile: m = M_α for the 16 α (consecutive α `stride` floats apart),
 // y = Aᵀ m A + bias (ReLU) into the 2×2 output pixels at (oy, ox) of dst (a channel block's plane).
-M3VIT_AVX512_BF16 void output_tile(const float* m, size_t stride, __m512 bias, bool relu, float* dst, int w, int oy,
+M3VIT_BF16_AVX512 void output_tile(const float* m, size_t stride, __m512 bias, bool relu, float* dst, int w, int oy,
                                    int ox) {
   // Aᵀ on rows: r0[j] = m0j + m1j + m2j, r1[j] = m1j − m2j − m3j.
   __m512 r0[4], r1[4];
@@ -116,6 +112,9 @@ WinogradBf16::WinogradBf16(DnnlContext& ctx, int cin, int cout, int in_h, int w,
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(v_md, u_md, m_md), attr, ctx.eng);
   u_desc_ = pd.weights_desc();
+  // One U_α, fp32 [cin, cout] -> bf16 in u_desc_ (rounding to nearest even), made once.
+  pack_u_ = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.eng, memory::desc({cin, cout}, dt::f32, tag::ab), ctx.eng,
+                                                        u_desc_));
   u_bytes_ = align64(u_desc_.get_size());
   w_desc_ = memory::desc({static_cast<memory::dim>(16 * u_bytes_)}, dt::u8, tag::a);
   prim_ = dnnl::matmul(pd);
@@ -133,21 +132,22 @@ WinogradBf16::WinogradBf16(DnnlContext& ctx, int cin, int cout, int in_h, int w,
 void WinogradBf16::pack_to(const float* g, const memory& dst, dnnl::stream& strm) const {
   // U_α[ci][co] = (G g Gᵀ)_α in double, stored [16][cin][cout] fp32, then reordered (rounded) to bf16.
   std::vector<float> u(static_cast<size_t>(16) * cin_ * cout_);
+  // G applied to three values (a row or a column of the 3×3 kernel): G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
+  auto g4 = [](double a, double b, double e, double o[4]) {
+    o[0] = a;
+    o[1] = 0.5 * (a + b + e);
+    o[2] = 0.5 * (a - b + e);
+    o[3] = e;
+  };
 #pragma omp parallel for schedule(static)
   for (int co = 0; co < cout_; ++co)
     for (int ci = 0; ci < cin_; ++ci) {
       const float* k = g + (static_cast<size_t>(co) * cin_ + ci) * 9;
-      double gg[4][3];  // G·g: rows of G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]
-      for (int c = 0; c < 3; ++c) {
-        const double a = k[c], b = k[3 + c], e = k[6 + c];
-        gg[0][c] = a;
-        gg[1][c] = 0.5 * (a + b + e);
-        gg[2][c] = 0.5 * (a - b + e);
-        gg[3][c] = e;
-      }
+      double gg[3][4];  // (G·g)ᵀ: column c of G·g
+      for (int c = 0; c < 3; ++c) g4(k[c], k[3 + c], k[6 + c], gg[c]);
       for (int i = 0; i < 4; ++i) {
-        const double a = gg[i][0], b = gg[i][1], e = gg[i][2];
-        const double row[4] = {a, 0.5 * (a + b + e), 0.5 * (a - b + e), e};  // (G g) Gᵀ
+        double row[4];  // row i of (G g) Gᵀ
+        g4(gg[0][i], gg[1][i], gg[2][i], row);
         for (int j = 0; j < 4; ++j)
           u[(static_cast<size_t>(4 * i + j) * cin_ + ci) * cout_ + co] = static_cast<float>(row[j]);
       }
@@ -156,12 +156,12 @@ void WinogradBf16::pack_to(const float* g, const memory& dst, dnnl::stream& strm
   for (int a = 0; a < 16; ++a) {
     memory user({{cin_, cout_}, dt::f32, tag::ab}, ctx_->eng, u.data() + static_cast<size_t>(a) * cin_ * cout_);
     memory ua(u_desc_, ctx_->eng, base + a * u_bytes_);
-    dnnl::reorder(user, ua).execute(strm, user, ua);
+    pack_u_.execute(strm, user, ua);
   }
   strm.wait();
 }
 
-M3VIT_AVX512_BF16 void WinogradBf16::input_transform(const float* src, int t0, int nt, uint16_t* v) const {
+M3VIT_BF16_AVX512 void WinogradBf16::input_transform(const float* src, int t0, int nt, uint16_t* v) const {
   const int cblocks = cin_ / 16;
   const size_t stride = v_plane_;  // between α planes of V
   const size_t plane = static_cast<size_t>(in_h_) * w_ * 16;  // one channel block of src
@@ -177,7 +177,7 @@ M3VIT_AVX512_BF16 void WinogradBf16::input_transform(const float* src, int t0, i
       std::memset(v + a * stride + static_cast<size_t>(nt) * cin_, 0, static_cast<size_t>(chunk_ - nt) * cin_ * 2);
 }
 
-M3VIT_AVX512_BF16 void WinogradBf16::output_transform(const float* m, const float* bias, int t0, int nt,
+M3VIT_BF16_AVX512 void WinogradBf16::output_transform(const float* m, const float* bias, int t0, int nt,
                                                      float* dst) const {
   const int oblocks = cout_ / 16;
   const size_t stride = m_plane_;

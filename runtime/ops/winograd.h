@@ -66,6 +66,7 @@ class WinogradBf16 {
   bool relu_ = false;
   dnnl::memory::desc w_desc_;  // 16 × u_bytes_ bytes: U_α one after another
   dnnl::memory::desc u_desc_;  // one U_α [cin, cout] bf16, blocked as the matmul prefers
+  dnnl::reorder pack_u_;       // fp32 [cin, cout] -> u_desc_
   size_t u_bytes_ = 0;
   dnnl::matmul prim_;          // M_α [chunk, cout] = V_α [chunk, cin] · U_α, run once per α
   mutable std::vector<dnnl::stream> streams_;  // one per thread (streams are not thread-safe)

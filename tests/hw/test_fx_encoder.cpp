@@ -9,33 +9,15 @@
 #include "hw/fx/fx_check.h"
 #include "hw/fx/fx_encoder.h"
 #include "hw/fx/ref_encoder.h"
+#include "tests/hw/fx_test_model.h"
 
 namespace m3vit::hw {
 namespace {
 
-ModelConfig tiny(GateType gate = GateType::multi) {
-  ModelConfig c;
-  c.name = "tiny_fx";
-  c.img_h = 32;
-  c.img_w = 48;  // 2 x 3 grid, 7 tokens
-  c.embed_dim = 32;
-  c.depth = 2;
-  c.num_heads = 2;
-  c.mlp_ratio = 2;
-  c.moe_blocks = {1};
-  c.moe_experts = 4;
-  c.moe_top_k = 2;
-  c.moe_mlp_ratio = 1;
-  c.gate = gate;
-  c.task_emb_dim = 8;
-  c.tasks = {{"semseg", 2}, {"depth", 1}};
-  c.validate();
-  return c;
-}
 
 TEST(FxEncoder, MatchesFp32ReferenceAtAuthorsInit) {
   for (GateType g : {GateType::multi, GateType::task_cond}) {
-    EncoderWeights w = random_encoder_weights(tiny(g), 3);
+    EncoderWeights w = random_encoder_weights(fx_test::tiny_fx_model(g), 3);
     auto imgs = random_images(2, 32, 48, 9);
     FxCheckOptions o;
     o.progress = false;
@@ -56,7 +38,7 @@ TEST(FxEncoder, MatchesFp32ReferenceAtAuthorsInit) {
 TEST(FxEncoder, OverflowWrapsOrSaturates) {
   // Token 3 starts at 505 in every feature and block 0's MLP adds 10: the residual stream leaves
   // fm_t's [-512, 512) (and so do the LayerNorm's mean of squares, 505² per feature).
-  EncoderWeights w = random_encoder_weights(tiny(), 4);
+  EncoderWeights w = random_encoder_weights(fx_test::tiny_fx_model(), 4);
   for (int i = 0; i < 32; ++i) w.pos[3 * 32 + i] = 505.0f;
   for (auto& v : w.blocks[0].fc2_b) v = 10.0f;
   auto imgs = random_images(1, 32, 48, 2);
@@ -78,7 +60,7 @@ TEST(FxEncoder, OverflowWrapsOrSaturates) {
 }
 
 TEST(FxEncoder, ConversionCountsWeightsOutOfRange) {
-  EncoderWeights w = random_encoder_weights(tiny(), 5);
+  EncoderWeights w = random_encoder_weights(fx_test::tiny_fx_model(), 5);
   w.blocks[0].qkv_w[0] = 3.0f;  // ap_fixed<16,2> holds [-2, 2)
   FxWeights<Ovf::wrap> f = convert_weights<Ovf::wrap>(w, 0);
   EXPECT_EQ(f.conversion_overflows, 1u);
@@ -93,8 +75,8 @@ TEST(FxEncoder, EncodersInTwoThreadsAreIndependent) {
   // Each FxEncoder owns its on-chip memories and overflows are counted per thread, so two encoders
   // running at the same time give exactly what each gives alone. One of the two overflows (as in
   // OverflowWrapsOrSaturates), so a shared counter or shared expert queues would show.
-  EncoderWeights calm = random_encoder_weights(tiny(), 6);
-  EncoderWeights hot = random_encoder_weights(tiny(GateType::task_cond), 7);
+  EncoderWeights calm = random_encoder_weights(fx_test::tiny_fx_model(), 6);
+  EncoderWeights hot = random_encoder_weights(fx_test::tiny_fx_model(GateType::task_cond), 7);
   for (int i = 0; i < 32; ++i) hot.pos[3 * 32 + i] = 505.0f;
   for (auto& v : hot.blocks[0].fc2_b) v = 10.0f;
   const FxWeights<Ovf::wrap> fa = convert_weights<Ovf::wrap>(calm, 0);
@@ -129,7 +111,7 @@ TEST(FxEncoder, EncodersInTwoThreadsAreIndependent) {
 }
 
 TEST(FxEncoder, StaticSizeLimits) {
-  ModelConfig c = tiny();
+  ModelConfig c = fx_test::tiny_fx_model();
   c.embed_dim = 512;
   c.num_heads = 8;
   try {

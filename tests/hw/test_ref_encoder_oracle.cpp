@@ -11,29 +11,11 @@
 #include "hw/fx/fx_check.h"
 #include "hw/fx/ref_encoder.h"
 #include "io/safetensors.h"
+#include "tests/hw/fx_test_model.h"
 
 namespace m3vit::hw {
 namespace {
 
-ModelConfig tiny(GateType gate) {
-  ModelConfig c;
-  c.name = "tiny_oracle";
-  c.img_h = 32;
-  c.img_w = 48;
-  c.embed_dim = 32;
-  c.depth = 2;
-  c.num_heads = 2;
-  c.mlp_ratio = 2;
-  c.moe_blocks = {1};
-  c.moe_experts = 4;
-  c.moe_top_k = 2;
-  c.moe_mlp_ratio = 1;
-  c.gate = gate;
-  c.task_emb_dim = 8;
-  c.tasks = {{"semseg", 2}, {"depth", 1}};
-  c.validate();
-  return c;
-}
 
 // Writes the encoder's tensors under the authors' keys, as a model export holds them.
 void write_encoder(const EncoderWeights& w, const std::string& path) {
@@ -92,7 +74,7 @@ TEST(RefEncoderOracle, MatchesPyTorchReference) {
   const std::string dir = std::string(M3VIT_BINARY_DIR) + "/tmp-test-hw-oracle";
   std::filesystem::create_directories(dir);
   for (GateType g : {GateType::multi, GateType::task_cond}) {
-    EncoderWeights w0 = random_encoder_weights(tiny(g), 21);
+    EncoderWeights w0 = random_encoder_weights(fx_test::tiny_fx_model(g), 21);
     // Larger weights than the initialisation so that attention and experts matter in the output.
     for (auto& B : w0.blocks) {
       for (auto& v : B.qkv_w) v *= 10;

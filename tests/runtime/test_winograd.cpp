@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "runtime/ops/bf16.h"
 #include "runtime/ops/conv.h"
 #include "runtime/workspace.h"
 #include "tests/runtime/runtime_test_util.h"
@@ -103,11 +104,7 @@ TEST(WinogradBf16, MatchesDoubleConvWithinBf16Rounding) {
     ConvPlan direct(ctx, 3, s.cin, s.cout, s.in_h, s.w, s.pad_top, s.pad_bottom, s.relu, Precision::bf16, false);
     ASSERT_FALSE(direct.winograd());
     std::vector<uint16_t> xb(x.size());
-    for (size_t i = 0; i < x.size(); ++i) {
-      uint32_t u;
-      std::memcpy(&u, &x[i], 4);
-      xb[i] = static_cast<uint16_t>((u + 0x7fff + ((u >> 16) & 1)) >> 16);  // round to nearest even
-    }
+    f32_to_bf16(x.data(), xb.data(), static_cast<int64_t>(x.size()));
     std::vector<float> yd(want.size());
     direct.run(xb.data(), direct.pack(w.data(), b.data()), yd.data(), pad.base());
     const auto rd = rt_test::compare("bf16 direct   " + tag, yd.data(), want.data(), want.size());
