@@ -12,6 +12,8 @@
 #include "cli/commands.h"
 #include "cli/config_options.h"
 #include "common/errors.h"
+#include "common/fileutil.h"
+#include "train/launch.h"
 #include "train/trainer.h"
 
 namespace m3vit::cli {
@@ -27,7 +29,29 @@ struct TrainArgs {
   int64_t steps = 0, epochs = 0, checkpoint_every = -1;
   int64_t seed = -1;
   int eval_every = -1, eval_last_epochs = -1;
+  // Several processes (train/distributed.h, train/launch.h).
+  int nproc = 1, rank = -1, world_size = -1;
+  std::string master, batch_stats;
+  double dist_timeout = -1;
+  double lr = -1;
 };
+
+// "host:port" -> the two parts, or ConfigError naming the option.
+void parse_master(const std::string& s, DistributedOptions& d) {
+  const auto colon = s.rfind(':');
+  int port = 0;
+  try {
+    size_t used = 0;
+    port = colon == std::string::npos ? 0 : std::stoi(s.substr(colon + 1), &used);
+    if (colon != std::string::npos && used != s.size() - colon - 1) port = 0;
+  } catch (const std::exception&) {
+    port = 0;
+  }
+  if (colon == 0 || colon == std::string::npos || port < 1 || port > 65535)
+    throw ConfigError("--master " + s + ": expected HOST:PORT with a port in 1..65535");
+  d.master_addr = s.substr(0, colon);
+  d.master_port = port;
+}
 
 }  // namespace
 
@@ -51,11 +75,25 @@ void register_train(CLI::App& app) {
   sub->add_option("--eval-last-epochs", a->eval_last_epochs,
                   "also validate after each of the last N epochs (0: off; the paper configs: 10)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--lr", a->lr, "base learning rate (overrides train.lr)")->check(CLI::PositiveNumber);
   sub->add_option("--seed", a->seed, "seed of the initialisation and the data order")->check(CLI::NonNegativeNumber);
   sub->add_flag("--dense", a->dense, "train the dense M-ViT baseline: every MoE layer replaced by the dense MLP");
   sub->add_flag("--from-scratch", a->from_scratch,
                 "random initialisation even where the config loads DeiT weights (train.init: deit)");
   sub->add_flag("--no-progress", a->no_progress, "no progress bar");
+  sub->add_option("--nproc", a->nproc, "data-parallel training in N processes on this host (as torchrun --nproc_per_node)")
+      ->check(CLI::Range(1, 1024));
+  sub->add_option("--rank", a->rank, "this process's rank in a multi-host run (default: $RANK)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--world-size", a->world_size, "processes in a multi-host run (default: $WORLD_SIZE)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--master", a->master, "HOST:PORT of rank 0's rendezvous (default: $MASTER_ADDR:$MASTER_PORT)");
+  sub->add_option("--dist-timeout", a->dist_timeout,
+                  "seconds to wait for the master and for any collective before giving up (default 1800)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--batch-stats", a->batch_stats,
+                  "with several processes: the routers' balance loss and the losses' normalisers from each "
+                  "process's batch (process, the authors) or the global batch (global: the one-process run)")
+      ->check(CLI::IsMember({"process", "global"}));
   sub->callback([a] {
     TrainConfig f = load_config_args(a->config);
     if (a->dense) f.model = dense_baseline(f.model);
@@ -77,12 +115,35 @@ void register_train(CLI::App& app) {
       o.init = "random";
       o.pretrained.clear();
     }
+    if (a->lr > 0) o.lr = a->lr;
     if (a->seed >= 0) o.seed = static_cast<uint64_t>(a->seed);
     if (a->no_progress) o.progress = false;
     if (a->resume && a->overwrite) throw ConfigError("--resume and --overwrite exclude each other");
     if (a->allow_changes && !a->resume) throw ConfigError("--allow-changes only goes with --resume");
 
+    if (!a->batch_stats.empty()) o.batch_stats = a->batch_stats;
+
+    // Who this process is: torchrun's environment, then the flags.
+    DistributedOptions d = distributed_options_from_env();
+    if (a->world_size > 0) d.world_size = a->world_size;
+    if (a->rank >= 0) d.rank = a->rank;
+    if (!a->master.empty()) parse_master(a->master, d);
+    if (a->dist_timeout > 0) d.timeout_s = a->dist_timeout;
+    if (d.rank >= d.world_size)
+      throw ConfigError("rank " + std::to_string(d.rank) + " is outside a world of " + std::to_string(d.world_size) +
+                        " processes (--rank, --world-size or RANK, WORLD_SIZE)");
+    if (a->nproc > 1) {
+      if (d.active())
+        throw ConfigError("--nproc starts the processes of a run itself: not with --rank/--world-size or a "
+                          "WORLD_SIZE above 1 in the environment");
+      // A missing DeiT file is said once, here, rather than by every process.
+      if (!(a->resume && file_exists(checkpoint_path(o.out_dir)))) check_init_weights(o, f.model, f.path);
+      set_exit_code(launch_local_processes(a->nproc));
+      return;
+    }
+
     TrainRunOptions r;
+    r.distributed = d;
     r.resume = a->resume;
     r.overwrite = a->overwrite;
     r.allow_changes = a->allow_changes;

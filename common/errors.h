@@ -15,5 +15,6 @@ struct IoError : Error { using Error::Error; };      // missing, unreadable or u
 struct FormatError : Error { using Error::Error; };  // a file whose content is malformed
 struct ShapeError : Error { using Error::Error; };   // a tensor or image of the wrong shape
 struct NumericError : Error { using Error::Error; }; // NaN/Inf where a finite value is required
+struct PeerError : Error { using Error::Error; };    // another process of a distributed run stopped or is unreachable
 
 }  // namespace m3vit

@@ -14,6 +14,9 @@ Loader::Loader(const Dataset& dataset, LoaderOptions opts) : ds_(dataset), opts_
   if (opts_.batch_size < 1) throw ConfigError("batch size must be >= 1");
   if (opts_.workers < 0) throw ConfigError("loader workers must be >= 0");
   if (opts_.prefetch < 1) opts_.prefetch = 1;
+  if (opts_.world_size < 1 || opts_.rank < 0 || opts_.rank >= opts_.world_size)
+    throw ConfigError("loader: rank " + std::to_string(opts_.rank) + " outside a world of " +
+                      std::to_string(opts_.world_size));
   const int64_t n = static_cast<int64_t>(ds_.size());
   if (n == 0) throw ConfigError("data set is empty");
   batches_per_epoch_ = opts_.drop_last ? n / opts_.batch_size : (n + opts_.batch_size - 1) / opts_.batch_size;
@@ -48,12 +51,21 @@ Batch Loader::build_batch(int64_t epoch, int64_t index) const {
   if (index < 0 || index >= batches_per_epoch_)
     throw ConfigError("batch index " + std::to_string(index) + " outside 0.." + std::to_string(batches_per_epoch_ - 1));
   const std::vector<size_t> order = epoch_order(epoch);
-  const size_t first = static_cast<size_t>(index) * opts_.batch_size;
-  const size_t last = std::min(order.size(), first + opts_.batch_size);
+  const size_t global_first = static_cast<size_t>(index) * opts_.batch_size;
+  const size_t global_last = std::min(order.size(), global_first + opts_.batch_size);
+  const size_t n = global_last - global_first, W = static_cast<size_t>(opts_.world_size);
+  if (n < W)
+    throw ConfigError("batch " + std::to_string(index + 1) + " of epoch " + std::to_string(epoch + 1) + " holds " +
+                      std::to_string(n) + " sample(s), fewer than the " + std::to_string(W) +
+                      " processes: choose a batch size or process count that leaves every process a sample");
+  // This process's part: [n·r/W, n·(r+1)/W) of the global batch.
+  const size_t first = global_first + n * opts_.rank / W;
+  const size_t last = global_first + n * (opts_.rank + 1) / W;
   Batch b;
   b.epoch = epoch;
   b.index = index;
   b.size = static_cast<int>(last - first);
+  b.global_size = static_cast<int>(n);
   std::vector<Sample> samples;
   samples.reserve(b.size);
   for (size_t j = first; j < last; ++j) {

@@ -33,11 +33,16 @@ struct LoaderOptions {
   int prefetch = 4;                     // batches built ahead of the consumer
   bool apply_transform = true;          // false: raw samples (all must have one size)
   AugmentConfig augment;                // train or validation recipe (data/transforms.h)
+  // Data parallel (train/distributed.h): this process takes part `rank` of `world_size` contiguous,
+  // near-equal parts of every batch of batch_size samples (the global batch), so the processes
+  // together see exactly the samples, order and augmentation of a one-process run.
+  int rank = 0, world_size = 1;
 };
 
 struct Batch {
   int64_t epoch = 0, index = 0;  // position of this batch
   int size = 0, height = 0, width = 0;
+  int global_size = 0;           // samples of the whole (global) batch; = size in one process
   std::vector<size_t> indices;   // data set indices of the samples
   std::vector<std::string> ids;
   std::vector<int> orig_h, orig_w;                    // original resolution per sample

@@ -28,7 +28,7 @@ PupHeadImpl::PupHeadImpl(int embed_dim, int head_channels, int out_channels, dou
   conv[4] = register_module("conv_4", torch::nn::Conv2d(torch::nn::Conv2dOptions(head_channels, out_channels, 1)));
   for (int i = 0; i < 4; ++i)
     bn[i] = register_module("syncbn_fc_" + std::to_string(i),
-                            torch::nn::BatchNorm2d(torch::nn::BatchNormOptions(head_channels).eps(1e-5).momentum(0.1)));
+                            SyncBatchNorm2d(torch::nn::BatchNormOptions(head_channels).eps(1e-5).momentum(0.1)));
 }
 
 torch::Tensor PupHeadImpl::forward(const torch::Tensor& tokens, int grid_h, int grid_w,

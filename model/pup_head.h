@@ -5,13 +5,15 @@
 //   conv_0 3x3 d->C_h, BN, ReLU, x2 -> conv_1 3x3, BN, ReLU (TAM level 0), x2
 //   -> conv_2 3x3, BN, ReLU (TAM level 1), x2 -> conv_3 3x3, BN, ReLU (TAM level 2)
 //   -> conv_4 1x1 C_h->C_task, x2                              => [B, C_task, 16h, 16w]
-// All upsampling is bilinear with align_corners=false. BN: eps 1e-5, momentum 0.1 (SyncBN in the
-// authors' 2-GPU runs; plain BatchNorm here).
+// All upsampling is bilinear with align_corners=false. BN: eps 1e-5, momentum 0.1 (the authors' SyncBN:
+// over the global batch in a data-parallel run, model/batch_sync.h).
 #pragma once
 
 #include "common/pch/torch_pch.h"
 
 #include <array>
+
+#include "model/batch_sync.h"
 
 namespace m3vit {
 
@@ -26,7 +28,7 @@ class PupHeadImpl : public torch::nn::Module {
 
   torch::nn::LayerNorm norm{nullptr};
   torch::nn::Conv2d conv[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
-  torch::nn::BatchNorm2d bn[4] = {nullptr, nullptr, nullptr, nullptr};
+  SyncBatchNorm2d bn[4] = {nullptr, nullptr, nullptr, nullptr};
 };
 TORCH_MODULE(PupHead);
 

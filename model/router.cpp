@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "model/batch_sync.h"
 #include "model/weight_init.h"
 
 namespace m3vit {
@@ -53,6 +54,12 @@ torch::Tensor router_aux_loss(const RouteResult& r, const torch::Tensor& noisy_l
   } else {
     // Hard count of tokens routed to each expert: an integer, no gradient (noisy_gate_vmoe.py:72-80).
     load = (gates > 0).sum(0).to(r.probs.scalar_type());
+  }
+  // In a data-parallel run with train.batch_stats: global, both sums cover the global batch
+  // (model/batch_sync.h); the authors' DDP runs take each process's own batch.
+  if (const BatchSync* sync = batch_sync(); sync && sync->global_batch_stats) {
+    importance = sum_over_processes(importance);
+    load = sum_over_processes(load);
   }
   return cv_squared(importance) + cv_squared(load);
 }

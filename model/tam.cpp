@@ -4,6 +4,7 @@
 #include "model/tam.h"
 
 #include "common/errors.h"
+#include "model/batch_sync.h"
 
 namespace m3vit {
 
@@ -11,7 +12,7 @@ namespace nn = torch::nn;
 
 namespace {
 
-nn::BatchNorm2d bn(int c) { return nn::BatchNorm2d(nn::BatchNormOptions(c).eps(1e-5).momentum(0.1)); }
+SyncBatchNorm2d bn(int c) { return SyncBatchNorm2d(nn::BatchNormOptions(c).eps(1e-5).momentum(0.1)); }
 
 nn::Sequential conv_bn(int in, int out, int stride) {
   return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1)), bn(out));

@@ -6,6 +6,8 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libtorch-dev
+  # c10d's ProcessGroupGloo (data-parallel training, train/distributed.cpp) needs its headers and library.
+  libgloo-dev
   # Without OpenBLAS, torch's fp32 matmul falls back to reference BLAS (~6 GFLOP/s).
   # Only the -openmp variant: the pthread one wins the alternative and ignores set_num_threads.
   libopenblas0-openmp libopenblas-openmp-dev

@@ -5,6 +5,7 @@
 
 #include "common/errors.h"
 #include "io/tensor_data.h"
+#include "model/batch_sync.h"
 
 namespace m3vit {
 
@@ -24,6 +25,10 @@ void check_same_shape(const char* task, const torch::Tensor& pred, const torch::
 // grad·isfinite(loss), so a NaN loss contributes nothing and leaves no NaN gradient behind.
 torch::Tensor nan_to_zero(const torch::Tensor& loss) { return torch::nan_to_num(loss, 0.0); }
 
+// A data-parallel run with train.batch_stats global (model/batch_sync.h): masked means divide by the
+// global batch's counts, so that the processes' losses add up to the one-process loss.
+bool global_stats() { return batch_sync() && batch_sync()->global_batch_stats; }
+
 }  // namespace
 
 torch::Tensor softmax_ce_loss(const torch::Tensor& logits, const torch::Tensor& label) {
@@ -42,8 +47,14 @@ torch::Tensor softmax_ce_loss(const torch::Tensor& logits, const torch::Tensor& 
     throw ShapeError("cross-entropy loss: label holds a class id outside [0, " + std::to_string(num_classes) +
                      ") that is not the ignore label 255");
   // LogSoftmax over channels + NLLLoss(ignore_index=255), mean over the valid pixels of the batch.
-  return torch::nll_loss2d(torch::log_softmax(logits, 1), target, {}, at::Reduction::Mean,
-                           static_cast<int64_t>(kIgnore));
+  if (!global_stats())
+    return torch::nll_loss2d(torch::log_softmax(logits, 1), target, {}, at::Reduction::Mean,
+                             static_cast<int64_t>(kIgnore));
+  // Data parallel with global batch statistics: the sum over the global batch's valid pixels.
+  auto sum = torch::nll_loss2d(torch::log_softmax(logits, 1), target, {}, at::Reduction::Sum,
+                               static_cast<int64_t>(kIgnore));
+  const double valid = static_cast<double>((target != static_cast<int64_t>(kIgnore)).sum().item<int64_t>());
+  return sum / batch_normalizer(valid);
 }
 
 torch::Tensor balanced_bce_loss(const torch::Tensor& logits, const torch::Tensor& label, double pos_weight) {
@@ -61,8 +72,14 @@ torch::Tensor balanced_bce_loss(const torch::Tensor& logits, const torch::Tensor
     total = pos_weight * loss_pos + (1 - pos_weight) * loss_neg;
   } else {
     // HED-style weight from the whole batch: w = #negatives / #pixels (loss_functions.py:52-56).
-    auto w = (1 - y).sum() / numel;
-    total = w * loss_pos + (1 - w) * loss_neg;
+    if (!global_stats()) {
+      auto w = (1 - y).sum() / numel;
+      total = w * loss_pos + (1 - w) * loss_neg;
+    } else {
+      // Data parallel with global batch statistics: w of the global batch.
+      const double w = batch_fraction((1 - y).sum().item<double>(), numel);
+      total = w * loss_pos + (1 - w) * loss_neg;
+    }
   }
   // size_average: divided by the element count, not by the weight sum (loss_functions.py:79-80).
   return total / numel;
@@ -78,14 +95,17 @@ torch::Tensor normals_loss(const torch::Tensor& out, const torch::Tensor& label)
   auto mask = label.ne(kIgnore);
   const double n_valid = static_cast<double>(mask.sum().item<int64_t>());
   auto l1 = (torch::abs(unit - label) * mask.to(out.scalar_type())).sum();
-  return l1 / std::max(n_valid, 1e-6);
+  return l1 / std::max(batch_normalizer(n_valid), 1e-6);
 }
 
 torch::Tensor depth_loss(const torch::Tensor& out, const torch::Tensor& label) {
   check_same_shape("depth", out, label);
   auto mask = label.ne(kIgnore);
   // nn.L1Loss on masked_select: the mean of an empty selection is NaN, as in the authors' code.
-  return torch::l1_loss(torch::masked_select(out, mask), torch::masked_select(label, mask));
+  if (!global_stats()) return torch::l1_loss(torch::masked_select(out, mask), torch::masked_select(label, mask));
+  // Data parallel with global batch statistics: the mean over the global batch's valid values.
+  auto sum = torch::l1_loss(torch::masked_select(out, mask), torch::masked_select(label, mask), at::Reduction::Sum);
+  return sum / batch_normalizer(static_cast<double>(mask.sum().item<int64_t>()));
 }
 
 std::map<std::string, double> default_loss_weights(const std::string& dataset) {

@@ -200,6 +200,9 @@ TrainOptions train_options_from(const TrainConfig& f) {
   o.pretrained = r.get(extra, p, "pretrained", std::string());
   o.split_experts = r.get(extra, p, "split_experts", false);
   o.same_order_every_epoch = r.get(extra, p, "same_order_every_epoch", false);
+  o.batch_stats = r.get(extra, p, "batch_stats", std::string("process"));
+  if (o.batch_stats != "process" && o.batch_stats != "global")
+    fail("batch_stats", "expected process or global, got '" + o.batch_stats + "'");
   if (present(extra, "delta_m_references")) {
     const YAML::Node refs = extra["delta_m_references"];
     if (!refs.IsMap()) fail("delta_m_references", "expected a mapping task: value");

@@ -18,6 +18,9 @@
 //   split_experts: bool         deit only: initialise experts from the dense MLP (false, the authors)
 //   same_order_every_epoch: bool  the authors' sampler quirk Q14 (false)
 //   delta_m_references: {task: value}  single-task references of Δm (default: the authors' numbers)
+//   batch_stats: process|global   with several processes: the routers' balance loss and the masked
+//                               losses' normalisers from each process's batch (the authors' DDP
+//                               runs) or from the global batch (= the one-process run)
 #pragma once
 
 #include <cstdint>
@@ -105,6 +108,8 @@ struct TrainOptions {
   bool progress = true;            // draw the progress bar
   double time_budget_s = 0;        // > 0: after a few timed steps, shorten the run to end training
                                    // within this many seconds (the demo); not resumable exactly
+  // Data parallel only (train/distributed.h): "process" (the authors) or "global" (= one process).
+  std::string batch_stats = "process";
 
   // The part that decides the trajectory, as JSON (compared on resume).
   std::string trajectory_json() const;

@@ -11,13 +11,18 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
+#include <optional>
 #include <sstream>
+
+#include <unistd.h>
 
 #include "common/errors.h"
 #include "common/fileutil.h"
 #include "common/platform.h"
 #include "common/progress.h"
+#include "model/batch_sync.h"
 #include "model/checkpoint.h"
 #include "train/data_setup.h"
 #include "train/finite_check.h"
@@ -137,7 +142,8 @@ const NamedParameter& faulted_parameter(const std::vector<NamedParameter>& param
 void train_micro_batch(MultiTaskModelImpl& model, const Batch& b, TensorBatch& tb, const TrainOptions& o,
                        const LossOptions& lo, const std::vector<std::string>& tasks,
                        const std::vector<NamedParameter>& params, double scale, StepLosses& acc,
-                       const std::string& where, int64_t step, const TrainFaults* faults) {
+                       const std::string& where, int64_t step, const TrainFaults* faults,
+                       const std::function<void()>& before_last_backward) {
   const ModelConfig& cfg = model.config();
   const float nan = std::numeric_limits<float>::quiet_NaN();
   auto fail = [&](const std::string& who, const std::string& what) -> void {
@@ -196,7 +202,7 @@ void train_micro_batch(MultiTaskModelImpl& model, const Batch& b, TensorBatch& t
 
   // Loss of one forward pass + the aux loss of that pass, backward (gradients accumulate), tallied.
   auto backward = [&](const std::map<std::string, torch::Tensor>& preds, const std::vector<std::string>& names,
-                      bool tam) {
+                      bool tam, bool last) {
     check_predictions(preds);
     LossBreakdown lb = multi_task_loss(preds, tb.labels, names, lo, tam);
     auto aux = model.take_aux_loss() * cfg.aux_weight;
@@ -227,6 +233,7 @@ void train_micro_batch(MultiTaskModelImpl& model, const Batch& b, TensorBatch& t
       const std::vector<std::string>& who = names.size() == 1 || culprits.empty() ? names : culprits;
       fail(tasks_phrase(who), why);
     }
+    if (last && before_last_backward) before_last_backward();
     (total * scale).backward();
     if (faults && faults->bad_grad_at_step == step) {
       faulted_parameter(params, faults->grad, true).param.mutable_grad().view({-1})[0].fill_(faults->grad_value);
@@ -241,12 +248,13 @@ void train_micro_batch(MultiTaskModelImpl& model, const Batch& b, TensorBatch& t
   };
   if (o.task_loop == "all") {
     // Multi-gate / shared: every task each step (train_utils.py:236-262).
-    backward(model.forward_all(tb.images), tasks, cfg.tam);
+    backward(model.forward_all(tb.images), tasks, cfg.tam, /*last=*/true);
   } else {
     // one_by_one (train_utils.py:211-234): per task, its weighted loss + the aux loss of that pass,
     // backward per task, one optimizer step after all tasks.
     for (const std::string& task : tasks)
-      backward({{task, model.forward_task(tb.images, cfg.task_index(task))}}, {task}, /*tam=*/false);
+      backward({{task, model.forward_task(tb.images, cfg.task_index(task))}}, {task}, /*tam=*/false,
+               /*last=*/task == tasks.back());
   }
 }
 
@@ -272,6 +280,9 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
   TrainOutcome out;
   const int threads = o.threads > 0 ? o.threads : default_threads();
   at::set_num_threads(threads);
+  const DistributedOptions& dopt = r.distributed;
+  if (dopt.active() && o.time_budget_s > 0)
+    throw ConfigError("a time budget (the demo) cannot be split over processes: their step times differ");
 
   const std::string ckpt = checkpoint_path(o.out_dir), log_path = train_log_path(o.out_dir);
   const bool have_ckpt = file_exists(ckpt);
@@ -279,13 +290,35 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
   // the output folder, the data or the model exist, so that a missing file leaves nothing behind.
   const bool resuming = r.resume && have_ckpt;
   if (!resuming) check_init_weights(o, f.model, f.path);
+  if (have_ckpt && !r.resume && !r.overwrite)
+    throw ConfigError(o.out_dir + " already holds a checkpoint of a run: pass --resume to continue it, "
+                      "--overwrite to start again, or choose another output folder");
+
+  // Data parallel: meet the other processes before anything is written (a master that cannot be
+  // reached leaves nothing behind). Rank 0 leads: the run folder's files, the bar, validation.
+  std::unique_ptr<Distributed> dist;
+  if (dopt.active()) dist = std::make_unique<Distributed>(dopt);
+  const bool lead = !dist || dist->rank() == 0;
+  const int world = dist ? dist->world_size() : 1;
 
   std::error_code ec;
   fs::create_directories(o.out_dir, ec);
   if (ec) throw IoError("cannot create output folder " + o.out_dir + ": " + ec.message());
-  if (have_ckpt && !r.resume && !r.overwrite)
-    throw ConfigError(o.out_dir + " already holds a checkpoint of a run: pass --resume to continue it, "
-                      "--overwrite to start again, or choose another output folder");
+  if (!lead) {
+    // The other ranks' messages go to a log each; only rank 0 speaks on the terminal.
+    const std::string rank_log = o.out_dir + "/rank" + std::to_string(dist->rank()) + ".log";
+    std::fflush(stdout);
+    std::fflush(stderr);
+    if (!std::freopen(rank_log.c_str(), "w", stderr)) throw IoError("cannot write " + rank_log);
+    ::dup2(::fileno(stderr), ::fileno(stdout));  // one file, one offset
+  }
+  const bool progress = o.progress && lead;
+  BatchSync sync;
+  if (dist) {
+    sync.sum_in_place = [&dist](std::vector<torch::Tensor>& t) { dist->sum_in_place(t); };
+    sync.global_batch_stats = o.batch_stats == "global";
+  }
+  BatchSyncScope sync_scope(dist ? &sync : nullptr);
 
   // Model, data, optimizer.
   TrainOptions build = o;
@@ -294,7 +327,18 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
   const std::string config_json = config_to_json(f.model);
   auto train_ds = open_dataset(f, "train");
   auto val_ds = open_dataset(f, "val");
-  Loader loader(*train_ds, train_loader_options(f, o.batch_size, o.seed, o.augment, o.same_order_every_epoch, o.workers));
+  LoaderOptions train_lo = train_loader_options(f, o.batch_size, o.seed, o.augment, o.same_order_every_epoch, o.workers);
+  train_lo.rank = dist ? dist->rank() : 0;
+  train_lo.world_size = world;
+  if (dist) {
+    const int64_t n = static_cast<int64_t>(train_ds->size()), last = n % o.batch_size;
+    if (o.batch_size < world || (last > 0 && last < world))
+      throw ConfigError("train.batch_size " + std::to_string(o.batch_size) + " over " + std::to_string(n) +
+                        " training images leaves a global batch of " +
+                        std::to_string(o.batch_size < world ? o.batch_size : last) + " for " + std::to_string(world) +
+                        " processes: every process needs at least one image per batch");
+  }
+  Loader loader(*train_ds, train_lo);
   Optimizer opt(name_parameters(*model, model->expert_parameters()), o.optimizer);
   std::vector<std::string> tasks;
   for (const auto& ts : f.model.tasks) tasks.push_back(ts.name);
@@ -330,19 +374,22 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
     pos = lc.position;
     saved_step = pos.step;
     loader.seek({pos.epoch, pos.batch_in_epoch});
-    truncate_log(log_path, pos.step);
+    if (lead) truncate_log(log_path, pos.step);
     std::fprintf(stderr, "resuming %s at step %lld (epoch %lld, batch %lld)\n", ckpt.c_str(), (long long)pos.step,
                  (long long)pos.epoch + 1, (long long)pos.batch_in_epoch);
   } else {
     if (r.resume) std::fprintf(stderr, "no checkpoint at %s: starting from scratch\n", ckpt.c_str());
-    if (file_exists(log_path)) std::remove(log_path.c_str());
-    for (const auto& p : {best_model_path(o.out_dir), final_model_path(o.out_dir)})
-      if (file_exists(p)) std::remove(p.c_str());
+    if (lead) {
+      if (file_exists(log_path)) std::remove(log_path.c_str());
+      for (const auto& p : {best_model_path(o.out_dir), final_model_path(o.out_dir)})
+        if (file_exists(p)) std::remove(p.c_str());
+    }
   }
-  JsonLog log(log_path);
+  std::optional<JsonLog> log;
+  if (lead) log.emplace(log_path);
 
   auto save_checkpoint = [&] {
-    save_train_checkpoint(ckpt, *model, config_json, opt, pos, o.trajectory_json());
+    if (lead) save_train_checkpoint(ckpt, *model, config_json, opt, pos, o.trajectory_json());
     saved_step = pos.step;
   };
   // What a bad-number error adds: the step was not saved, and where the run can continue from.
@@ -355,12 +402,30 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
   };
   const NamedTensors weights = model_state(*model);  // parameters and buffers, updated in place
 
+  // Every process starts from rank 0's weights (they agree anyway: one seed, one checkpoint), as DDP
+  // does, and averages its gradients with the others' during the backward pass.
+  std::optional<GradientBuckets> buckets;
+  if (dist) {
+    std::vector<torch::Tensor> state;
+    for (const auto& [name, t] : weights) state.push_back(t.detach());
+    dist->broadcast_from_rank0(state);
+    std::vector<torch::Tensor> params;
+    for (const auto& p : opt.parameters()) params.push_back(p.param);
+    buckets.emplace(*dist, params);
+    std::fprintf(stderr, "rank %d of %d: %lld of every %d images, gradients in %zu buckets\n", dist->rank(), world,
+                 (long long)(o.batch_size / world), o.batch_size, buckets->buckets());
+  }
+  const std::function<void()> arm_buckets = [&] {
+    if (buckets) buckets->arm();
+  };
+
   EvalOptions eo;
   eo.batch_size = o.val_batch_size;
   eo.workers = o.workers;
   eo.references = o.delta_m_references;
-  eo.progress = o.progress;
+  eo.progress = progress;
   auto validate = [&] {
+    if (!lead) return EvalResult{};  // rank 0 validates; the others meet it at the next collective
     EvalResult ev = evaluate_model(*model, *val_ds, eo);
     model->train();
     model->take_aux_loss();  // nothing accumulates in eval mode; keep the training sum clean anyway
@@ -368,7 +433,7 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
     j["type"] = "eval";
     j["step"] = pos.step;
     j["epoch"] = pos.epoch;
-    log.write(j);
+    log->write(j);
     write_file_atomic(o.out_dir + "/eval.json", eval_json(ev) + "\n");
     // Best by Δm (train_fastmoe.py:437-452); without references every validation replaces the last.
     const bool better = std::isnan(ev.delta_m) || ev.delta_m > pos.best_delta_m;
@@ -413,8 +478,8 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
       if (fit != total_steps) {
         total_steps = fit;
         epochs = (total_steps + steps_per_epoch - 1) / steps_per_epoch;
-        if (!o.progress || done_here == 12)
-          std::fprintf(stderr, "%s%.2f s/step: %lld steps fit the %.0f s budget\n", o.progress ? "\n" : "", per_step,
+        if (!progress || done_here == 12)
+          std::fprintf(stderr, "%s%.2f s/step: %lld steps fit the %.0f s budget\n", progress ? "\n" : "", per_step,
                        (long long)total_steps, o.time_budget_s);
         bar.set_total(total_steps - start_step);
       }
@@ -435,16 +500,33 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
         TensorBatch tb = tensor_view(b);
         const std::string where = "step " + std::to_string(step) +
                                   (micro > 1 ? " (micro-batch " + std::to_string(m + 1) + " of " + std::to_string(micro) + ")" : "");
+        // This process's share of the global batch's mean loss: the gradients are averaged over the
+        // processes, so a part of n_r of n images weighs n_r·world/n (1 in one process).
+        const double share = static_cast<double>(b.size) * world / b.global_size;
+        sync.share = static_cast<double>(b.size) / b.global_size;
         // Test faults (TrainRunOptions::faults) fire in the first micro-batch of their step.
-        train_micro_batch(*model, b, tb, o, lo, tasks, opt.parameters(), 1.0 / static_cast<double>(micro), sl, where,
-                          step, m == 0 ? &r.faults : nullptr);
-        step_images += b.size;
+        train_micro_batch(*model, b, tb, o, lo, tasks, opt.parameters(), share / static_cast<double>(micro), sl, where,
+                          step, m == 0 ? &r.faults : nullptr, m + 1 == micro ? arm_buckets : std::function<void()>());
+        step_images += b.global_size;
+      }
+      if (buckets) {
+        buckets->finish();  // every process now holds the same averaged gradients
+        // The logged losses are the global batch's: the processes' shares summed.
+        std::vector<double> v{sl.total, sl.aux};
+        for (const auto& [k, x] : sl.parts) v.push_back(x);
+        std::vector<torch::Tensor> t{torch::tensor(v, torch::kDouble)};
+        dist->sum_in_place(t);
+        const double* g = t[0].data_ptr<double>();
+        sl.total = g[0] / world;
+        sl.aux = g[1] / world;
+        size_t i = 2;
+        for (auto& [k, x] : sl.parts) x = g[i++] / world;
       }
       opt.step(lr);
       check_after_update(weights, opt, "step " + std::to_string(step), tasks, lr);
     } catch (const NumericError& e) {
       // The model in memory is spoilt; the checkpoint on disk is not: nothing below saves it.
-      if (o.progress) bar.finish("stopped at step " + std::to_string(step) + ": NaN or Inf");
+      if (progress) bar.finish("stopped at step " + std::to_string(step) + ": NaN or Inf");
       throw NumericError(std::string(e.what()) + "; " + resume_hint());
     }
     ++pos.step;
@@ -464,9 +546,16 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
                           {"lr", lr},        {"loss", sl.total},   {"aux", sl.aux},
                           {"losses", sl.parts}, {"images", pos.images}, {"img_per_s", ips},
                           {"time_s", elapsed}};
-      log.write(j);
+      if (dist) {
+        // What the processes exchanged so far: payload bytes handed to collectives by this process
+        // and the seconds it waited in them (the communication share of the step).
+        j["processes"] = world;
+        j["comm_bytes"] = dist->bytes_sent();
+        j["comm_wait_s"] = dist->seconds_waiting();
+      }
+      if (log) log->write(j);
     }
-    if (o.progress)
+    if (progress)
       bar.update(pos.step - start_step, "loss " + fmt("%.4f", sl.total) + " lr " + fmt("%.2e", lr) + " " +
                                             fmt("%.1f", ips) + " img/s");
 
@@ -480,9 +569,15 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
     const bool periodic = o.checkpoint_every > 0 && pos.step % o.checkpoint_every == 0;
     int sig = stop_requested();
     if (!sig && r.faults.signal_at_step == pos.step) sig = SIGTERM;  // test fault
+    if (dist) {
+      // Stop together: a signal to any process stops every one after this step.
+      std::vector<torch::Tensor> any{torch::tensor({sig ? 1.0 : 0.0}, torch::kDouble)};
+      dist->sum_in_place(any);
+      if (!sig && any[0].item<double>() > 0) sig = SIGTERM;
+    }
     if (periodic || epoch_end || last || sig) save_checkpoint();
     if (sig) {
-      if (o.progress) bar.finish("stopped by signal " + std::to_string(sig) + " at step " + std::to_string(pos.step));
+      if (progress) bar.finish("stopped by signal " + std::to_string(sig) + " at step " + std::to_string(pos.step));
       std::fprintf(stderr, "stopped by signal %d; checkpoint %s (step %lld). Continue with --resume.\n", sig,
                    ckpt.c_str(), (long long)pos.step);
       out.signal = sig;
@@ -492,12 +587,12 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
   out.train_seconds = seconds_since(t0);
   out.images_per_second = out.train_seconds > 0 ? images_this_run / out.train_seconds : 0;
   if (!out.signal) {
-    if (o.progress) bar.finish("done, " + fmt("%.1f", out.images_per_second) + " img/s");
+    if (progress) bar.finish("done, " + fmt("%.1f", out.images_per_second) + " img/s");
     if (!evaluated_at_end && val_ds->size() > 0 && start_step == total_steps) {
       // Resumed a finished run: nothing to train, evaluate once more.
       validate();
     }
-    export_model(*model, final_model_path(o.out_dir), /*training_weights=*/true);
+    if (lead) export_model(*model, final_model_path(o.out_dir), /*training_weights=*/true);
   }
   out.position = pos;
   return out;

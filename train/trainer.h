@@ -17,6 +17,9 @@
 // holds weights, optimizer state, torch's RNG and the position, so a run killed at any point and
 // resumed from its last checkpoint ends with the same weights, bit for bit, as one never stopped
 // (with the same thread count).
+// Several processes (data parallel, docs/TRAINING.md): each takes its part of every global batch and
+// the gradients are averaged (train/distributed.h), so the run follows the one-process run of the
+// same global batch; the checkpoint is the same file, resumable with any number of processes.
 #pragma once
 
 #include "common/pch/torch_pch.h"
@@ -24,6 +27,7 @@
 #include <limits>
 #include <string>
 
+#include "train/distributed.h"
 #include "train/evaluate.h"
 #include "train/train_checkpoint.h"
 #include "train/train_options.h"
@@ -53,6 +57,9 @@ struct TrainRunOptions {
   // e.g. a lower lr after the loss went NaN. The run is then no longer the one the checkpoint began.
   bool allow_changes = false;
   TrainFaults faults;      // tests only
+  // Data parallel when world_size > 1 (train/distributed.h): rank 0 writes the run folder, draws the
+  // progress bar and validates; the other ranks write their stderr to out_dir/rank<R>.log.
+  DistributedOptions distributed;
 };
 
 struct TrainOutcome {

@@ -16,7 +16,8 @@ fail() { echo "FAIL $*"; exit 1; }
 # 1. The front links no libtorch; the companion does.
 [[ -x "$build/m3vit-torch" ]] || fail "no m3vit-torch next to $m3vit"
 if ldd "$m3vit" | grep -E "libtorch|libc10"; then fail "m3vit links libtorch"; fi
-ldd "$build/m3vit-torch" | grep -q libtorch_cpu || fail "m3vit-torch does not link libtorch"
+# grep without -q: with pipefail, grep -q leaving early would SIGPIPE ldd and fail the pipeline.
+ldd "$build/m3vit-torch" | grep libtorch_cpu >/dev/null || fail "m3vit-torch does not link libtorch"
 echo "ok   m3vit links no libtorch, m3vit-torch does"
 
 # 2. A libtorch subcommand through the front = the companion's own answer.
@@ -47,7 +48,7 @@ rc=0
 grep -q "m3vit-torch" "$tmp/err.txt" && grep -q "$tmp/alone/m3vit-torch" "$tmp/err.txt" ||
   fail "missing companion: error does not name m3vit-torch and where: $(cat "$tmp/err.txt")"
 [[ ! -s "$tmp/out.txt" ]] || fail "missing companion: wrote to stdout"
-"$tmp/alone/m3vit" --version | grep -q "^m3vit " || fail "--version without the companion"
+"$tmp/alone/m3vit" --version | grep "^m3vit " >/dev/null || fail "--version without the companion"
 "$tmp/alone/m3vit" run --model "$tmp/m.safetensors" --task semseg --image "$src/assets/sample.png" --resize \
   --out "$tmp/p.png" >/dev/null 2>&1 || fail "run without the companion"
 [[ -s "$tmp/p.png" ]] || fail "run without the companion wrote no picture"

@@ -138,3 +138,56 @@ TEST(Loader, WorkerErrorsSurfaceInOrder) {
   }
   EXPECT_NO_THROW(l.next());  // batch 2 is fine
 }
+
+// Data parallel (train/distributed.h): the processes' parts of a global batch are contiguous, disjoint,
+// near-equal and together the one-process batch, images and augmentation included; a global batch
+// that would leave a process empty is an error naming the batch.
+TEST(Loader, RankPartsMakeTheGlobalBatch) {
+  SyntheticDataset ds = small_dataset();  // 10 samples, batches of 4: 4, 4, 2
+  LoaderOptions one = train_options(0);
+  Loader whole(ds, one);
+  for (int world : {2, 3}) {
+    for (int64_t index = 0; index < 2; ++index) {
+      const Batch g = whole.build_batch(1, index);
+      std::vector<size_t> joined;
+      std::vector<float> images;
+      std::vector<int> sizes;
+      for (int r = 0; r < world; ++r) {
+        LoaderOptions o = one;
+        o.rank = r;
+        o.world_size = world;
+        Loader part(ds, o);
+        const Batch b = part.build_batch(1, index);
+        EXPECT_EQ(b.global_size, g.size);
+        sizes.push_back(b.size);
+        joined.insert(joined.end(), b.indices.begin(), b.indices.end());
+        images.insert(images.end(), b.image.begin(), b.image.end());
+      }
+      EXPECT_EQ(joined, g.indices) << "world " << world;
+      EXPECT_EQ(images, g.image) << "world " << world;
+      // 4 over 2: 2 + 2; 4 over 3: 1 + 1 + 2 (floor(n·r/W) boundaries).
+      EXPECT_EQ(sizes, world == 2 ? std::vector<int>({2, 2}) : std::vector<int>({1, 1, 2}));
+    }
+    // The last global batch holds 2 samples: 3 processes cannot share it.
+    LoaderOptions o = one;
+    o.world_size = world;
+    o.rank = world - 1;
+    Loader part(ds, o);
+    if (world == 3) {
+      try {
+        part.build_batch(0, 2);
+        FAIL() << "a batch of 2 over 3 processes was accepted";
+      } catch (const ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("batch 3 of epoch 1 holds 2 sample(s), fewer than the 3 processes"),
+                  std::string::npos)
+            << e.what();
+      }
+    } else {
+      EXPECT_EQ(part.build_batch(0, 2).size, 1);
+    }
+  }
+  LoaderOptions bad = one;
+  bad.world_size = 2;
+  bad.rank = 2;
+  EXPECT_THROW(Loader(ds, bad), ConfigError);
+}

@@ -1,0 +1,151 @@
+// Where an M³ViT training step goes, against the dense M-ViT (docs/TRAINING.md, "Training speed"):
+// forward + backward of
+//   1. one backbone pass (embedding, blocks, final norm) of M³ViT with one task's routing, and of the
+//      M-ViT, whose MLP has the MACs of the top-k experts (the config's k · expert hidden = MLP
+//      hidden): the ratio of equal work per pass;
+//   2. one MoE layer on the pass's tokens, split into its parts: the router (logits, softmax, top-k,
+//      the cv² aux loss), the token queues (sort by expert, gather), the expert matmuls, the combine
+//      (weighting and scatter-add); and the dense MLP on the same tokens;
+//   3. the whole multi-task step (forward_all, a sum of the outputs as a stand-in loss, backward).
+// Median of --reps timings after one warm-up; a part's backward is timed by calling backward on it
+// alone (its inputs are leaves), so the parts add up to about the layer.
+//
+//   train_step_profile [--config configs/tiny_synthetic.yaml] [--threads 2] [--batch 8] [--reps 7]
+#include "common/pch/torch_pch.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/platform.h"
+#include "core/config_yaml.h"
+#include "model/mlp.h"
+#include "model/moe_layer.h"
+#include "model/multitask_model.h"
+
+using namespace m3vit;
+
+namespace {
+
+double median_ms(const std::function<void()>& f, int reps) {
+  f();  // warm-up
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Forward and backward of `f` on fresh leaves; the output is reduced by a sum (all-ones gradient).
+double fwd_bwd_ms(const std::function<torch::Tensor()>& f, int reps) {
+  return median_ms([&] { f().sum().backward(); }, reps);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config = "configs/tiny_synthetic.yaml";
+  int threads = 2, batch = 8, reps = 7;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--config")) config = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--batch")) batch = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "usage: train_step_profile [--config C] [--threads T] [--batch B] [--reps R]\n");
+      return 2;
+    }
+  }
+  tune_malloc();
+  at::set_num_threads(threads);
+  const ModelConfig cfg = load_config_file(config).model;
+  const ModelConfig dense_cfg = dense_baseline(cfg);
+  torch::manual_seed(0);
+  MultiTaskModel moe(cfg), dense(dense_cfg);
+  moe->train();
+  dense->train();
+  torch::Tensor images = torch::randn({batch, cfg.in_chans, cfg.img_h, cfg.img_w});
+
+  // 1. One backbone pass, forward + backward.
+  const double moe_pass = fwd_bwd_ms([&] { return moe->forward_features(images, 0); }, reps);
+  moe->take_aux_loss();
+  const double dense_pass = fwd_bwd_ms([&] { return dense->forward_features(images, 0); }, reps);
+
+  // 2. One MoE layer's parts on the pass's tokens [T, d] (random, as LN2's output would be).
+  const int64_t T = static_cast<int64_t>(batch) * (cfg.grid_h() * cfg.grid_w() + 1);
+  torch::Tensor x = torch::randn({T, cfg.embed_dim}).requires_grad_(true);
+  MoELayer layer(cfg);
+  Mlp mlp(cfg.embed_dim, cfg.mlp_hidden());
+  layer->train();
+  const RouteResult fixed = layer->router(0)->forward(x.detach());
+  layer->router(0)->take_loss();
+  const TokenQueues q = make_token_queues(fixed.idx, cfg.moe_experts);
+  torch::Tensor xs_leaf = x.detach().index_select(0, q.token).requires_grad_(true);
+
+  const double t_layer = fwd_bwd_ms([&] { return layer->forward(x, 0, {}); }, reps);
+  layer->router(0)->take_loss();
+  const double t_router = median_ms([&] {
+    RouteResult r = layer->router(0)->forward(x);
+    (r.w.sum() + layer->router(0)->take_loss()).backward();
+  }, reps);
+  const double t_queues = fwd_bwd_ms([&] {
+    TokenQueues qq = make_token_queues(fixed.idx, cfg.moe_experts);
+    return x.index_select(0, qq.token);
+  }, reps);
+  const double t_experts = fwd_bwd_ms([&] {
+    std::vector<torch::Tensor> ys;
+    int64_t off = 0;
+    for (int e = 0; e < cfg.moe_experts; ++e) {
+      if (q.count[e] == 0) continue;
+      ys.push_back(layer->experts->forward(e, xs_leaf.narrow(0, off, q.count[e])));
+      off += q.count[e];
+    }
+    return torch::cat(ys, 0);
+  }, reps);
+  torch::Tensor y_leaf = torch::randn_like(xs_leaf).requires_grad_(true);
+  torch::Tensor w_leaf = fixed.w.detach().clone().requires_grad_(true);
+  const double t_combine = fwd_bwd_ms([&] {
+    torch::Tensor ws = w_leaf.reshape({-1}).index_select(0, q.pair);
+    return torch::zeros({T, cfg.embed_dim}).index_add(0, q.token, y_leaf * ws.unsqueeze(1));
+  }, reps);
+  const double t_mlp = fwd_bwd_ms([&] { return mlp->forward(x); }, reps);
+
+  // 3. The whole multi-task step (no loss functions: a sum of every output).
+  auto step = [](MultiTaskModel& m, const torch::Tensor& img) {
+    return [&m, &img] {
+      auto out = m->forward_all(img);
+      torch::Tensor s = m->take_aux_loss();
+      for (auto& [k, v] : out) s = s + v.sum();
+      s.backward();
+    };
+  };
+  const double moe_step = median_ms(step(moe, images), std::max(3, reps / 2));
+  const double dense_step = median_ms(step(dense, images), std::max(3, reps / 2));
+
+  const int tasks = cfg.num_tasks();
+  std::printf("### Where a training step goes (%s, batch %d, %d threads, forward + backward, median of %d)\n\n",
+              cfg.name.c_str(), batch, threads, reps);
+  std::printf("| what | M³ViT ms | M-ViT ms | M-ViT / M³ViT |\n|---|---|---|---|\n");
+  std::printf("| one backbone pass (%d MoE layers, k·hidden = MLP hidden) | %.2f | %.2f | **%.2f×** |\n",
+              static_cast<int>(cfg.moe_blocks.size()), moe_pass, dense_pass, dense_pass / moe_pass);
+  std::printf("| the multi-task step (%d tasks: M³ViT one pass per task after the shared prefix, M-ViT one) | %.1f | %.1f | %.2f× |\n\n",
+              tasks, moe_step, dense_step, dense_step / moe_step);
+  std::printf("| one MoE layer on %lld tokens (E %d, k %d) | ms | share |\n|---|---|---|\n", (long long)T,
+              cfg.moe_experts, cfg.moe_top_k);
+  const double parts = t_router + t_queues + t_experts + t_combine;
+  auto row = [&](const char* what, double ms) { std::printf("| %s | %.3f | %.0f%% |\n", what, ms, 100 * ms / parts); };
+  row("router: logits, softmax, top-k, cv² aux loss", t_router);
+  row("token queues: sort by expert, gather", t_queues);
+  row("expert matmuls (E pairs of addmm + GELU)", t_experts);
+  row("combine: weights, scatter-add", t_combine);
+  std::printf("| the parts together | %.3f | |\n| the layer as one | %.3f | |\n", parts, t_layer);
+  std::printf("| the dense MLP on the same tokens | %.3f | MoE layer = %.2f× the MLP |\n\n", t_mlp, t_layer / t_mlp);
+  return 0;
+}
