@@ -99,7 +99,9 @@ int main(int argc, char** argv) {
     TokenQueues qq = make_token_queues(fixed.idx, cfg.moe_experts);
     return x.index_select(0, qq.token);
   }, reps);
-  const double t_experts = fwd_bwd_ms([&] {
+  const double t_experts = fwd_bwd_ms([&] { return layer->experts->forward_queues(xs_leaf, q.count); }, reps);
+  // What the queues cost with per-expert weight indexing (weight[e]), as before forward_queues.
+  const double t_experts_indexed = fwd_bwd_ms([&] {
     std::vector<torch::Tensor> ys;
     int64_t off = 0;
     for (int e = 0; e < cfg.moe_experts; ++e) {
@@ -137,15 +139,17 @@ int main(int argc, char** argv) {
               static_cast<int>(cfg.moe_blocks.size()), moe_pass, dense_pass, dense_pass / moe_pass);
   std::printf("| the multi-task step (%d tasks: M³ViT one pass per task after the shared prefix, M-ViT one) | %.1f | %.1f | %.2f× |\n\n",
               tasks, moe_step, dense_step, dense_step / moe_step);
-  std::printf("| one MoE layer on %lld tokens (E %d, k %d) | ms | share |\n|---|---|---|\n", (long long)T,
-              cfg.moe_experts, cfg.moe_top_k);
+  const auto [shortest, longest] = std::minmax_element(q.count.begin(), q.count.end());
+  std::printf("| one MoE layer on %lld tokens (E %d, k %d; queues of %lld to %lld tokens) | ms | share |\n|---|---|---|\n",
+              (long long)T, cfg.moe_experts, cfg.moe_top_k, (long long)*shortest, (long long)*longest);
   const double parts = t_router + t_queues + t_experts + t_combine;
   auto row = [&](const char* what, double ms) { std::printf("| %s | %.3f | %.0f%% |\n", what, ms, 100 * ms / parts); };
   row("router: logits, softmax, top-k, cv² aux loss", t_router);
   row("token queues: sort by expert, gather", t_queues);
-  row("expert matmuls (E pairs of addmm + GELU)", t_experts);
+  row("expert matmuls (Experts::forward_queues)", t_experts);
   row("combine: weights, scatter-add", t_combine);
   std::printf("| the parts together | %.3f | |\n| the layer as one | %.3f | |\n", parts, t_layer);
+  std::printf("| (expert matmuls with per-expert weight[e] indexing instead) | %.3f | |\n", t_experts_indexed);
   std::printf("| the dense MLP on the same tokens | %.3f | MoE layer = %.2f× the MLP |\n\n", t_mlp, t_layer / t_mlp);
   return 0;
 }

@@ -27,6 +27,14 @@ class ExpertsImpl : public torch::nn::Module {
   // The token block of expert e, x: [n, d] -> [n, d] (GELU between the two matmuls; the authors'
   // Dropout(p=0) after it is a no-op and omitted).
   torch::Tensor forward(int e, const torch::Tensor& x);
+  // Every expert's token queue at once: xs [Σ count, d], the queues one after another in expert order
+  // (count[e] rows for expert e) -> [Σ count, d]. Balanced queues run as two batched matmuls over
+  // queues padded to the longest; unbalanced ones (padding would waste over half) as a pair of matmuls
+  // per expert on the stacked weights split once (unbind). Either way the backward pass writes each
+  // weight gradient once: per-expert indexing (weight[e], forward(e, ·)) makes a zero-filled
+  // [E, out, in] gradient for every expert and adds them up, E times the bytes. The same arithmetic
+  // as forward(e, ·) up to the matmuls' summation order.
+  torch::Tensor forward_queues(const torch::Tensor& xs, const std::vector<int64_t>& count);
   int num_experts() const { return num_experts_; }
 
   ExpertLinear htoh4{nullptr}, h4toh{nullptr};

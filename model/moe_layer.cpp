@@ -26,16 +26,7 @@ torch::Tensor moe_dispatch(Experts& experts, const torch::Tensor& x, const torch
   TokenQueues q = make_token_queues(idx, E);
   torch::Tensor xs = x.index_select(0, q.token);                  // [T*k, d] tokens in queue order
   torch::Tensor ws = w.reshape({-1}).index_select(0, q.pair);     // [T*k]   their gate weights
-  std::vector<torch::Tensor> ys;
-  ys.reserve(E);
-  int64_t off = 0;
-  for (int e = 0; e < E; ++e) {
-    const int64_t n = q.count[e];
-    if (n == 0) continue;  // an expert no token chose is never computed
-    ys.push_back(experts->forward(e, xs.narrow(0, off, n)));     // [n, d]
-    off += n;
-  }
-  torch::Tensor y = torch::cat(ys, 0) * ws.unsqueeze(1);          // [T*k, d] scaled by w
+  torch::Tensor y = experts->forward_queues(xs, q.count) * ws.unsqueeze(1);  // [T*k, d] scaled by w
   // Scatter-add the k weighted expert outputs of each token back to its row.
   return torch::zeros_like(x).index_add(0, q.token, y);           // [T, d]
 }
