@@ -23,7 +23,7 @@ namespace {
 struct TrainArgs {
   ConfigArgs config;
   bool resume = false, allow_changes = false, overwrite = false, dense = false, no_progress = false;
-  bool from_scratch = false;
+  bool from_scratch = false, expert_parallel = false;
   std::string out_dir;
   int threads = 0;
   int64_t steps = 0, epochs = 0, checkpoint_every = -1;
@@ -94,6 +94,9 @@ void register_train(CLI::App& app) {
                   "with several processes: the routers' balance loss and the losses' normalisers from each "
                   "process's batch (process, the authors) or the global batch (global: the one-process run)")
       ->check(CLI::IsMember({"process", "global"}));
+  sub->add_flag("--expert-parallel", a->expert_parallel,
+                "with several processes: each holds E/N of every MoE layer's experts and tokens travel to them "
+                "(FastMoE's expert parallelism; train.expert_parallel)");
   sub->callback([a] {
     TrainConfig f = load_config_args(a->config);
     if (a->dense) f.model = dense_baseline(f.model);
@@ -122,6 +125,7 @@ void register_train(CLI::App& app) {
     if (a->allow_changes && !a->resume) throw ConfigError("--allow-changes only goes with --resume");
 
     if (!a->batch_stats.empty()) o.batch_stats = a->batch_stats;
+    if (a->expert_parallel) o.expert_parallel = true;
 
     // Who this process is: torchrun's environment, then the flags.
     DistributedOptions d = distributed_options_from_env();
@@ -132,6 +136,7 @@ void register_train(CLI::App& app) {
     if (d.rank >= d.world_size)
       throw ConfigError("rank " + std::to_string(d.rank) + " is outside a world of " + std::to_string(d.world_size) +
                         " processes (--rank, --world-size or RANK, WORLD_SIZE)");
+    check_expert_parallel(o, f.model, a->nproc > 1 ? a->nproc : d.world_size);
     if (a->nproc > 1) {
       if (d.active())
         throw ConfigError("--nproc starts the processes of a run itself: not with --rank/--world-size or a "

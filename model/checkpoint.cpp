@@ -56,19 +56,27 @@ std::map<std::string, torch::Tensor> read_file_tensors(const std::string& path) 
 // An authors' checkpoint directory: {rank}.pth shards (utils/moe_utils.py:68-79 writes them;
 // train_fastmoe.py:323-345 and common_config.py:214-231 merge them). Rank 0 holds every tensor,
 // rank r > 0 only its expert tensors, which are appended along dim 0 (the expert axis) in rank order.
+// Our expert-parallel runs write the same layout as {rank}.safetensors (train/expert_shards.h).
 std::map<std::string, torch::Tensor> read_shard_dir(const std::string& dir) {
   std::map<int, std::string> shards;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    if (!ends_with(name, ".pth")) continue;
-    const std::string stem = name.substr(0, name.size() - 4);
+    const size_t ext = ends_with(name, ".pth") ? 4 : ends_with(name, ".safetensors") ? 12 : 0;
+    if (ext == 0) continue;
+    const std::string stem = name.substr(0, name.size() - ext);
     if (stem.empty() || stem.size() > 6 || stem.find_first_not_of("0123456789") != std::string::npos) continue;
-    shards[std::stoi(stem)] = e.path().string();
+    const int rank = std::stoi(stem);
+    if (shards.count(rank))
+      throw FormatError(dir + ": two shards of rank " + stem + " (" + std::filesystem::path(shards[rank]).filename().string() +
+                        " and " + name + ")");
+    shards[rank] = e.path().string();
   }
-  if (shards.empty()) throw FormatError(dir + ": no {rank}.pth shards (0.pth, 1.pth, ...) in the checkpoint directory");
+  if (shards.empty())
+    throw FormatError(dir + ": no {rank}.pth or {rank}.safetensors shards (0.pth, 1.pth, ...) in the checkpoint directory");
+  const std::string ext = std::filesystem::path(shards.begin()->second).extension().string();  // as the others
   for (int r = 0; r < static_cast<int>(shards.size()); ++r)
     if (!shards.count(r))
-      throw FormatError(dir + ": shard " + std::to_string(r) + ".pth is missing (" + std::to_string(shards.size()) +
+      throw FormatError(dir + ": shard " + std::to_string(r) + ext + " is missing (" + std::to_string(shards.size()) +
                         " shards found, ranks must be 0.." + std::to_string(shards.size() - 1) + ")");
   std::map<std::string, torch::Tensor> out = read_file_tensors(shards.at(0));
   std::map<std::string, std::vector<torch::Tensor>> parts;
@@ -77,11 +85,11 @@ std::map<std::string, torch::Tensor> read_shard_dir(const std::string& dir) {
       if (!is_expert_key(k)) continue;  // rank r > 0 stores only experts (filter_state); ignore anything else
       auto base = out.find(k);
       if (base == out.end())
-        throw FormatError(shards.at(r) + ": expert tensor '" + k + "' has no counterpart in 0.pth");
+        throw FormatError(shards.at(r) + ": expert tensor '" + k + "' has no counterpart in shard 0");
       auto a = base->second.sizes().vec(), b = t.sizes().vec();
       if (a.size() != b.size() || a.empty() || !std::equal(a.begin() + 1, a.end(), b.begin() + 1))
         throw ShapeError(shards.at(r) + ": expert tensor '" + k + "' has shape " + shape_of(t) +
-                         ", which cannot be appended to 0.pth's " + shape_of(base->second));
+                         ", which cannot be appended to shard 0's " + shape_of(base->second));
       parts[k].push_back(t);
     }
   }

@@ -21,7 +21,7 @@ torch::Tensor ExpertLinearImpl::forward(int e, const torch::Tensor& x) {
   return torch::addmm(bias[e], x, weight[e].t());  // [n, out]
 }
 
-ExpertsImpl::ExpertsImpl(int num_experts, int d, int hidden) : num_experts_(num_experts) {
+ExpertsImpl::ExpertsImpl(int num_experts, int d, int hidden) {
   htoh4 = register_module("htoh4", ExpertLinear(num_experts, d, hidden));
   h4toh = register_module("h4toh", ExpertLinear(num_experts, hidden, d));
 }
@@ -34,6 +34,13 @@ torch::Tensor ExpertsImpl::forward_queues(const torch::Tensor& xs, const std::ve
   const int64_t E = static_cast<int64_t>(count.size());
   const int64_t total = xs.size(0);
   const int64_t longest = count.empty() ? 0 : *std::max_element(count.begin(), count.end());
+  if (total == 0) {
+    // No token for any of these experts (possible on one rank of an expert-parallel run). The output
+    // is still tied to the weights, so that they get a zero gradient as in a run where other experts
+    // of the layer had tokens: weight decay and momentum then treat them alike.
+    torch::Tensor zero = (htoh4->weight.sum() + htoh4->bias.sum() + h4toh->weight.sum() + h4toh->bias.sum()) * 0;
+    return xs.new_zeros({0, h4toh->weight.size(1)}) + zero;
+  }
   if (total > 0 && longest * E * 2 <= total * 3) {
     // Balanced queues (padding wastes under half): every queue padded to the longest, all experts in
     // two batched matmuls (baddbmm) instead of 2·E small ones, forward and backward. Row j of queue e

@@ -35,12 +35,11 @@ class ExpertsImpl : public torch::nn::Module {
   // [E, out, in] gradient for every expert and adds them up, E times the bytes. The same arithmetic
   // as forward(e, ·) up to the matmuls' summation order.
   torch::Tensor forward_queues(const torch::Tensor& xs, const std::vector<int64_t>& count);
-  int num_experts() const { return num_experts_; }
+  // The experts this module holds: all E, or E/N on one rank of an expert-parallel run, whose
+  // weights are then narrowed to its slice (train/expert_shards.h).
+  int num_experts() const { return static_cast<int>(htoh4->weight.size(0)); }
 
   ExpertLinear htoh4{nullptr}, h4toh{nullptr};
-
- private:
-  int num_experts_;
 };
 TORCH_MODULE(Experts);
 

@@ -4,6 +4,8 @@
 // Authors: models/custom_moe_layer.py:66-314; FastMoE fmoe/functions.py (count_by_gate, prepare_forward).
 #include "model/moe_layer.h"
 
+#include "model/expert_parallel.h"
+
 namespace m3vit {
 
 TokenQueues make_token_queues(const torch::Tensor& idx, int num_experts) {
@@ -31,7 +33,7 @@ torch::Tensor moe_dispatch(Experts& experts, const torch::Tensor& x, const torch
   return torch::zeros_like(x).index_add(0, q.token, y);           // [T, d]
 }
 
-MoELayerImpl::MoELayerImpl(const ModelConfig& cfg) : gate_type_(cfg.gate) {
+MoELayerImpl::MoELayerImpl(const ModelConfig& cfg) : gate_type_(cfg.gate), num_experts_(cfg.moe_experts) {
   experts = register_module("experts", Experts(cfg.moe_experts, cfg.embed_dim, cfg.moe_hidden()));
   const int E = cfg.moe_experts, k = cfg.moe_top_k;
   if (cfg.gate == GateType::multi) {
@@ -72,7 +74,10 @@ torch::Tensor MoELayerImpl::forward(const torch::Tensor& x, int task, const torc
     gate_in = torch::cat({tokens, task_emb.unsqueeze(0).expand({tokens.size(0), task_emb.size(0)})}, 1);
   }
   RouteResult r = router(task)->forward(gate_in);
-  torch::Tensor out = moe_dispatch(experts, tokens, r.idx, r.w);
+  // Expert parallel: this rank holds E/N experts; the others' tokens come and go by all-to-all.
+  torch::Tensor out = experts->num_experts() < num_experts_
+                          ? moe_dispatch_sharded(experts, num_experts_, tokens, r.idx, r.w)
+                          : moe_dispatch(experts, tokens, r.idx, r.w);
   if (route) *route = r;
   return out.reshape(shape);
 }

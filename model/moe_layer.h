@@ -48,6 +48,7 @@ class MoELayerImpl : public torch::nn::Module {
 
  private:
   GateType gate_type_;
+  int num_experts_;  // E of the routers; `experts` holds E/N of them on a rank of an expert-parallel run
   torch::nn::ModuleList gates_{nullptr};  // multi: "gate.{t}"
   Router gate_{nullptr};                  // task_cond / shared: "gate"
 };

@@ -7,6 +7,7 @@
 // ProcessGroupGloo.hpp is empty unless this is defined (torch's own build defines it for the library).
 #define USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cstdlib>
@@ -46,6 +47,20 @@ c10::intrusive_ptr<c10d::Store> connect_store(const DistributedOptions& o, bool 
 
 std::string heartbeat_key(int rank) { return "m3vit/heartbeat/" + std::to_string(rank); }
 
+// One Gloo group's options: the timeout and the network device.
+c10::intrusive_ptr<c10d::ProcessGroupGloo::Options> gloo_options(const DistributedOptions& o) {
+  auto pg_opts = c10d::ProcessGroupGloo::Options::create(millis(o.timeout_s));
+  // Loopback for a one-host run; otherwise the interface GLOO_SOCKET_IFNAME names (as torch), or the
+  // one the host name resolves to.
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
+    pg_opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+  else if (o.master_addr == "127.0.0.1" || o.master_addr == "localhost")
+    pg_opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  else
+    pg_opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  return pg_opts;
+}
+
 }  // namespace
 
 DistributedOptions distributed_options_from_env() {
@@ -71,15 +86,7 @@ Distributed::Distributed(const DistributedOptions& o) : opt_(o) {
                             : "cannot reach the master at " + o.master()) +
                     " within " + std::to_string(static_cast<int>(o.timeout_s)) + " s (" + e.what() + ")");
   }
-  auto pg_opts = c10d::ProcessGroupGloo::Options::create(millis(o.timeout_s));
-  // Loopback for a one-host run; otherwise the interface GLOO_SOCKET_IFNAME names (as torch), or the
-  // one the host name resolves to.
-  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
-    pg_opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
-  else if (o.master_addr == "127.0.0.1" || o.master_addr == "localhost")
-    pg_opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-  else
-    pg_opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  auto pg_opts = gloo_options(o);
   try {
     pg_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store_, o.rank, o.world_size, pg_opts);
     heartbeat_store_ = connect_store(o, false, o.timeout_s);
@@ -205,6 +212,52 @@ void Distributed::wait(const c10::intrusive_ptr<c10d::Work>& w) {
     fail("averaging gradients", e);
   }
   seconds_waiting_ += std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+void Distributed::start_expert_exchange() {
+  if (expert_pg_) return;
+  try {
+    expert_pg_ = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("m3vit/experts", store_),
+                                                              opt_.rank, opt_.world_size, gloo_options(opt_));
+  } catch (const std::exception& e) {
+    fail("joining the experts' token exchange", e);
+  }
+}
+
+torch::Tensor Distributed::all_to_all(const torch::Tensor& in, const std::vector<int64_t>& send_rows,
+                                      const std::vector<int64_t>& recv_rows) {
+  TORCH_CHECK(expert_pg_, "all_to_all before start_expert_exchange()");
+  int64_t recv_total = 0;
+  for (int64_t n : recv_rows) recv_total += n;
+  std::vector<int64_t> shape = in.sizes().vec();
+  shape[0] = recv_total;
+  torch::Tensor input = in.contiguous();
+  torch::Tensor out = torch::empty(shape, input.options());
+  const int64_t row_bytes = in.dim() > 1 ? input[0].numel() * input.element_size() : input.element_size();
+  for (int s = 0; s < opt_.world_size; ++s)
+    if (s != opt_.rank) bytes_exchanged_ += send_rows[s] * row_bytes;
+  std::vector<int64_t> out_splits(recv_rows), in_splits(send_rows);
+  const auto t0 = Clock::now();
+  try {
+    expert_pg_->alltoall_base(out, input, out_splits, in_splits)->wait();
+  } catch (const std::exception& e) {
+    fail("sending tokens to their experts' ranks", e);
+  }
+  seconds_waiting_ += std::chrono::duration<double>(Clock::now() - t0).count();
+  return out;
+}
+
+torch::Tensor Distributed::all_gather_cat(const torch::Tensor& t) {
+  TORCH_CHECK(expert_pg_, "all_gather_cat before start_expert_exchange()");
+  std::vector<torch::Tensor> in{t.contiguous()};
+  std::vector<std::vector<torch::Tensor>> out(1);
+  for (int r = 0; r < opt_.world_size; ++r) out[0].push_back(torch::empty_like(in[0]));
+  try {
+    expert_pg_->allgather(out, in)->wait();
+  } catch (const std::exception& e) {
+    fail("gathering the experts of every rank", e);
+  }
+  return torch::cat(out[0], 0);
 }
 
 GradientBuckets::GradientBuckets(Distributed& dist, const std::vector<torch::Tensor>& params, size_t bucket_bytes)

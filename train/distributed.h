@@ -67,6 +67,18 @@ class Distributed {
   c10::intrusive_ptr<c10d::Work> sum_async(torch::Tensor& t);
   void wait(const c10::intrusive_ptr<c10d::Work>& w);
 
+  // Expert parallelism (FastMoE's scheme, train/expert_shards.h): a second Gloo group of the same
+  // processes for the token exchange, so that its all-to-alls, issued during the backward pass, never
+  // interleave with the gradient buckets' sums on the first. Every process calls this once, together.
+  void start_expert_exchange();
+  // All-to-all of rows (dim 0): send_rows[s] consecutive rows of `in` go to rank s; rank s's
+  // send_rows[this rank] rows arrive as recv_rows[s] rows, in rank order. -> [Σ recv_rows, ...].
+  torch::Tensor all_to_all(const torch::Tensor& in, const std::vector<int64_t>& send_rows,
+                           const std::vector<int64_t>& recv_rows);
+  // Every process's `t` (same shape everywhere), concatenated along dim 0 in rank order.
+  torch::Tensor all_gather_cat(const torch::Tensor& t);
+  int64_t bytes_exchanged() const { return bytes_exchanged_; }  // all-to-all payload sent to other ranks
+
   // "rank 1 stopped (no heartbeat for 3 s)": who is gone, asked of the store after a failure.
   std::string who_stopped();
   // Rethrows the current collective failure with who_stopped() and `what` (e.g. "averaging gradients").
@@ -83,9 +95,11 @@ class Distributed {
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::Store> heartbeat_store_;  // a connection of its own (the thread's)
   c10::intrusive_ptr<c10d::ProcessGroup> pg_;
+  c10::intrusive_ptr<c10d::ProcessGroup> expert_pg_;  // start_expert_exchange()
   std::thread heartbeat_;
   std::atomic<bool> stop_{false};
   int64_t bytes_sent_ = 0;
+  int64_t bytes_exchanged_ = 0;
   double seconds_waiting_ = 0;
 };
 

@@ -203,6 +203,7 @@ TrainOptions train_options_from(const TrainConfig& f) {
   o.batch_stats = r.get(extra, p, "batch_stats", std::string("process"));
   if (o.batch_stats != "process" && o.batch_stats != "global")
     fail("batch_stats", "expected process or global, got '" + o.batch_stats + "'");
+  o.expert_parallel = r.get(extra, p, "expert_parallel", false);
   if (present(extra, "delta_m_references")) {
     const YAML::Node refs = extra["delta_m_references"];
     if (!refs.IsMap()) fail("delta_m_references", "expected a mapping task: value");
@@ -228,6 +229,14 @@ TrainOptions train_options_from(const TrainConfig& f) {
     throw ConfigError(f.path + ": train.task_loop one_by_one cannot train a model with tam: true (the authors' "
                       "MultiTaskLoss needs every task's output at once, quirk Q3); set model.tam: false");
   return o;
+}
+
+void check_expert_parallel(const TrainOptions& o, const ModelConfig& m, int processes) {
+  if (!o.expert_parallel || processes < 2) return;  // one process holds every expert anyway
+  if (m.moe_blocks.empty()) throw ConfigError("train.expert_parallel: the model has no MoE layer to shard");
+  if (m.moe_experts % processes != 0)
+    throw ConfigError("train.expert_parallel: " + std::to_string(processes) + " processes do not divide the " +
+                      std::to_string(m.moe_experts) + " experts of each MoE layer (each process holds E/N of them)");
 }
 
 bool validation_due(int64_t epochs_done, int64_t epochs, int eval_every, int eval_last_epochs) {

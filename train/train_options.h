@@ -21,6 +21,8 @@
 //   batch_stats: process|global   with several processes: the routers' balance loss and the masked
 //                               losses' normalisers from each process's batch (the authors' DDP
 //                               runs) or from the global batch (= the one-process run)
+//   expert_parallel: bool       with several processes: each holds E/N of every MoE layer's experts
+//                               and tokens travel to them by all-to-all (FastMoE's scheme; false)
 #pragma once
 
 #include <cstdint>
@@ -110,6 +112,8 @@ struct TrainOptions {
                                    // within this many seconds (the demo); not resumable exactly
   // Data parallel only (train/distributed.h): "process" (the authors) or "global" (= one process).
   std::string batch_stats = "process";
+  // Several processes only (train/expert_shards.h): shard every MoE layer's experts over them.
+  bool expert_parallel = false;
 
   // The part that decides the trajectory, as JSON (compared on resume).
   std::string trajectory_json() const;
@@ -135,6 +139,10 @@ struct DeitWeights {
   std::string model, file, url;
 };
 DeitWeights deit_weights_for(int embed_dim);
+
+// train.expert_parallel over `processes` processes: every MoE layer's E experts must split evenly
+// (E/N per process). Throws ConfigError naming both numbers; nothing for a data-parallel run.
+void check_expert_parallel(const TrainOptions& o, const ModelConfig& m, int processes);
 
 // Differences between two trajectory_json() strings, "key: a -> b" per line (empty when equal).
 // With `changeable` false, only those a resume with --allow-changes still refuses: all but lr,

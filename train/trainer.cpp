@@ -25,6 +25,7 @@
 #include "model/batch_sync.h"
 #include "model/checkpoint.h"
 #include "train/data_setup.h"
+#include "train/expert_shards.h"
 #include "train/finite_check.h"
 #include "train/losses.h"
 #include "train/optimizer.h"
@@ -283,6 +284,7 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
   const DistributedOptions& dopt = r.distributed;
   if (dopt.active() && o.time_budget_s > 0)
     throw ConfigError("a time budget (the demo) cannot be split over processes: their step times differ");
+  check_expert_parallel(o, f.model, dopt.world_size);
 
   const std::string ckpt = checkpoint_path(o.out_dir), log_path = train_log_path(o.out_dir);
   const bool have_ckpt = file_exists(ckpt);
@@ -385,11 +387,26 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
         if (file_exists(p)) std::remove(p.c_str());
     }
   }
+  // Expert shards are written afresh at every checkpoint; older ones (another world size) would
+  // not merge with them. Rank 0 removes them before the broadcast below, the others write after it.
+  if (lead) fs::remove_all(o.out_dir + "/shards", ec);
   std::optional<JsonLog> log;
   if (lead) log.emplace(log_path);
 
+  // Expert parallel (set up below): rank 0 holds every expert while it writes or validates (a
+  // collective), then keeps its own again; every rank writes its shard besides (train/expert_shards.h).
+  std::optional<ExpertShards> shards;
+  auto gather_experts = [&] {
+    if (shards) shards->gather_to_lead(opt);
+  };
+  auto keep_own_experts = [&] {
+    if (shards) shards->keep_own(opt);
+  };
   auto save_checkpoint = [&] {
+    gather_experts();
     if (lead) save_train_checkpoint(ckpt, *model, config_json, opt, pos, o.trajectory_json());
+    keep_own_experts();
+    if (shards) shards->write_shard(o.out_dir + "/shards");
     saved_step = pos.step;
   };
   // What a bad-number error adds: the step was not saved, and where the run can continue from.
@@ -409,11 +426,26 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
     std::vector<torch::Tensor> state;
     for (const auto& [name, t] : weights) state.push_back(t.detach());
     dist->broadcast_from_rank0(state);
+    // Expert parallel: this rank keeps its E/N experts, whose gradients stay here; the buckets
+    // average the rest.
+    if (o.expert_parallel) {
+      shards.emplace(*dist, *model);
+      shards->keep_own(opt);
+      sync.rank = dist->rank();
+      sync.world = world;
+      sync.all_to_all = [&dist](const torch::Tensor& in, const std::vector<int64_t>& send,
+                                const std::vector<int64_t>& recv) { return dist->all_to_all(in, send, recv); };
+    }
     std::vector<torch::Tensor> params;
-    for (const auto& p : opt.parameters()) params.push_back(p.param);
+    for (const auto& p : opt.parameters())
+      if (!shards || !p.expert) params.push_back(p.param);
     buckets.emplace(*dist, params);
-    std::fprintf(stderr, "rank %d of %d: %lld of every %d images, gradients in %zu buckets\n", dist->rank(), world,
-                 (long long)(o.batch_size / world), o.batch_size, buckets->buckets());
+    std::fprintf(stderr, "rank %d of %d: %lld of every %d images, gradients in %zu buckets%s\n", dist->rank(), world,
+                 (long long)(o.batch_size / world), o.batch_size, buckets->buckets(),
+                 shards ? (", experts " + std::to_string(shards->first_expert()) + ".." +
+                           std::to_string(shards->first_expert() + shards->experts_per_rank() - 1) + " of each MoE layer")
+                              .c_str()
+                        : "");
   }
   const std::function<void()> arm_buckets = [&] {
     if (buckets) buckets->arm();
@@ -425,7 +457,11 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
   eo.references = o.delta_m_references;
   eo.progress = progress;
   auto validate = [&] {
-    if (!lead) return EvalResult{};  // rank 0 validates; the others meet it at the next collective
+    gather_experts();
+    if (!lead) {
+      keep_own_experts();
+      return EvalResult{};
+    }  // rank 0 validates; the others meet it at the next collective
     EvalResult ev = evaluate_model(*model, *val_ds, eo);
     model->train();
     model->take_aux_loss();  // nothing accumulates in eval mode; keep the training sum clean anyway
@@ -444,6 +480,7 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
       // further or re-exported for inference (`m3vit export --weights`).
       export_model(*model, best_model_path(o.out_dir), /*training_weights=*/true);
     }
+    keep_own_experts();
     out.evaluated = true;
     out.last_eval = ev;
     return ev;
@@ -509,8 +546,9 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
                           step, m == 0 ? &r.faults : nullptr, m + 1 == micro ? arm_buckets : std::function<void()>());
         step_images += b.global_size;
       }
+      if (shards) shards->average_expert_gradients();  // experts: Σ over every process's tokens / N
       if (buckets) {
-        buckets->finish();  // every process now holds the same averaged gradients
+        buckets->finish();  // every process now holds the same averaged dense gradients
         // The logged losses are the global batch's: the processes' shares summed.
         std::vector<double> v{sl.total, sl.aux};
         for (const auto& [k, x] : sl.parts) v.push_back(x);
@@ -552,6 +590,7 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
         j["processes"] = world;
         j["comm_bytes"] = dist->bytes_sent();
         j["comm_wait_s"] = dist->seconds_waiting();
+        if (shards) j["a2a_bytes"] = dist->bytes_exchanged();  // token rows sent to other ranks' experts
       }
       if (log) log->write(j);
     }
@@ -592,7 +631,9 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
       // Resumed a finished run: nothing to train, evaluate once more.
       validate();
     }
+    gather_experts();
     if (lead) export_model(*model, final_model_path(o.out_dir), /*training_weights=*/true);
+    keep_own_experts();
   }
   out.position = pos;
   return out;

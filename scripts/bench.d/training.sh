@@ -5,8 +5,9 @@
 # What is measured, with `m3vit train` as a user runs it (images/s from the train log, the first
 # steps left out as warm-up):
 #  - M³ViT and the dense M-ViT (--dense) on configs/tiny_synthetic.yaml, 1 process × 2 threads and
-#    2 data-parallel processes × 1 thread (--nproc 2), with the bytes each process handed to
-#    all-reduce per step and the share of the step it waited in collectives;
+#    2 data-parallel processes × 1 thread (--nproc 2), and M³ViT with 2 expert-parallel processes
+#    (--expert-parallel), with the bytes each process handed to all-reduce and all-to-all per step and
+#    the share of the step it waited in collectives;
 #  - the paper's model (configs/pascal_vits_moe16.yaml, ViT-S at 512×512, 16 experts, five tasks) and
 #    its M-ViT for a few steps of batch 2 on synthetic scenes of that size, from random weights;
 #  - from those: the time to train the paper's PASCAL run (100 epochs of 4,998 images) on 1, 8 and 64
@@ -41,6 +42,7 @@ run tiny_moe_1x2 "${tiny[@]}" --threads "$threads"
 run tiny_dense_1x2 "${tiny[@]}" --threads "$threads" --dense
 run tiny_moe_2x1 "${tiny[@]}" --threads 1 --nproc 2
 run tiny_dense_2x1 "${tiny[@]}" --threads 1 --nproc 2 --dense
+run tiny_moe_2x1_ep "${tiny[@]}" --threads 1 --nproc 2 --expert-parallel
 
 # The paper's model on synthetic scenes of its size (PASCAL-Context is not in the build).
 paper="$data/pascal_vits_moe16_synthetic.yaml"
@@ -61,40 +63,50 @@ def records(name):
         return [j for j in map(json.loads, f) if j.get("type") == "train"]
 
 def speed(name, skip):
-    """images/s after the first `skip` steps, and per step: payload bytes, seconds waited, seconds."""
+    """images/s after the first `skip` steps, and per step: all-reduce bytes, all-to-all bytes,
+    seconds waited, seconds."""
     r = records(name)
     a, b = r[skip - 1], r[-1]
     steps = b["step"] - a["step"]
     dt = b["time_s"] - a["time_s"]
     ips = (b["images"] - a["images"]) / dt
     comm = (b.get("comm_bytes", 0) - a.get("comm_bytes", 0)) / steps
+    a2a = (b.get("a2a_bytes", 0) - a.get("a2a_bytes", 0)) / steps
     wait = (b.get("comm_wait_s", 0) - a.get("comm_wait_s", 0)) / steps
-    return ips, comm, wait, dt / steps
+    return ips, comm, a2a, wait, dt / steps
 
 print("## Training\n")
 print(f"`m3vit train` as a user runs it; images/s after the warm-up steps, from the train log. "
       f"Machine: {os.cpu_count()} hardware threads, OPENBLAS_CORETYPE={coretype}. "
       "Data parallel: `--nproc 2` on this host (c10d, Gloo over loopback), each process 1 thread, "
-      "the authors' per-process batch statistics.\n")
-print("| model | processes × threads | images/s | vs 1 × 2 | all-reduce bytes / step / process | waiting in collectives |")
-print("|---|---|---|---|---|---|")
+      "the authors' per-process batch statistics; expert parallel: the same with `--expert-parallel` "
+      "(each process holds half of every MoE layer's experts, tokens travel by all-to-all).\n")
+print("| model | processes × threads | images/s | vs 1 × 2 | all-reduce bytes / step / process | "
+      "all-to-all bytes / step / process | waiting in collectives |")
+print("|---|---|---|---|---|---|---|")
 tiny = {}
-for model, label in (("moe", "M³ViT tiny_synthetic"), ("dense", "M-ViT tiny_synthetic")):
+runs = (("moe", "M³ViT tiny_synthetic", (("1 × " + str(threads), "tiny_moe_1x2"), ("2 × 1", "tiny_moe_2x1"),
+                                         ("2 × 1, expert parallel", "tiny_moe_2x1_ep"))),
+        ("dense", "M-ViT tiny_synthetic", (("1 × " + str(threads), "tiny_dense_1x2"), ("2 × 1", "tiny_dense_2x1"))))
+for model, label, layouts in runs:
     base = None
-    for layout, name in (("1 × " + str(threads), f"tiny_{model}_1x2"), ("2 × 1", f"tiny_{model}_2x1")):
-        ips, comm, wait, step_s = speed(name, 4)
+    for layout, name in layouts:
+        ips, comm, a2a, wait, step_s = speed(name, 4)
         base = base or ips
         tiny[(model, layout)] = ips
-        share = f"{100 * wait / step_s:.0f}% of the step" if comm else "–"
-        print(f"| {label} | {layout} | {ips:.1f} | {ips / base:.2f}× | {comm / 1e6:.2f} MB | {share} |" if comm else
-              f"| {label} | {layout} | {ips:.1f} | 1.00× | – | – |")
+        if not comm:
+            print(f"| {label} | {layout} | {ips:.1f} | 1.00× | – | – | – |")
+            continue
+        a2a_text = f"{a2a / 1e6:.2f} MB" if a2a else "–"
+        print(f"| {label} | {layout} | {ips:.1f} | {ips / base:.2f}× | {comm / 1e6:.2f} MB | {a2a_text} | "
+              f"{100 * wait / step_s:.0f}% of the step |")
 moe1, dense1 = tiny[("moe", "1 × " + str(threads))], tiny[("dense", "1 × " + str(threads))]
 print(f"\nM³ViT trains at **{moe1 / dense1:.2f}×** the dense M-ViT's images/s on tiny_synthetic "
       "(goal 0.85× per backbone pass of equal MACs; the multi-gate M³ViT makes one backbone pass per task, the "
       "M-ViT one for all, so this ratio also carries the extra passes).\n")
 
-pm, _, _, pm_step = speed("paper_moe", 1)
-pd, _, _, _ = speed("paper_dense", 1)
+pm, _, _, _, pm_step = speed("paper_moe", 1)
+pd, _, _, _, _ = speed("paper_dense", 1)
 print("| the paper's model, 512×512, batch 2, random weights | images/s | s / image |")
 print("|---|---|---|")
 print(f"| M³ViT (pascal_vits_moe16, 16 experts, 5 tasks) | {pm:.3f} | {1 / pm:.1f} |")

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Expert-parallel training (docs/TRAINING.md, "Expert parallel"): configs/tiny_test.yaml's 4 experts
+# sharded over processes on loopback, tokens exchanged by all-to-all.
+#  1. `--nproc 2 --expert-parallel --batch-stats global` (2 experts per process) and `--nproc 4` (1 each)
+#     end with the weights of the one-process run of the same global batch, within 1e-5 (why not 0
+#     and why lr 0.001: tests/cli/train_distributed.sh);
+#  2. every rank wrote its shard in the authors' per-rank layout: rank 1 only its experts, E/N of them;
+#     the shard folder imports (m3vit export --weights <run>/shards) to the run's model.safetensors exactly;
+#  3. an expert-parallel checkpoint resumes in one process and with 4 processes (N divides E), and ends
+#     where the one-process run ends;
+#  4. 3 processes do not divide 4 experts: refused before anything starts, naming both numbers;
+#  5. the train log counts the all-to-all bytes;
+#  6. SIGKILL of rank 1 mid-run: rank 0 stops with an error naming rank 1 instead of waiting for its tokens.
+# usage: bash train_expert_parallel.sh <path-to-m3vit> <source-dir>
+set -euo pipefail
+M3VIT=$1
+SRC=$2
+TMP=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
+PY=/usr/bin/python3
+CMP="$SRC/tests/tools/compare_weights.py"
+FLAGS=(--threads 1 --no-progress --lr 0.001 --eval-every 0)
+COMMON=(--config "$SRC/configs/tiny_test.yaml" "${FLAGS[@]}")
+fail() { echo "FAIL: $*"; exit 1; }
+run() {  # run <name> <args...>: a training run whose output is shown only when it fails
+  local name=$1
+  shift
+  "$M3VIT" train "${COMMON[@]}" "$@" >"$TMP/$name.log" 2>&1 || { cat "$TMP/$name.log"; fail "$name: m3vit train $*"; }
+}
+
+# 1. One process against 2 and 4 processes holding 2 and 1 experts each.
+run one --steps 4 --out "$TMP/one"
+run ep2 --steps 4 --out "$TMP/ep2" --nproc 2 --expert-parallel --batch-stats global
+grep -q 'rank 1 of 2: .*experts 2..3 of each MoE layer' "$TMP/ep2/rank1.log" || fail "rank 1 does not hold experts 2..3"
+$PY "$CMP" "$TMP/one/model.safetensors" "$TMP/ep2/model.safetensors" --atol 1e-5 ||
+  fail "2 processes (expert parallel) differ from 1 process"
+# The config key instead of the flag (train: is tiny_test.yaml's last section).
+{ cat "$SRC/configs/tiny_test.yaml"; echo "  expert_parallel: true"; } >"$TMP/ep.yaml"
+"$M3VIT" train --config "$TMP/ep.yaml" "${FLAGS[@]}" --steps 4 --out "$TMP/ep4" --nproc 4 --batch-stats global \
+  >"$TMP/ep4.log" 2>&1 || { cat "$TMP/ep4.log"; fail "4 processes with train.expert_parallel: true"; }
+grep -q 'rank 3 of 4: .*experts 3..3 of each MoE layer' "$TMP/ep4/rank3.log" || fail "train.expert_parallel: true did not shard"
+$PY "$CMP" "$TMP/one/model.safetensors" "$TMP/ep4/model.safetensors" --atol 1e-5 ||
+  fail "4 processes (expert parallel, one expert each) differ from 1 process"
+
+# 2. The shards: the authors' layout, merged on import.
+[ -f "$TMP/ep2/shards/0.safetensors" ] && [ -f "$TMP/ep2/shards/1.safetensors" ] || fail "no shards/{0,1}.safetensors"
+$PY - "$TMP/ep2/shards" <<'PYEOF' || fail "the shards are not in the authors' per-rank layout"
+import json, struct, sys
+def header(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return {k: v for k, v in json.loads(f.read(n)).items() if k != "__metadata__"}
+h0, h1 = header(sys.argv[1] + "/0.safetensors"), header(sys.argv[1] + "/1.safetensors")
+experts = [k for k in h0 if ".mlp.experts." in k]
+assert experts and any(".attn." in k for k in h0), "rank 0's shard holds every tensor"
+assert sorted(h1) == sorted(experts), f"rank 1's shard holds exactly the expert tensors: {sorted(h1)}"
+for k in experts:
+    assert h0[k]["shape"][0] == 2 and h1[k]["shape"] == h0[k]["shape"], (k, h0[k], h1[k])
+PYEOF
+"$M3VIT" export --config "$SRC/configs/tiny_test.yaml" --weights "$TMP/ep2/shards" --with-training-weights \
+  --out "$TMP/merged.safetensors" >"$TMP/merge.log" 2>&1 || { cat "$TMP/merge.log"; fail "export from the shard folder"; }
+$PY "$CMP" "$TMP/ep2/model.safetensors" "$TMP/merged.safetensors" --atol 0 ||
+  fail "the merged shards differ from the run's model.safetensors"
+
+# 3. An expert-parallel checkpoint continued in one process, and by 4 expert-parallel processes.
+run half --steps 2 --out "$TMP/half" --nproc 2 --expert-parallel --batch-stats global
+cp -r "$TMP/half" "$TMP/half4"
+run resume1 --steps 4 --out "$TMP/half" --resume --allow-changes
+grep -q 'resuming .* at step 2' "$TMP/resume1.log" || fail "the 1-process resume did not start at step 2"
+$PY "$CMP" "$TMP/one/model.safetensors" "$TMP/half/model.safetensors" --atol 1e-5 ||
+  fail "2 expert-parallel processes then 1 differ from 1 process throughout"
+run resume4 --steps 4 --out "$TMP/half4" --resume --allow-changes --nproc 4 --expert-parallel --batch-stats global
+$PY "$CMP" "$TMP/one/model.safetensors" "$TMP/half4/model.safetensors" --atol 1e-5 ||
+  fail "2 then 4 expert-parallel processes differ from 1 process throughout"
+[ ! -e "$TMP/half4/shards/0.safetensors" ] || [ -f "$TMP/half4/shards/3.safetensors" ] || fail "no shard of rank 3"
+
+# 4. N must divide E.
+rc=0
+"$M3VIT" train "${COMMON[@]}" --steps 2 --out "$TMP/three" --nproc 3 --expert-parallel >"$TMP/three.log" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || { cat "$TMP/three.log"; fail "3 processes for 4 experts gave exit code $rc, not 2"; }
+grep -q '3 processes do not divide the 4 experts' "$TMP/three.log" || { cat "$TMP/three.log"; fail "the error does not name both numbers"; }
+[ ! -e "$TMP/three" ] || fail "a refused run left an output folder"
+
+# 5. The all-to-all bytes in the log.
+grep '"type":"train"' "$TMP/ep2/train_log.jsonl" | tail -1 | $PY -c '
+import json, sys
+j = json.loads(sys.stdin.read())
+# Per MoE pass 7 tokens x 2 choices of 32 floats go out and come back, about half to the other rank.
+assert j["a2a_bytes"] > 0 and j["processes"] == 2, j
+' || fail "the train log lacks a2a_bytes"
+
+# 6. A rank killed while the others wait for its tokens.
+source "$SRC/tests/cli/lib/train_run.sh"
+"$M3VIT" train "${COMMON[@]}" --steps 3000 --out "$TMP/kill" --nproc 2 --expert-parallel >"$TMP/kill.out" 2>"$TMP/kill.err" &
+launcher=$!
+wait_for_log_lines "$TMP/kill/train_log.jsonl" 5 || { cat "$TMP/kill.err"; fail "the run did not reach step 5"; }
+rank1=$(rank_pid "$launcher" 1)
+[ -n "$rank1" ] || fail "no process with RANK=1 under the launcher"
+kill -KILL "$rank1"
+rc=0
+timeout 120 tail --pid="$launcher" -f /dev/null || fail "the launcher still runs 120 s after rank 1 was killed"
+wait "$launcher" || rc=$?
+[ "$rc" -ne 0 ] || fail "the run reported success after rank 1 was killed"
+grep -q 'rank 0: .*rank 1 stopped' "$TMP/kill.err" || { cat "$TMP/kill.err"; fail "rank 0's error does not name rank 1"; }
+echo "OK"

@@ -1,0 +1,57 @@
+// Expert parallelism in training (the authors' FastMoE scheme, docs/TRAINING.md "Expert parallel"):
+// every process keeps the dense parts and E/N of each MoE layer's experts, rank r experts
+// [r·E/N, (r+1)·E/N). Tokens reach their experts by all-to-all (model/expert_parallel.h); dense
+// gradients are averaged as in data parallel, expert gradients never leave their rank.
+//
+// Expert gradients: rank r's expert e receives the gradients of every process's tokens. Each process's
+// loss is weighted for averaging (its share of the global batch × N), so that sum is N times the
+// gradient of the global batch's mean loss; it is divided by N here. The authors' FastMoE run did not
+// divide, so their experts saw N× the gradient (quirk Q13): with expert parallelism too, that stays
+// the config value train.expert_grad_scale (2 for their 2-GPU run), not a side effect of N.
+//
+// Checkpoints: the training checkpoint and model.safetensors hold every expert (rank 0 gathers them
+// for the moment of writing, and for validation), so a run resumes with any N that divides E, data
+// parallel or in one process. Besides, every rank writes its shard in the authors' per-rank layout
+// (utils/moe_utils.py:68-79): shards/0.safetensors every tensor with rank 0's experts, shards/r.safetensors
+// only rank r's experts; `m3vit export --checkpoint <run>/shards` merges them as it does theirs.
+#pragma once
+
+#include "common/pch/torch_pch.h"
+
+#include <string>
+#include <vector>
+
+#include "model/multitask_model.h"
+#include "train/distributed.h"
+#include "train/optimizer.h"
+
+namespace m3vit {
+
+class ExpertShards {
+ public:
+  // Starts the token exchange (a collective). Throws ConfigError when N does not divide E.
+  ExpertShards(Distributed& dist, MultiTaskModelImpl& model);
+
+  // Keeps this rank's experts: the weights and the optimizer's state of every other expert are dropped.
+  void keep_own(Optimizer& opt);
+  // Rank 0 gets every expert back (weights and optimizer state), for a checkpoint, a validation or an
+  // export; the others keep theirs. A collective. keep_own() shards rank 0 again.
+  void gather_to_lead(Optimizer& opt);
+  // Expert gradients / N (see the file comment). After the step's last backward pass.
+  void average_expert_gradients();
+  // This rank's shard file (see the file comment), written atomically.
+  void write_shard(const std::string& dir);
+
+  int first_expert() const { return dist_.rank() * local_; }
+  int experts_per_rank() const { return local_; }
+
+ private:
+  bool is_expert_state(const std::string& key) const;  // "momentum_buffer/<expert param>"
+
+  Distributed& dist_;
+  MultiTaskModelImpl& model_;
+  std::vector<NamedParameter> experts_;  // every MoE layer's expert weights and biases, by key
+  int total_ = 0, local_ = 0;            // E and E/N
+};
+
+}  // namespace m3vit
