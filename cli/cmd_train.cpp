@@ -39,18 +39,13 @@ struct TrainArgs {
 // "host:port" -> the two parts, or ConfigError naming the option.
 void parse_master(const std::string& s, DistributedOptions& d) {
   const auto colon = s.rfind(':');
-  int port = 0;
-  try {
-    size_t used = 0;
-    port = colon == std::string::npos ? 0 : std::stoi(s.substr(colon + 1), &used);
-    if (colon != std::string::npos && used != s.size() - colon - 1) port = 0;
-  } catch (const std::exception&) {
-    port = 0;
-  }
-  if (colon == 0 || colon == std::string::npos || port < 1 || port > 65535)
-    throw ConfigError("--master " + s + ": expected HOST:PORT with a port in 1..65535");
-  d.master_addr = s.substr(0, colon);
-  d.master_port = port;
+  const std::string host = colon == std::string::npos ? "" : s.substr(0, colon);
+  const std::string port = colon == std::string::npos ? "" : s.substr(colon + 1);
+  const bool digits = !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
+  const int p = digits ? std::stoi(port) : 0;
+  if (host.empty() || p < 1 || p > 65535) throw ConfigError("--master " + s + ": expected HOST:PORT with a port in 1..65535");
+  d.master_addr = host;
+  d.master_port = p;
 }
 
 }  // namespace

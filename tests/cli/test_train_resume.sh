@@ -16,7 +16,7 @@ sed 's/synthetic_train_images: 16/synthetic_train_images: 48/' "$SRC/tests/train
 grep -q 'synthetic_train_images: 48' "$TMP/cfg.yaml"
 COMMON=(--config "$TMP/cfg.yaml" --steps 40 --threads 1 --checkpoint-every 3 --eval-every 0 --no-progress)
 
-lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
+source "$SRC/tests/cli/lib/train_run.sh"
 
 # 1. The uninterrupted run.
 "$M3VIT" train "${COMMON[@]}" --out "$TMP/full" >/dev/null 2>&1
@@ -25,10 +25,7 @@ lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
 # 2. SIGKILL once 7 steps are logged (so the checkpoint of step 6 exists), then --resume.
 "$M3VIT" train "${COMMON[@]}" --out "$TMP/killed" >/dev/null 2>&1 &
 pid=$!
-for _ in $(seq 1 6000); do
-  [ "$(lines "$TMP/killed/train_log.jsonl")" -ge 7 ] && break
-  sleep 0.005
-done
+wait_for_log_lines "$TMP/killed/train_log.jsonl" 7 || true  # judged below: the run must not have finished
 kill -KILL "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 if [ -f "$TMP/killed/model.safetensors" ]; then
@@ -50,10 +47,7 @@ fi
 # 3. SIGTERM: checkpoint at the next step boundary, exit code 143, exact resume.
 "$M3VIT" train "${COMMON[@]}" --out "$TMP/term" >/dev/null 2>"$TMP/term.err" &
 pid=$!
-for _ in $(seq 1 6000); do
-  [ "$(lines "$TMP/term/train_log.jsonl")" -ge 2 ] && break
-  sleep 0.005
-done
+wait_for_log_lines "$TMP/term/train_log.jsonl" 2 || true
 kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?

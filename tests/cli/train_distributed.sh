@@ -64,18 +64,11 @@ assert j["comm_wait_s"] >= 0, j
 ' || fail "the train log lacks processes / comm_bytes / comm_wait_s"
 
 # 5. SIGKILL of rank 1 in the middle of a run.
-lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
+source "$SRC/tests/cli/lib/train_run.sh"
 "$M3VIT" train "${COMMON[@]}" --steps 3000 --checkpoint-every 5 --out "$TMP/kill" --nproc 2 >"$TMP/kill.out" 2>"$TMP/kill.err" &
 launcher=$!
-for _ in $(seq 1 3000); do
-  [ "$(lines "$TMP/kill/train_log.jsonl")" -ge 12 ] && break
-  sleep 0.01
-done
-[ "$(lines "$TMP/kill/train_log.jsonl")" -ge 12 ] || { cat "$TMP/kill.err"; fail "the run did not reach step 12"; }
-rank1=""
-for p in $(pgrep -P "$launcher"); do
-  if tr '\0' '\n' <"/proc/$p/environ" | grep -x 'RANK=1' >/dev/null; then rank1=$p; fi
-done
+wait_for_log_lines "$TMP/kill/train_log.jsonl" 12 || { cat "$TMP/kill.err"; fail "the run did not reach step 12"; }
+rank1=$(rank_pid "$launcher" 1)
 [ -n "$rank1" ] || fail "no process with RANK=1 under the launcher"
 kill -KILL "$rank1"
 start=$(date +%s)
@@ -96,10 +89,7 @@ grep -qE 'resuming .* at step [1-9][0-9]*' "$TMP/resume.log" || fail "the resume
 # 5b. SIGTERM to the launcher: every process stops after the same step, rank 0 writes the checkpoint.
 "$M3VIT" train "${COMMON[@]}" --steps 3000 --out "$TMP/term" --nproc 2 >"$TMP/term.out" 2>"$TMP/term.err" &
 launcher=$!
-for _ in $(seq 1 3000); do
-  [ "$(lines "$TMP/term/train_log.jsonl")" -ge 6 ] && break
-  sleep 0.01
-done
+wait_for_log_lines "$TMP/term/train_log.jsonl" 6 || true  # SIGTERM either way; the checks below judge
 kill -TERM "$launcher"
 rc=0
 wait "$launcher" || rc=$?
