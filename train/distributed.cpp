@@ -233,7 +233,8 @@ torch::Tensor Distributed::all_to_all(const torch::Tensor& in, const std::vector
   shape[0] = recv_total;
   torch::Tensor input = in.contiguous();
   torch::Tensor out = torch::empty(shape, input.options());
-  const int64_t row_bytes = in.dim() > 1 ? input[0].numel() * input.element_size() : input.element_size();
+  int64_t row_bytes = input.element_size();  // from the shape: a rank may have no row to send
+  for (int64_t i = 1; i < input.dim(); ++i) row_bytes *= input.size(i);
   for (int s = 0; s < opt_.world_size; ++s)
     if (s != opt_.rank) bytes_exchanged_ += send_rows[s] * row_bytes;
   std::vector<int64_t> out_splits(recv_rows), in_splits(send_rows);

@@ -10,7 +10,8 @@
 #     where the one-process run ends;
 #  4. 3 processes do not divide 4 experts: refused before anything starts, naming both numbers;
 #  5. the train log counts the all-to-all bytes;
-#  6. SIGKILL of rank 1 mid-run: rank 0 stops with an error naming rank 1 instead of waiting for its tokens.
+#  6. the task-conditioned gate (one backward pass per task) in 2 processes matches 1 process;
+#  7. SIGKILL of rank 1 mid-run: rank 0 stops with an error naming rank 1 instead of waiting for its tokens.
 # usage: bash train_expert_parallel.sh <path-to-m3vit> <source-dir>
 set -euo pipefail
 M3VIT=$1
@@ -89,7 +90,18 @@ j = json.loads(sys.stdin.read())
 assert j["a2a_bytes"] > 0 and j["processes"] == 2, j
 ' || fail "the train log lacks a2a_bytes"
 
-# 6. A rank killed while the others wait for its tokens.
+# 6. The task-conditioned gate: tasks one by one, a backward pass (and its all-to-alls) per task
+#    (without the TAM, which one_by_one cannot train).
+sed -e 's/^  gate: multi .*/  gate: task_cond/' -e 's/^  tam: true .*/  tam: false/' "$SRC/configs/tiny_test.yaml" >"$TMP/cond.yaml"
+grep -q "^  gate: task_cond" "$TMP/cond.yaml" && grep -q "^  tam: false" "$TMP/cond.yaml"
+COND=(--config "$TMP/cond.yaml" "${FLAGS[@]}" --steps 4)
+"$M3VIT" train "${COND[@]}" --out "$TMP/cond1" >"$TMP/cond1.log" 2>&1 || { cat "$TMP/cond1.log"; fail "task_cond, 1 process"; }
+"$M3VIT" train "${COND[@]}" --out "$TMP/cond2" --nproc 2 --expert-parallel --batch-stats global >"$TMP/cond2.log" 2>&1 ||
+  { cat "$TMP/cond2.log"; fail "task_cond, 2 expert-parallel processes"; }
+$PY "$CMP" "$TMP/cond1/model.safetensors" "$TMP/cond2/model.safetensors" --atol 1e-5 ||
+  fail "the task-conditioned gate in 2 expert-parallel processes differs from 1 process"
+
+# 7. A rank killed while the others wait for its tokens.
 source "$SRC/tests/cli/lib/train_run.sh"
 "$M3VIT" train "${COMMON[@]}" --steps 3000 --out "$TMP/kill" --nproc 2 --expert-parallel >"$TMP/kill.out" 2>"$TMP/kill.err" &
 launcher=$!
