@@ -25,11 +25,11 @@ struct BatchSync {
   bool global_batch_stats = false;
   // This process's share n_r / n of the current global batch's images (set per micro-batch).
   double share = 1.0;
-  // Expert parallelism (train.expert_parallel): this process holds experts [rank·E/world,
-  // (rank+1)·E/world) of every MoE layer and exchanges token rows with the others through all_to_all
-  // (send_rows[s] rows of its input go to rank s; recv_rows[s] rows arrive from rank s, in rank
-  // order). Unset: every process holds every expert.
-  int rank = 0, world = 1;
+  // Expert parallelism (train.expert_parallel): each of `world` processes holds E/world of every MoE
+  // layer's experts and exchanges token rows with the others through all_to_all (send_rows[s] rows of
+  // its input go to rank s; recv_rows[s] rows arrive from rank s, in rank order). Unset: every process
+  // holds every expert.
+  int world = 1;
   std::function<torch::Tensor(const torch::Tensor& in, const std::vector<int64_t>& send_rows,
                               const std::vector<int64_t>& recv_rows)>
       all_to_all;

@@ -431,7 +431,6 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
     if (o.expert_parallel) {
       shards.emplace(*dist, *model);
       shards->keep_own(opt);
-      sync.rank = dist->rank();
       sync.world = world;
       sync.all_to_all = [&dist](const torch::Tensor& in, const std::vector<int64_t>& send,
                                 const std::vector<int64_t>& recv) { return dist->all_to_all(in, send, recv); };
