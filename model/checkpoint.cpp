@@ -314,7 +314,8 @@ std::map<std::string, torch::Tensor> read_checkpoint_tensors(const std::string& 
   return read_file_tensors(path);
 }
 
-void export_module(torch::nn::Module& m, const ModelConfig& cfg, const std::string& path, bool training_weights) {
+void export_module(torch::nn::Module& m, const ModelConfig& cfg, const std::string& path, bool training_weights,
+                   const std::map<std::string, std::string>& extra_metadata) {
   SafeTensorsWriter w;
   auto add = [&](const std::string& k, const torch::Tensor& v) {
     if (!training_weights && training_only_key(k)) return;  // inference never reads them
@@ -325,11 +326,13 @@ void export_module(torch::nn::Module& m, const ModelConfig& cfg, const std::stri
   for (const auto& p : m.named_parameters(true)) add(p.key(), p.value());
   for (const auto& b : m.named_buffers(true)) add(b.key(), b.value());
   for (const auto& [k, v] : export_metadata(cfg, training_weights)) w.set_metadata(k, v);
+  for (const auto& [k, v] : extra_metadata) w.set_metadata(k, v);
   w.write(path);
 }
 
-void export_model(MultiTaskModelImpl& m, const std::string& path, bool training_weights) {
-  export_module(m, m.config(), path, training_weights);
+void export_model(MultiTaskModelImpl& m, const std::string& path, bool training_weights,
+                  const std::map<std::string, std::string>& extra_metadata) {
+  export_module(m, m.config(), path, training_weights, extra_metadata);
 }
 
 MultiTaskModel load_exported(const std::string& path) {

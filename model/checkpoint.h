@@ -78,8 +78,10 @@ torch::Tensor resize_pos_embed(const torch::Tensor& pos, int h, int w);
 // Writes every parameter and buffer of `m` as fp32 (integer buffers such as BatchNorm's
 // num_batches_tracked included, converted) with the export metadata. Atomic. training_weights =
 // false leaves out the training-only tensors (the TAM) and says so in the metadata: the inference
-// export of `m3vit export`; the exports written by training keep them.
-void export_model(MultiTaskModelImpl& m, const std::string& path, bool training_weights = true);
+// export of `m3vit export`; the exports written by training keep them. `extra_metadata` is added to
+// the export's own (an expert-parallel run's shard records its step there, train/expert_shards.h).
+void export_model(MultiTaskModelImpl& m, const std::string& path, bool training_weights = true,
+                  const std::map<std::string, std::string>& extra_metadata = {});
 // Builds the model from the stored config and loads every tensor (strict), as a full checkpoint:
 // an inference export whose config has a TAM is refused (LoadFor::training). Returned in eval mode.
 MultiTaskModel load_exported(const std::string& path);
@@ -107,6 +109,7 @@ LoadReport load_deit(MultiTaskModelImpl& m, const std::string& path, bool split_
 std::map<std::string, torch::Tensor> read_checkpoint_tensors(const std::string& path);
 LoadReport load_state(torch::nn::Module& m, const ModelConfig& cfg, const std::map<std::string, torch::Tensor>& src,
                       bool strict, const FilterOptions& opt, const std::string& source);
-void export_module(torch::nn::Module& m, const ModelConfig& cfg, const std::string& path, bool training_weights = true);
+void export_module(torch::nn::Module& m, const ModelConfig& cfg, const std::string& path, bool training_weights = true,
+                   const std::map<std::string, std::string>& extra_metadata = {});
 
 }  // namespace m3vit

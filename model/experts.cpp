@@ -37,8 +37,12 @@ torch::Tensor ExpertsImpl::forward_queues(const torch::Tensor& xs, const std::ve
   if (total == 0) {
     // No token for any of these experts (possible on one rank of an expert-parallel run). The output
     // is still tied to the weights, so that they get a zero gradient as in a run where other experts
-    // of the layer had tokens: weight decay and momentum then treat them alike.
-    torch::Tensor zero = (htoh4->weight.sum() + htoh4->bias.sum() + h4toh->weight.sum() + h4toh->bias.sum()) * 0;
+    // of the layer had tokens: weight decay and momentum then treat them alike. It is tied to the
+    // (empty) input too: in an expert-parallel run the input came by all-to-all, and that exchange's
+    // backward pass is a collective that every rank must join. Without the tie autograd would skip it
+    // on this rank and the ranks that did receive tokens would wait for it forever.
+    torch::Tensor zero = (xs.sum() + htoh4->weight.sum() + htoh4->bias.sum() + h4toh->weight.sum() +
+                          h4toh->bias.sum()) * 0;
     return xs.new_zeros({0, h4toh->weight.size(1)}) + zero;
   }
   if (total > 0 && longest * E * 2 <= total * 3) {

@@ -88,20 +88,60 @@ void ExpertShards::average_expert_gradients() {
     if (p.param.grad().defined()) p.param.mutable_grad().mul_(inv);
 }
 
-void ExpertShards::write_shard(const std::string& dir) {
+ExpertShardSet ExpertShards::shard_set() const {
+  ExpertShardSet set;
+  set.world = dist_.world_size();
+  for (const auto& p : experts_) set.params.insert(p.name);
+  return set;
+}
+
+void ExpertShards::write_checkpoint_shards(const std::string& dir, const Optimizer& opt, int64_t step,
+                                           const std::function<void()>& write_checkpoint) {
+  namespace fs = std::filesystem;
+  const int rank = dist_.rank(), N = dist_.world_size();
+  const std::string next = dir + "/next";
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw IoError("cannot create " + dir + ": " + ec.message());
-  const std::string path = dir + "/" + std::to_string(dist_.rank()) + ".safetensors";
-  if (dist_.rank() == 0) {
-    export_model(model_, path, /*training_weights=*/true);  // every tensor, rank 0's experts
-    return;
+  fs::create_directories(next, ec);
+  if (ec) throw IoError("cannot create " + next + ": " + ec.message());
+  const std::map<std::string, std::string> md{{"step", std::to_string(step)},
+                                              {"shard", std::to_string(rank) + " of " + std::to_string(N)}};
+  const std::string weights = std::to_string(rank) + ".safetensors", state = std::to_string(rank) + ".optimizer.safetensors";
+  // 1. This rank's pair into next/.
+  if (rank == 0) {
+    export_model(model_, next + "/" + weights, /*training_weights=*/true, md);  // every tensor, rank 0's experts
+  } else {
+    SafeTensorsWriter w;  // rank r > 0: its experts only (utils/moe_utils.py:32-38 filter_state)
+    for (const auto& p : experts_) add_tensor(w, p.name, p.param.detach().contiguous());
+    w.set_metadata("format", "m3vit-expert-shard");
+    for (const auto& [k, v] : md) w.set_metadata(k, v);
+    w.write(next + "/" + weights);
   }
-  SafeTensorsWriter w;  // rank r > 0: its experts only (utils/moe_utils.py:32-38 filter_state)
-  for (const auto& p : experts_) add_tensor(w, p.name, p.param.detach().contiguous());
-  w.set_metadata("format", "m3vit-expert-shard");
-  w.set_metadata("shard", std::to_string(dist_.rank()) + " of " + std::to_string(dist_.world_size()));
-  w.write(path);
+  SafeTensorsWriter o;  // the experts' optimizer state, as the checkpoint names it
+  for (const auto& [key, t] : opt.state_dict())
+    if (t.dim() > 0 && is_expert_state(key)) add_tensor(o, "optimizer/" + key, t.contiguous());
+  o.set_metadata("format", "m3vit-expert-optimizer-shard");
+  for (const auto& [k, v] : md) o.set_metadata(k, v);
+  o.write(next + "/" + state);
+  // 2. The commit.
+  dist_.barrier();
+  if (rank == 0) write_checkpoint();
+  dist_.barrier();
+  // 3. Into place.
+  for (const auto& f : {weights, state}) {
+    fs::rename(next + "/" + f, dir + "/" + f, ec);
+    if (ec) throw IoError("cannot move " + next + "/" + f + " to " + dir + ": " + ec.message());
+  }
+  if (rank != 0) return;
+  std::vector<fs::path> stale;
+  for (const auto& folder : {dir, next})
+    for (const auto& e : fs::directory_iterator(folder, ec)) {
+      const std::string name = e.path().filename().string();
+      const std::string stem = name.substr(0, name.find('.'));
+      if (!stem.empty() && stem.size() <= 6 && stem.find_first_not_of("0123456789") == std::string::npos &&
+          std::stoi(stem) >= N)
+        stale.push_back(e.path());
+    }
+  for (const auto& p : stale) fs::remove(p, ec);
 }
 
 }  // namespace m3vit

@@ -9,21 +9,26 @@
 // divide, so their experts saw N× the gradient (quirk Q13): with expert parallelism too, that stays
 // the config value train.expert_grad_scale (2 for their 2-GPU run), not a side effect of N.
 //
-// Checkpoints: the training checkpoint and model.safetensors hold every expert (rank 0 gathers them
-// for the moment of writing, and for validation), so a run resumes with any N that divides E, data
-// parallel or in one process. Besides, every rank writes its shard in the authors' per-rank layout
-// (utils/moe_utils.py:68-79): shards/0.safetensors every tensor with rank 0's experts, shards/r.safetensors
-// only rank r's experts; `m3vit export --checkpoint <run>/shards` merges them as it does theirs.
+// Checkpoints (train/train_checkpoint.h): nothing is gathered. Every rank writes its experts and their
+// optimizer state as a shard, rank 0 writes checkpoint.safetensors without them, and `--resume`
+// reads the shards back, concatenated in rank order, so a run continues with any N that divides E,
+// data parallel or in one process. The weights shards are in the authors' per-rank layout
+// (utils/moe_utils.py:68-79): shards/0.safetensors every tensor with rank 0's experts,
+// shards/r.safetensors only rank r's experts; `m3vit export --weights <run>/shards` merges them as it
+// does theirs. Validation and the run's model exports (best_model, model.safetensors) gather every
+// expert on rank 0.
 #pragma once
 
 #include "common/pch/torch_pch.h"
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "model/multitask_model.h"
 #include "train/distributed.h"
 #include "train/optimizer.h"
+#include "train/train_checkpoint.h"
 
 namespace m3vit {
 
@@ -39,8 +44,16 @@ class ExpertShards {
   void gather_to_lead(Optimizer& opt);
   // Expert gradients / N (see the file comment). After the step's last backward pass.
   void average_expert_gradients();
-  // This rank's shard file (see the file comment), written atomically.
-  void write_shard(const std::string& dir);
+  // A checkpoint's shards, in three moves so that a run stopped at any moment leaves a checkpoint whose
+  // shards are all there (a collective; rank 0 writes `write_checkpoint` in the middle):
+  //   1. every rank writes its pair, step `step`, into dir/next/ (each file atomically);
+  //   2. all wait, rank 0 writes the checkpoint (it names the step: the commit), all wait;
+  //   3. every rank moves its pair to dir/, and rank 0 removes the shards of ranks >= N (an earlier
+  //      run with more processes).
+  void write_checkpoint_shards(const std::string& dir, const Optimizer& opt, int64_t step,
+                               const std::function<void()>& write_checkpoint);
+  // What the checkpoint leaves to the shards.
+  ExpertShardSet shard_set() const;
 
   int first_expert() const { return dist_.rank() * local_; }
   int experts_per_rank() const { return local_; }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <set>
 
 #include "common/errors.h"
@@ -22,6 +23,12 @@ namespace {
 const std::string kModelPrefix = "model/";
 const std::string kOptPrefix = "optimizer/";
 const std::string kRngKey = "rng/torch_cpu";
+
+// "exp_avg/backbone.blocks.1.mlp.experts.htoh4.weight" -> the parameter's key.
+std::string state_param(const std::string& key) {
+  const auto slash = key.find('/');
+  return slash == std::string::npos ? key : key.substr(slash + 1);
+}
 
 }  // namespace
 
@@ -68,10 +75,17 @@ std::vector<std::pair<std::string, torch::Tensor>> model_state(const torch::nn::
 }
 
 void save_train_checkpoint(const std::string& path, const torch::nn::Module& model, const std::string& config_json,
-                           const Optimizer& opt, const TrainPosition& pos, const std::string& train_options_json) {
+                           const Optimizer& opt, const TrainPosition& pos, const std::string& train_options_json,
+                           const ExpertShardSet* shards) {
+  // An expert-parallel checkpoint leaves the experts (this rank holds E/N of them) to the shards.
+  auto in_shards = [&](const std::string& param, const torch::Tensor& t) {
+    return shards && t.dim() > 0 && shards->params.count(param);
+  };
   SafeTensorsWriter w;
-  for (const auto& [name, t] : model_state(model)) add_tensor(w, kModelPrefix + name, t);
-  for (const auto& [name, t] : opt.state_dict()) add_tensor(w, kOptPrefix + name, t);
+  for (const auto& [name, t] : model_state(model))
+    if (!in_shards(name, t)) add_tensor(w, kModelPrefix + name, t);
+  for (const auto& [name, t] : opt.state_dict())
+    if (!in_shards(state_param(name), t)) add_tensor(w, kOptPrefix + name, t);  // Adam's step counts stay
   {
     at::Generator gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
@@ -81,6 +95,7 @@ void save_train_checkpoint(const std::string& path, const torch::nn::Module& mod
   w.set_metadata("m3vit_config", config_json);
   w.set_metadata("train_options", train_options_json);
   w.set_metadata("position", position_to_json(pos));
+  if (shards) w.set_metadata("expert_shards", nlohmann::json{{"world", shards->world}, {"dir", shards->dir}}.dump());
   w.write(path);  // atomic: temp file, fsync, rename
 }
 
@@ -128,6 +143,68 @@ void assign_model_tensors(torch::nn::Module& model, const std::map<std::string, 
   }
 }
 
+namespace {
+
+// An expert-parallel checkpoint's experts (see train_checkpoint.h): rank r's pair of shard files,
+// concatenated in rank order into `model_t` (the keys the checkpoint itself lacks) and `opt_t`.
+void add_expert_shards(const SafeTensorsFile& ckpt, int64_t step, bool with_optimizer,
+                       std::map<std::string, torch::Tensor>& model_t, std::map<std::string, torch::Tensor>& opt_t) {
+  int world = 0;
+  std::string dir;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(ckpt.metadata().at("expert_shards"));
+    world = j.at("world").get<int>();
+    dir = j.at("dir").get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(ckpt.path() + ": metadata 'expert_shards' is not {\"world\": N, \"dir\": D}: " + e.what());
+  }
+  if (world < 1) throw FormatError(ckpt.path() + ": metadata 'expert_shards' names " + std::to_string(world) + " shards");
+  const std::filesystem::path folder = std::filesystem::path(ckpt.path()).parent_path() / dir;
+  // The shard of this step: in the folder, or still in next/ when the run stopped before moving it.
+  auto shard_file = [&](int r, const std::string& suffix) {
+    const std::string name = std::to_string(r) + suffix;
+    std::string seen;
+    for (const auto& p : {folder / name, folder / "next" / name}) {
+      if (!std::filesystem::exists(p)) continue;
+      SafeTensorsFile s(p.string());
+      auto it = s.metadata().find("step");
+      if (it != s.metadata().end() && it->second == std::to_string(step)) return p.string();
+      seen += (seen.empty() ? "" : ", ") + p.string() + " is of step " + (it == s.metadata().end() ? "?" : it->second);
+    }
+    throw FormatError(ckpt.path() + " (step " + std::to_string(step) + ") keeps its experts in shards, but " +
+                      (seen.empty() ? (folder / name).string() + " is missing" : seen) +
+                      ": the shards of this checkpoint are lost (a run that stopped while writing one leaves the "
+                      "previous pair); restore them, or start again with --overwrite");
+  };
+  auto gather = [&](const std::string& suffix, const std::string& prefix, std::map<std::string, torch::Tensor>& into) {
+    std::map<std::string, std::vector<torch::Tensor>> parts;
+    std::set<std::string> first;
+    for (int r = 0; r < world; ++r) {
+      const std::string path = shard_file(r, suffix);
+      SafeTensorsFile s(path);
+      std::set<std::string> keys;
+      for (const auto& name : s.names()) {
+        if (name.rfind(prefix, 0) != 0) continue;
+        const std::string key = name.substr(prefix.size());
+        if (r == 0 && into.count(key)) continue;  // rank 0's weights shard holds the dense tensors too
+        if (r > 0 && !first.count(key))
+          throw FormatError(path + ": tensor '" + name + "' is in no other shard of " + ckpt.path());
+        keys.insert(key);
+        parts[key].push_back(to_tensor(s.get(name)));
+      }
+      if (r == 0) first = keys;
+      else if (keys.size() != first.size())
+        throw FormatError(path + ": holds " + std::to_string(keys.size()) + " expert tensors, shard 0 holds " +
+                          std::to_string(first.size()));
+    }
+    for (auto& [key, ts] : parts) into[key] = torch::cat(ts, 0);
+  };
+  gather(".safetensors", "", model_t);
+  if (with_optimizer) gather(".optimizer.safetensors", kOptPrefix, opt_t);
+}
+
+}  // namespace
+
 LoadedCheckpoint load_train_checkpoint(const std::string& path, torch::nn::Module& model, Optimizer* opt) {
   SafeTensorsFile f(path);
   LoadedCheckpoint c = metadata_of(f);
@@ -139,6 +216,7 @@ LoadedCheckpoint load_train_checkpoint(const std::string& path, torch::nn::Modul
     else if (name == kRngKey) rng = to_tensor(f.get(name));
     else throw FormatError(path + ": unexpected tensor '" + name + "' in a training checkpoint");
   }
+  if (f.metadata().count("expert_shards")) add_expert_shards(f, c.position.step, opt != nullptr, model_t, opt_t);
   // A NaN or Inf in a checkpoint (a corrupt file: the trainer never writes one, docs/TRAINING.md "Bad
   // numbers") is refused before anything is copied, naming the tensor, rather than let the resumed run
   // fail at its first step with a message that points at the training instead of the file.

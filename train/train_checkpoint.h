@@ -9,12 +9,22 @@
 //   __metadata__: format = "m3vit-train-v1", m3vit_config = config_to_json(model config),
 //                 train_options = the training options (JSON), position = TrainPosition (JSON)
 // The data order needs no saved state: every batch is a pure function of (seed, epoch, index).
+//
+// Expert-parallel runs (train/expert_shards.h) write the experts as shards instead: this file then
+// leaves out every expert tensor and the experts' optimizer state (Adam's step counts stay), and its
+// metadata expert_shards = {"world": N, "dir": "shards"} says where they are: for r < N,
+//   <dir>/r.safetensors            rank r's experts in the authors' per-rank layout (rank 0: every tensor)
+//   <dir>/r.optimizer.safetensors  optimizer/<kind>/<key> for those experts
+// both with metadata step = position.step. Loading concatenates them in rank order, so any process
+// count (and one process) resumes from them. A pair written for this step but not yet moved out of
+// <dir>/next/ (the run stopped between the commit and the move) is read from there.
 #pragma once
 
 #include "common/pch/torch_pch.h"
 
 #include <limits>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,9 +48,18 @@ struct TrainPosition {
 std::string position_to_json(const TrainPosition& p);
 TrainPosition position_from_json(const std::string& json);  // throws FormatError naming the key
 
+// The experts an expert-parallel checkpoint leaves to its shards (see the file comment).
+struct ExpertShardSet {
+  int world = 0;                   // N: shards 0..N-1
+  std::string dir = "shards";      // relative to the checkpoint's folder
+  std::set<std::string> params;    // the expert parameters' keys
+};
+
 // Writes a checkpoint atomically. `train_options_json` is stored as is (checked again on resume).
+// `shards`: an expert-parallel checkpoint, whose experts the caller writes as shards.
 void save_train_checkpoint(const std::string& path, const torch::nn::Module& model, const std::string& config_json,
-                           const Optimizer& opt, const TrainPosition& pos, const std::string& train_options_json);
+                           const Optimizer& opt, const TrainPosition& pos, const std::string& train_options_json,
+                           const ExpertShardSet* shards = nullptr);
 
 struct LoadedCheckpoint {
   TrainPosition position;
@@ -52,6 +71,8 @@ struct LoadedCheckpoint {
 // Throws FormatError when the file is not a training checkpoint or a tensor is missing, ShapeError when
 // a tensor's shape differs from the model's, naming the tensor and both shapes, NumericError naming the
 // file and the tensor when a tensor it would use holds NaN or Inf (nothing is copied then).
+// An expert-parallel checkpoint's experts come from its shards; a shard that is missing, of another
+// step, or short of a tensor is a FormatError naming the shard file.
 LoadedCheckpoint load_train_checkpoint(const std::string& path, torch::nn::Module& model, Optimizer* opt);
 
 // Reads only the metadata (format check included).

@@ -387,14 +387,17 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
         if (file_exists(p)) std::remove(p.c_str());
     }
   }
-  // Expert shards are written afresh at every checkpoint; older ones (another world size) would
-  // not merge with them. Rank 0 removes them before the broadcast below, the others write after it.
-  if (lead) fs::remove_all(o.out_dir + "/shards", ec);
+  // A new run leaves no shards of an earlier one behind; a resumed run has just read its own (an
+  // expert-parallel checkpoint's experts) and replaces them at its first checkpoint. Rank 0 removes
+  // them before the broadcast below, the others write after it.
+  const std::string shard_dir = o.out_dir + "/shards";
+  if (lead && !resuming) fs::remove_all(shard_dir, ec);
   std::optional<JsonLog> log;
   if (lead) log.emplace(log_path);
 
-  // Expert parallel (set up below): rank 0 holds every expert while it writes or validates (a
-  // collective), then keeps its own again; every rank writes its shard besides (train/expert_shards.h).
+  // Expert parallel (set up below): rank 0 holds every expert while it validates or exports (a
+  // collective), then keeps its own again. Checkpoints gather nothing: every rank writes its experts
+  // as a shard (train/expert_shards.h).
   std::optional<ExpertShards> shards;
   auto gather_experts = [&] {
     if (shards) shards->gather_to_lead(opt);
@@ -403,10 +406,15 @@ TrainOutcome run_training(const TrainConfig& f, const TrainOptions& o, const Tra
     if (shards) shards->keep_own(opt);
   };
   auto save_checkpoint = [&] {
-    gather_experts();
-    if (lead) save_train_checkpoint(ckpt, *model, config_json, opt, pos, o.trajectory_json());
-    keep_own_experts();
-    if (shards) shards->write_shard(o.out_dir + "/shards");
+    if (shards) {
+      const ExpertShardSet set = shards->shard_set();
+      shards->write_checkpoint_shards(shard_dir, opt, pos.step, [&] {
+        save_train_checkpoint(ckpt, *model, config_json, opt, pos, o.trajectory_json(), &set);
+      });
+    } else if (lead) {
+      save_train_checkpoint(ckpt, *model, config_json, opt, pos, o.trajectory_json());
+      fs::remove_all(shard_dir, ec);  // an expert-parallel checkpoint's shards, now replaced
+    }
     saved_step = pos.step;
   };
   // What a bad-number error adds: the step was not saved, and where the run can continue from.

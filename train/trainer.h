@@ -13,6 +13,8 @@
 //   train_log.jsonl          one JSON object per line: {"type":"train", step, epoch, lr, loss, aux,
 //                            losses{...}, img_per_s, ...} and {"type":"eval", step, metrics, delta_m}
 //   eval.json                the last validation
+//   shards/                  expert parallel: each rank's experts and their optimizer state, which
+//                            the checkpoint leaves out (train/expert_shards.h)
 // Exact resume: the data order and augmentation are functions of (seed, epoch, index), the checkpoint
 // holds weights, optimizer state, torch's RNG and the position, so a run killed at any point and
 // resumed from its last checkpoint ends with the same weights, bit for bit, as one never stopped
