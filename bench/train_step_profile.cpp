@@ -8,7 +8,9 @@
 //      (weighting and scatter-add); and the dense MLP on the same tokens;
 //   3. the whole multi-task step (forward_all, a sum of the outputs as a stand-in loss, backward).
 // Median of --reps timings after one warm-up; a part's backward is timed by calling backward on it
-// alone (its inputs are leaves), so the parts add up to about the layer.
+// alone (its inputs are leaves), so the parts add up to about the layer. What is compared (M³ViT and
+// M-ViT, the MoE layer and the MLP, the expert matmuls' variants) is timed in turn, one repetition
+// of each per round.
 //
 //   train_step_profile [--config configs/tiny_synthetic.yaml] [--threads 2] [--batch 8] [--reps 7]
 #include "common/pch/torch_pch.h"
@@ -48,6 +50,29 @@ double fwd_bwd_ms(const std::function<torch::Tensor()>& f, int reps) {
   return median_ms([&] { f().sum().backward(); }, reps);
 }
 
+// Medians of measurements taken in turn, one repetition of each per round, so that a change of load
+// on a shared machine hits all of them alike: their ratios are the robust numbers.
+std::vector<double> interleaved_ms(const std::vector<std::function<void()>>& fs, int reps) {
+  for (const auto& f : fs) f();  // warm-up
+  std::vector<std::vector<double>> t(fs.size());
+  for (int i = 0; i < reps; ++i)
+    for (size_t j = 0; j < fs.size(); ++j) {
+      const auto t0 = std::chrono::steady_clock::now();
+      fs[j]();
+      t[j].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+  std::vector<double> med;
+  for (auto& v : t) {
+    std::sort(v.begin(), v.end());
+    med.push_back(v[v.size() / 2]);
+  }
+  return med;
+}
+
+std::function<void()> fwd_bwd(const std::function<torch::Tensor()>& f) {
+  return [f] { f().sum().backward(); };
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -73,10 +98,16 @@ int main(int argc, char** argv) {
   dense->train();
   torch::Tensor images = torch::randn({batch, cfg.in_chans, cfg.img_h, cfg.img_w});
 
-  // 1. One backbone pass, forward + backward.
-  const double moe_pass = fwd_bwd_ms([&] { return moe->forward_features(images, 0); }, reps);
-  moe->take_aux_loss();
-  const double dense_pass = fwd_bwd_ms([&] { return dense->forward_features(images, 0); }, reps);
+  // 1. One backbone pass, forward + backward, the two models in turn.
+  const std::vector<double> passes = interleaved_ms(
+      {fwd_bwd([&] {
+         torch::Tensor f = moe->forward_features(images, 0);
+         moe->take_aux_loss();  // not part of the sum: the pass itself is measured
+         return f;
+       }),
+       fwd_bwd([&] { return dense->forward_features(images, 0); })},
+      reps);
+  const double moe_pass = passes[0], dense_pass = passes[1];
 
   // 2. One MoE layer's parts on the pass's tokens [T, d] (random, as LN2's output would be).
   const int64_t T = static_cast<int64_t>(batch) * (cfg.grid_h() * cfg.grid_w() + 1);
@@ -89,8 +120,6 @@ int main(int argc, char** argv) {
   const TokenQueues q = make_token_queues(fixed.idx, cfg.moe_experts);
   torch::Tensor xs_leaf = x.detach().index_select(0, q.token).requires_grad_(true);
 
-  const double t_layer = fwd_bwd_ms([&] { return layer->forward(x, 0, {}); }, reps);
-  layer->router(0)->take_loss();
   const double t_router = median_ms([&] {
     RouteResult r = layer->router(0)->forward(x);
     (r.w.sum() + layer->router(0)->take_loss()).backward();
@@ -99,9 +128,9 @@ int main(int argc, char** argv) {
     TokenQueues qq = make_token_queues(fixed.idx, cfg.moe_experts);
     return x.index_select(0, qq.token);
   }, reps);
-  const double t_experts = fwd_bwd_ms([&] { return layer->experts->forward_queues(xs_leaf, q.count); }, reps);
+  const auto experts_now = fwd_bwd([&] { return layer->experts->forward_queues(xs_leaf, q.count); });
   // What the queues cost with per-expert weight indexing (weight[e]), as before forward_queues.
-  const double t_experts_indexed = fwd_bwd_ms([&] {
+  const auto experts_indexed = fwd_bwd([&] {
     std::vector<torch::Tensor> ys;
     int64_t off = 0;
     for (int e = 0; e < cfg.moe_experts; ++e) {
@@ -110,14 +139,24 @@ int main(int argc, char** argv) {
       off += q.count[e];
     }
     return torch::cat(ys, 0);
-  }, reps);
+  });
+  const std::vector<double> experts_ms = interleaved_ms({experts_now, experts_indexed}, reps);
+  const double t_experts = experts_ms[0], t_experts_indexed = experts_ms[1];
   torch::Tensor y_leaf = torch::randn_like(xs_leaf).requires_grad_(true);
   torch::Tensor w_leaf = fixed.w.detach().clone().requires_grad_(true);
   const double t_combine = fwd_bwd_ms([&] {
     torch::Tensor ws = w_leaf.reshape({-1}).index_select(0, q.pair);
     return torch::zeros({T, cfg.embed_dim}).index_add(0, q.token, y_leaf * ws.unsqueeze(1));
   }, reps);
-  const double t_mlp = fwd_bwd_ms([&] { return mlp->forward(x); }, reps);
+  // The layer against the dense MLP of equal MACs, in turn.
+  const std::vector<double> layer_ms = interleaved_ms({fwd_bwd([&] {
+                                                        torch::Tensor y = layer->forward(x, 0, {});
+                                                        layer->router(0)->take_loss();
+                                                        return y;
+                                                      }),
+                                                      fwd_bwd([&] { return mlp->forward(x); })},
+                                                     reps);
+  const double t_layer = layer_ms[0], t_mlp = layer_ms[1];
 
   // 3. The whole multi-task step (no loss functions: a sum of every output).
   auto step = [](MultiTaskModel& m, const torch::Tensor& img) {
@@ -128,8 +167,8 @@ int main(int argc, char** argv) {
       s.backward();
     };
   };
-  const double moe_step = median_ms(step(moe, images), std::max(3, reps / 2));
-  const double dense_step = median_ms(step(dense, images), std::max(3, reps / 2));
+  const std::vector<double> steps = interleaved_ms({step(moe, images), step(dense, images)}, std::max(3, reps / 2));
+  const double moe_step = steps[0], dense_step = steps[1];
 
   const int tasks = cfg.num_tasks();
   std::printf("### Where a training step goes (%s, batch %d, %d threads, forward + backward, median of %d)\n\n",
