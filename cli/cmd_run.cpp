@@ -3,7 +3,7 @@
 //
 //   m3vit run --model M.safetensors --task T (--image in.png | --input-npy x.npy) [--resize]
 //             [--out pred.png] [--save-logits out.npy] [--experts resident|stream] [--memory-budget B]
-//             [--precision fp32|bf16] [--conv winograd|direct] [--threads N] [--repeat N [--json]]
+//             [--precision fp32|bf16|int8] [--conv winograd|direct] [--threads N] [--repeat N [--json]]
 //   m3vit run --model M --task T[,T2,...|all] (--images DIR | --list FILE | --image X) --out-dir OUT
 //             [--save-logits] [...]          many images and tasks: cli/run_folder.cpp
 //
@@ -234,8 +234,8 @@ void register_run(CLI::App& app) {
       ->check(CLI::IsMember({"resident", "stream"}));
   sub->add_option("--memory-budget", a->memory_budget,
                   "stream modes: bytes for the weight buffers, e.g. 8M (default: two of the largest streamed load)");
-  sub->add_option("--precision", a->precision, "fp32 (default) or bf16 (AVX512-BF16)")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
+  sub->add_option("--precision", a->precision, "fp32 (default), bf16 (AVX512-BF16) or int8 (AVX512-VNNI; the file of `m3vit calibrate`)")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
   sub->add_option("--conv", a->conv, "head 3x3 convs: winograd (default, faster; fp32: 4x the conv weights, bf16: F(2x2), 16/9) or direct")
       ->check(CLI::IsMember({"winograd", "direct"}));
   sub->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);

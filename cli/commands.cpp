@@ -26,6 +26,7 @@ void register_all(CLI::App& app) {
 #ifdef M3VIT_WITH_TORCH
   register_hw(app);
   register_trace(app);
+  register_calibrate(app);  // the synthetic scenes are in m3vit_data, which the companion links
 #endif
   register_serve(app);
 }

@@ -27,5 +27,6 @@ void register_run(CLI::App& app);  // cli/cmd_run.cpp
 void register_hw(CLI::App& app);  // cli/cmd_hw.cpp
 void register_trace(CLI::App& app);  // cli/cmd_trace.cpp
 void register_serve(CLI::App& app);  // cli/cmd_serve.cpp
+void register_calibrate(CLI::App& app);  // cli/cmd_calibrate.cpp
 
 }  // namespace m3vit::cli

@@ -15,7 +15,7 @@ namespace m3vit::cli {
 
 namespace {
 namespace fs = std::filesystem;
-const char* const kTorchCommands[] = {"info", "infer", "export", "train", "eval", "demo", "hw", "trace", "--version"};
+const char* const kTorchCommands[] = {"info", "infer", "export", "train", "eval", "demo", "hw", "trace", "calibrate", "--version"};
 }  // namespace
 
 bool runs_in_torch_companion(const std::string& first_arg) {

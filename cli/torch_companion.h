@@ -1,7 +1,7 @@
 // The `m3vit` command is two programs. `m3vit` itself links no libtorch: it runs `run` and `serve`
 // on the runtime, so the memory a user gets from `m3vit run` is the runtime's (loading libtorch and
 // the ~290 libraries it pulls in costs ~160 MB of resident memory and ~0.4 s before any work). The
-// subcommands that need libtorch (info, infer, export, train, eval, demo, hw, trace, and --version
+// subcommands that need libtorch (info, infer, export, train, eval, demo, hw, trace, calibrate, and --version
 // for libtorch's line) are handed, with the same arguments, to `m3vit-torch`: found next to `m3vit`
 // (the build tree) or in <prefix>/libexec/m3vit (installed). docs/CLI.md, "Two programs".
 #pragma once

@@ -19,7 +19,8 @@ std::string version_text() {
   s += "export format  v" + std::to_string(M3VIT_EXPORT_FORMAT_VERSION) + " (reads model files of this format and older)\n";
   s += std::string("runtime        fp32 yes; bf16 ") +
        (rt::cpu_has_bf16() ? "yes (AVX512-BF16)" : "no (this CPU lacks AVX512-BF16)") +
-       "; int8 no (not in this build); AVX-512 kernels " + (rt::cpu_has_avx512() ? "yes" : "no") + "\n";
+       "; int8 " + (rt::cpu_has_vnni() ? "yes (AVX512-VNNI)" : "no (this CPU lacks AVX512-VNNI)") +
+       "; AVX-512 kernels " + (rt::cpu_has_avx512() ? "yes" : "no") + "\n";
 #ifdef M3VIT_WITH_TORCH
   s += "libtorch       " TORCH_VERSION ", CUDA ";
   if (!at::hasCUDA())

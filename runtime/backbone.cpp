@@ -26,12 +26,16 @@ Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec)
     : cfg_(f.config()), n_(cfg_.num_tokens()), d_(cfg_.embed_dim) {
   const ModelConfig& c = cfg_;
   const int hw = c.num_patches(), pp = c.in_chans * c.patch * c.patch, mh = c.mlp_hidden();
-  patch_ = MatmulPlan(ctx, pp, d_, true, hw, Epilogue::none, prec);
+  // int8 mode: the patch embedding stays fp32 (its input is the image, 0.4% of the multiply-adds), and
+  // the attention core runs as in bf16 mode where the CPU has AVX512-BF16 (runtime/ops/attention.h):
+  // its q·kᵀ and P·v have no weights to quantise ahead of time.
+  const Precision attn_prec = prec != Precision::int8 ? prec : cpu_has_bf16() ? Precision::bf16 : Precision::fp32;
+  patch_ = MatmulPlan(ctx, pp, d_, true, hw, Epilogue::none, prec == Precision::int8 ? Precision::fp32 : prec);
   qkv_plan_ = MatmulPlan(ctx, d_, 3 * d_, c.qkv_bias, n_, Epilogue::none, prec);
   proj_ = MatmulPlan(ctx, d_, d_, true, n_, Epilogue::residual, prec);
   fc1_ = MatmulPlan(ctx, d_, mh, true, n_, Epilogue::gelu, prec);
   fc2_ = MatmulPlan(ctx, mh, d_, true, n_, Epilogue::residual, prec);
-  attn_ = AttentionPlan(n_, c.num_heads, c.head_dim(), prec);
+  attn_ = AttentionPlan(n_, c.num_heads, c.head_dim(), attn_prec);
   if (!c.moe_blocks.empty()) moe_ = MoeLayer(ctx, n_, d_, c.moe_hidden(), c.moe_experts, c.moe_top_k, prec);
 
   // Patch embedding: conv weight [d, 3, p, p] flattened = a Linear [d, 3·p·p] over patch vectors

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/errors.h"
+#include "runtime/int8_format.h"
 #include "runtime/model_file.h"
 
 namespace m3vit::rt {
@@ -17,7 +18,11 @@ const char* kName[DenseStore::kKinds] = {"qkv", "proj", "fc1", "fc2"};
 
 size_t DenseStore::slot_bytes(const Plans& p) {
   size_t n = 0;
-  for (int k = 0; k < kKinds; ++k) n = std::max(n, align64(p[k]->weights_desc().get_size()) + p[k]->out() * 4);
+  for (int k = 0; k < kKinds; ++k) {
+    size_t b = align64(p[k]->weights_desc().get_size()) + p[k]->out() * 4;
+    if (p[k]->precision() == Precision::int8) b = align64(b) + (p[k]->out() + 1) * 4;  // the scales
+    n = std::max(n, b);
+  }
   return n;
 }
 
@@ -40,7 +45,13 @@ DenseStore::DenseStore(DnnlContext& ctx, const ModelFile& f, Residency residency
       for (int k = 0; k < kKinds; ++k) {
         if (!has(i, k)) continue;
         const std::string w = block_key(i, std::string(kKey[k]) + "weight");
-        packed_[i][k] = plans[k]->pack(f.data(w), has_bias_[k] ? f.data(block_key(i, std::string(kKey[k]) + "bias")) : nullptr);
+        const float* b = has_bias_[k] ? f.data(block_key(i, std::string(kKey[k]) + "bias")) : nullptr;
+        if (plans[k]->precision() == Precision::int8) {
+          packed_[i][k] = plans[k]->pack_s8(f.data_s8(w), f.data(weight_scale_key(w)), b, f.data(input_scale_key(w))[0]);
+        } else {
+          packed_[i][k] = plans[k]->pack(f.data(w), b);
+          if (ctx.calibration) packed_[i][k].observe = ctx.calibration->slot(w, 0, 1);
+        }
         f.release(w);
       }
     return;
@@ -49,13 +60,16 @@ DenseStore::DenseStore(DnnlContext& ctx, const ModelFile& f, Residency residency
   if (!ring_) throw Error("dense layer streaming needs a weight ring");
   if (ring->slot_bytes() < slot_bytes(plans) || ring->staging_floats() < staging_floats(c))
     throw Error("weight ring slots are smaller than the largest dense layer");
+  int8_ = plans[kQkv]->precision() == Precision::int8;
   for (int k = 0; k < kKinds; ++k) {
     in_[k] = plans[k]->in();
     out_[k] = plans[k]->out();
     packed_desc_[k] = plans[k]->weights_desc();
     bias_off_[k] = align64(packed_desc_[k].get_size());
-    // The file's [out, in] rows are format "ba" of the matmul's [in, out] operand.
-    const memory::desc plain({in_[k], out_[k]}, memory::data_type::f32, memory::format_tag::ba);
+    scale_off_[k] = align64(bias_off_[k] + out_[k] * 4);
+    // The file's [out, in] rows are format "ba" of the matmul's [in, out] operand (s8 in int8 mode).
+    const memory::desc plain({in_[k], out_[k]}, int8_ ? memory::data_type::s8 : memory::data_type::f32,
+                             memory::format_tag::ba);
     pack_[k] = dnnl::reorder(dnnl::reorder::primitive_desc(eng_, plain, eng_, packed_desc_[k]));
   }
 
@@ -69,8 +83,13 @@ DenseStore::DenseStore(DnnlContext& ctx, const ModelFile& f, Residency residency
   for (int i = 0; i < c.depth; ++i) {
     for (int k = 0; k < kKinds; ++k) {
       if (!has(i, k)) continue;
-      src_[i].w[k] = where(block_key(i, std::string(kKey[k]) + "weight"));
+      const std::string wk = block_key(i, std::string(kKey[k]) + "weight");
+      src_[i].w[k] = where(wk);
       if (has_bias_[k]) src_[i].b[k] = where(block_key(i, std::string(kKey[k]) + "bias"));
+      if (int8_) {  // the scales were checked (finite, > 0) when the file was opened
+        src_[i].s[k] = f.file_offset(weight_scale_key(wk));
+        src_[i].x[k] = f.file_offset(input_scale_key(wk));
+      }
     }
     seg.push_back({i, kQkv});
     seg.push_back({i, kProj});
@@ -92,6 +111,10 @@ DenseStore::DenseStore(DnnlContext& ctx, const ModelFile& f, Residency residency
       view_[s][k].weights = memory(packed_desc_[k], eng_, base);
       if (has_bias_[k])
         view_[s][k].bias = memory({{1, out_[k]}, memory::data_type::f32, memory::format_tag::ab}, eng_, base + bias_off_[k]);
+      if (int8_) {
+        view_[s][k].scale = memory({{1, out_[k]}, memory::data_type::f32, memory::format_tag::ab}, eng_, base + scale_off_[k]);
+        view_[s][k].in_step = reinterpret_cast<const float*>(base + scale_off_[k]) + out_[k];
+      }
     }
   }
   ticket_.assign(c.depth, {});
@@ -137,12 +160,22 @@ int64_t DenseStore::load(int block, int kind, uint8_t* slot, dnnl::stream& strm)
   const std::string what = std::string("the ") + kName[kind] + " weights of block " + std::to_string(block);
   const size_t n = static_cast<size_t>(in_[kind]) * out_[kind];
   float* staging = ring_->staging();
-  ring_->read(staging, n * 4, src_[block].w[kind], what);
-  memory plain({{in_[kind], out_[kind]}, memory::data_type::f32, memory::format_tag::ba}, eng_, staging);
+  const size_t wb = int8_ ? 1 : 4;
+  ring_->read(staging, n * wb, src_[block].w[kind], what);
+  memory plain({{in_[kind], out_[kind]}, int8_ ? memory::data_type::s8 : memory::data_type::f32,
+                memory::format_tag::ba},
+               eng_, staging);
   memory dst(packed_desc_[kind], eng_, slot);
   pack_[kind].execute(strm, plain, dst);
   strm.wait();
-  int64_t bytes = static_cast<int64_t>(n) * 4;
+  int64_t bytes = static_cast<int64_t>(n * wb);
+  if (int8_) {  // s_w[n] and s_x, then s_x·s_w[n]
+    float* s = reinterpret_cast<float*>(slot + scale_off_[kind]);
+    ring_->read(s, out_[kind] * 4, src_[block].s[kind], what);
+    ring_->read(s + out_[kind], 4, src_[block].x[kind], what);
+    for (int o = 0; o < out_[kind]; ++o) s[o] *= s[out_[kind]];
+    bytes += (out_[kind] + 1) * 4;
+  }
   if (has_bias_[kind]) {
     ring_->read(slot + bias_off_[kind], out_[kind] * 4, src_[block].b[kind], what);
     bytes += out_[kind] * 4;

@@ -74,6 +74,7 @@ class DenseStore {
   };
   struct Source {
     size_t w[kKinds] = {}, b[kKinds] = {};  // file offsets (b: 0 when the layer has no bias)
+    size_t s[kKinds] = {}, x[kKinds] = {};  // int8: weight scales [out] and input step [1]
   };
   void post(size_t segment);
   int64_t load(int block, int kind, uint8_t* slot, dnnl::stream& strm) const;
@@ -91,6 +92,8 @@ class DenseStore {
   dnnl::memory::desc packed_desc_[kKinds];
   dnnl::reorder pack_[kKinds];
   size_t bias_off_[kKinds] = {};
+  size_t scale_off_[kKinds] = {};  // int8: s_x·s_w[n] [out] and s_x after the bias
+  bool int8_ = false;
   std::vector<std::array<PackedWeights, kKinds>> view_;  // [slot][kind]
   std::vector<std::array<int, kKinds>> ticket_;           // [block][kind] of the current image
   std::function<void()> after_last_;

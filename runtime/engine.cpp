@@ -12,7 +12,9 @@
 #include "runtime/backbone.h"
 #include "runtime/dense_store.h"
 #include "runtime/expert_store.h"
+#include "io/safetensors.h"
 #include "runtime/head_store.h"
+#include "runtime/int8_format.h"
 #include "runtime/model_file.h"
 #include "runtime/pup_head.h"
 #include "runtime/task_switch.h"
@@ -64,9 +66,21 @@ Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::m
   const bool stream_experts = opt.experts == Residency::stream, stream_layers = opt.layers == Residency::stream;
   if (!stream_experts && !stream_layers && opt.memory_budget != 0)
     throw ConfigError("--memory-budget applies to --experts stream or --layers stream only");
+  if (opt.precision == Precision::int8 && !cpu_has_vnni())
+    throw ConfigError("int8 mode needs a CPU with AVX512-VNNI (this one has none; oneDNN would run reference "
+                      "int8 kernels, slower than fp32); use fp32");
+  if (opt.calibration && (opt.precision != Precision::fp32 || stream_experts || stream_layers))
+    throw ConfigError("calibration runs the fp32 engine with resident weights");
   // Open and check everything first: a bad file fails here before any packing work.
   ModelFile file(path);
   m.cfg = file.config();
+  if (file.int8() && opt.precision != Precision::int8)
+    throw ConfigError(path + " is an int8 file (m3vit calibrate): run it with --precision int8, or run the fp32 "
+                      "export it was calibrated from");
+  if (!file.int8() && opt.precision == Precision::int8)
+    throw ConfigError(path + " holds fp32 weights: int8 mode needs the calibrated file that `m3vit calibrate "
+                      "--model " + path + " --out M_int8.safetensors` writes");
+  m.ctx.calibration = opt.calibration;
   m.backbone = std::make_unique<Backbone>(m.ctx, file, opt.precision);
   m.head = std::make_unique<PupHead>(m.ctx, m.cfg, opt.precision, opt.winograd);
   const MoeLayer& moe = m.backbone->moe();
@@ -232,6 +246,35 @@ std::vector<float> Engine::run(int task, const std::vector<float>& image) {
   std::vector<float> out(static_cast<size_t>(out_channels(task)) * c.img_h * c.img_w);
   run(task, image.data(), out.data());
   return out;
+}
+
+// The calibration pass of int8 mode (declared in runtime/int8_format.h): here, because it runs the
+// engine, and engine.h is the top of the runtime (nothing else in it includes the engine).
+Calibration calibrate_model(const std::string& model, int images,
+                            const std::function<void(int, std::vector<float>&)>& image, int threads) {
+  if (images < 1) throw ConfigError("calibration needs at least one image");
+  if (SafeTensorsFile(model).metadata().count(kPrecisionKey))
+    throw ConfigError(model + ": already an int8 file; calibrate the fp32 export it came from");
+  Calibration calib;
+  EngineOptions o;
+  o.threads = threads;
+  o.calibration = &calib;
+  Engine eng(model, o);
+  const ModelConfig& c = eng.config();
+  std::vector<float> x(static_cast<size_t>(c.in_chans) * c.img_h * c.img_w);
+  std::vector<std::vector<float>> outs(c.num_tasks());
+  std::vector<int> tasks;
+  std::vector<float*> out_ptrs;
+  for (int t = 0; t < c.num_tasks(); ++t) {
+    outs[t].resize(static_cast<size_t>(c.tasks[t].out_channels) * c.img_h * c.img_w);
+    tasks.push_back(t);
+    out_ptrs.push_back(outs[t].data());
+  }
+  for (int i = 0; i < images; ++i) {
+    image(i, x);
+    eng.run_tasks(tasks, x.data(), out_ptrs);
+  }
+  return calib;
 }
 
 }  // namespace m3vit::rt

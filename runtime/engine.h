@@ -63,7 +63,7 @@ class Engine {
   size_t weight_bytes() const;
   size_t expert_bytes() const;
   size_t stream_bytes() const;
-  // True when the head's 3×3 convs run as Winograd (fp32; runtime/ops/conv.h).
+  // True when the head's 3×3 convs run as Winograd (runtime/ops/conv.h; bf16 and int8: our F(2×2)).
   bool head_winograd() const;
 
  private:

@@ -69,6 +69,7 @@ class ExpertStore {
  private:
   struct LayerSource {
     size_t w1, b1, w2, b2;  // file offsets of the stacked tensors
+    size_t s1 = 0, x1 = 0, s2 = 0, x2 = 0;  // int8: weight scales [E, out] and input steps [E]
   };
   int64_t load(int layer, int expert, uint8_t* slot, dnnl::stream& strm) const;  // returns bytes read
 
@@ -86,6 +87,9 @@ class ExpertStore {
   dnnl::reorder pack1_, pack2_;  // plain [out, in] fp32 -> packed layout (run by the reader thread)
   dnnl::memory::desc plain1_, plain2_, packed1_, packed2_;
   size_t off_b1_ = 0, off_w2_ = 0, off_b2_ = 0;  // byte offsets in a slot (fc1 weights at 0)
+  // int8: the scales s_x·s_w[n] and s_x after each bias ([hid + 1] and [d + 1] floats)
+  size_t off_s1_ = 0, off_s2_ = 0;
+  bool int8_ = false;
   std::vector<PackedWeights> slot_fc1_, slot_fc2_;  // per ring slot: views of its memory
   std::vector<ExpertWeights> slot_view_;
   int base_ = 0;  // ticket of the current layer's first expert

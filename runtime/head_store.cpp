@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "common/errors.h"
+#include "runtime/int8_format.h"
 #include "runtime/model_file.h"
 
 namespace m3vit::rt {
@@ -16,7 +17,11 @@ std::string bn_key(int j) { return "syncbn_fc_" + std::to_string(j) + "."; }
 
 size_t HeadStore::slot_bytes(const Plans& p) {
   size_t n = 0;
-  for (int j = 0; j < 4; ++j) n = std::max(n, align64(p[j]->weights_desc().get_size()) + p[j]->cout() * 4);
+  for (int j = 0; j < 4; ++j) {
+    size_t b = align64(p[j]->weights_desc().get_size()) + p[j]->cout() * 4;
+    if (p[j]->precision() == Precision::int8) b = align64(b) + (p[j]->cout() + 1) * 4;  // the scales
+    n = std::max(n, b);
+  }
   return n;
 }
 
@@ -38,12 +43,24 @@ HeadStore::HeadStore(DnnlContext& ctx, const ModelFile& f, Residency residency, 
       for (int j = 0; j < 4; ++j) {
         const std::string cj = conv_key(j), bj = bn_key(j);
         const int cin = j == 0 ? d_ : c_;
-        const float* w = f.data(key(cj + "weight"));
+        const std::string wk = key(cj + "weight");
+        if (plans[j]->precision() == Precision::int8) {
+          // BatchNorm folded into the per-channel scales and the bias; the s8 weights stay as stored.
+          std::vector<float> sc(f.data(weight_scale_key(wk)), f.data(weight_scale_key(wk)) + c_);
+          std::vector<float> bf(f.data(key(cj + "bias")), f.data(key(cj + "bias")) + c_);
+          fold_batchnorm(sc.data(), 1, bf.data(), c_, f.data(key(bj + "weight")), f.data(key(bj + "bias")),
+                         f.data(key(bj + "running_mean")), f.data(key(bj + "running_var")), kBnEps);
+          convs[j] = plans[j]->pack_s8(f.data_s8(wk), sc.data(), bf.data(), f.data(input_scale_key(wk))[0]);
+          f.release(wk);
+          continue;
+        }
+        const float* w = f.data(wk);
         const float* b = f.data(key(cj + "bias"));
         std::vector<float> wf(w, w + static_cast<size_t>(c_) * cin * 9), bf(b, b + c_);
         fold_batchnorm(wf, bf, c_, f.data(key(bj + "weight")), f.data(key(bj + "bias")),
                        f.data(key(bj + "running_mean")), f.data(key(bj + "running_var")), kBnEps);
         convs[j] = plans[j]->pack(wf.data(), bf.data());
+        if (ctx.calibration) convs[j].observe = ctx.calibration->slot(wk, 0, 1);
         f.release(key(cj + "weight"));
       }
     }
@@ -53,10 +70,12 @@ HeadStore::HeadStore(DnnlContext& ctx, const ModelFile& f, Residency residency, 
   if (!ring_) throw Error("head conv streaming needs a weight ring");
   if (ring->slot_bytes() < slot_bytes(plans) || ring->staging_floats() < staging_floats(c))
     throw Error("weight ring slots are smaller than the largest head conv");
+  int8_ = plans[0]->precision() == Precision::int8;
   for (int j = 0; j < 4; ++j) {
     plans_[j] = plans[j];
     packed_desc_[j] = plans[j]->weights_desc();
     bias_off_[j] = align64(packed_desc_[j].get_size());
+    scale_off_[j] = align64(bias_off_[j] + c_ * 4);
   }
   // Where everything is; every streamed tensor checked for NaN/Inf once, by reading.
   auto where = [&](const std::string& key) {
@@ -73,6 +92,10 @@ HeadStore::HeadStore(DnnlContext& ctx, const ModelFile& f, Residency residency, 
       h.beta[j] = where(head_key(t.name, bj + "bias"));
       h.mean[j] = where(head_key(t.name, bj + "running_mean"));
       h.var[j] = where(head_key(t.name, bj + "running_var"));
+      if (int8_) {
+        h.s[j] = f.file_offset(weight_scale_key(head_key(t.name, cj + "weight")));
+        h.x[j] = f.file_offset(input_scale_key(head_key(t.name, cj + "weight")));
+      }
     }
     src_.push_back(h);
     task_names_.push_back(t.name);
@@ -83,7 +106,14 @@ HeadStore::HeadStore(DnnlContext& ctx, const ModelFile& f, Residency residency, 
     uint8_t* base = ring->slot(s);
     for (int j = 0; j < 4; ++j) {
       view_[s][j].weights = memory(packed_desc_[j], eng_, base);
-      view_[s][j].bias = memory({{c_}, memory::data_type::f32, memory::format_tag::a}, eng_, base + bias_off_[j]);
+      if (!int8_) {
+        view_[s][j].bias = memory({{c_}, memory::data_type::f32, memory::format_tag::a}, eng_, base + bias_off_[j]);
+        continue;
+      }
+      // int8 plans take the bias and the scales as [1, c, 1, 1] post-op operands (runtime/ops/conv.cpp).
+      view_[s][j].bias = memory({{1, c_, 1, 1}, memory::data_type::f32, memory::format_tag::nchw}, eng_, base + bias_off_[j]);
+      view_[s][j].scale = memory({{1, c_, 1, 1}, memory::data_type::f32, memory::format_tag::nchw}, eng_, base + scale_off_[j]);
+      view_[s][j].in_step = reinterpret_cast<const float*>(base + scale_off_[j]) + c_;
     }
   }
 }
@@ -119,12 +149,25 @@ int64_t HeadStore::load(int task, int j, uint8_t* slot, dnnl::stream& strm) cons
   const int cin = j == 0 ? d_ : c_;
   const size_t per_out = static_cast<size_t>(cin) * 9;
   float* staging = ring_->staging();
-  ring_->read(staging, c_ * per_out * 4, h.w[j], what);
+  const size_t wb = int8_ ? 1 : 4;
+  ring_->read(staging, c_ * per_out * wb, h.w[j], what);
   float* bias = reinterpret_cast<float*>(slot + bias_off_[j]);
   ring_->read(bias, c_ * 4, h.b[j], what);
   std::vector<float> bn(4 * static_cast<size_t>(c_));  // γ, β, mean, var
   const size_t at[4] = {h.gamma[j], h.beta[j], h.mean[j], h.var[j]};
   for (int q = 0; q < 4; ++q) ring_->read(bn.data() + q * c_, c_ * 4, at[q], what);
+  if (int8_) {
+    // BatchNorm folded into the scales and the bias (as resident, runtime/head_store.cpp above),
+    // then s_x·s_w[o]; the s8 weights are reordered as stored.
+    float* s = reinterpret_cast<float*>(slot + scale_off_[j]);
+    ring_->read(s, c_ * 4, h.s[j], what);
+    ring_->read(s + c_, 4, h.x[j], what);
+    fold_batchnorm(s, 1, bias, c_, bn.data(), bn.data() + c_, bn.data() + 2 * c_, bn.data() + 3 * c_, kBnEps);
+    memory dst(packed_desc_[j], eng_, slot);
+    plans_[j]->pack_s8_weights(reinterpret_cast<const int8_t*>(staging), s, dst, strm);
+    for (int o = 0; o < c_; ++o) s[o] *= s[c_];
+    return static_cast<int64_t>(c_ * per_out + (6 * c_ + 1) * 4);
+  }
   fold_batchnorm(staging, per_out, bias, c_, bn.data(), bn.data() + c_, bn.data() + 2 * c_, bn.data() + 3 * c_, kBnEps);
   memory dst(packed_desc_[j], eng_, slot);
   plans_[j]->pack_weights(staging, dst, strm);  // a reorder, or the Winograd transform (ops/conv.h)

@@ -55,6 +55,7 @@ class HeadStore {
  private:
   struct Source {
     size_t w[4] = {}, b[4] = {}, gamma[4] = {}, beta[4] = {}, mean[4] = {}, var[4] = {};  // file offsets
+    size_t s[4] = {}, x[4] = {};  // int8: weight scales [c] and input step [1]
   };
   int64_t load(int task, int j, uint8_t* slot, dnnl::stream& strm) const;
 
@@ -70,6 +71,8 @@ class HeadStore {
   dnnl::memory::desc packed_desc_[4];
   const ConvPlan* plans_[4] = {};  // pack streamed weights into their slots (the engine owns the plans)
   size_t bias_off_[4] = {};
+  size_t scale_off_[4] = {};  // int8: s_x·s_w[o] (BatchNorm folded) [c] and s_x after the bias
+  bool int8_ = false;
   std::vector<std::array<PackedConv, 4>> view_;  // [slot][j]
   std::array<int, 4> ticket_ = {};                // of the current image
 };

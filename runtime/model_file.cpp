@@ -11,6 +11,7 @@
 
 #include "common/errors.h"
 #include "io/safetensors.h"
+#include "runtime/int8_format.h"
 
 namespace m3vit::rt {
 
@@ -55,14 +56,36 @@ ModelFile::ModelFile(const std::string& path) : path_(path), st_(std::make_uniqu
     if (msg.rfind(path, 0) == 0) throw;
     throw ConfigError(path + ": " + msg);
   }
+  const auto& md = st_->metadata();
+  if (auto p = md.find(kPrecisionKey); p != md.end()) {
+    if (p->second != kPrecisionInt8)
+      throw FormatError(path + ": unknown " + kPrecisionKey + " '" + p->second + "' (this build reads int8)");
+    int8_ = true;
+  }
   std::set<std::string> expected;
+  auto missing = [&](const std::string& name, const std::vector<int64_t>& shape) {
+    return FormatError(path + ": missing tensor '" + name + "' " + shape_str(shape) + " (config '" + cfg_.name +
+                       "', gate " + to_string(cfg_.gate) + (int8_ ? ", int8 file" : "") + ")");
+  };
   for (const auto& s : export_tensor_specs(cfg_)) {
-    if (!st_->has(s.name))
-      throw FormatError(path + ": missing tensor '" + s.name + "' " + shape_str(s.shape) + " (config '" + cfg_.name +
-                        "', gate " + to_string(cfg_.gate) + ")");
-    st_->get(s.name, DType::F32, s.shape);  // ShapeError naming both shapes
+    if (!st_->has(s.name)) throw missing(s.name, s.shape);
+    // ShapeError naming both shapes (and dtypes)
+    st_->get(s.name, int8_ && int8_weight_key(s.name) ? DType::I8 : DType::F32, s.shape);
     expected.insert(s.name);
   }
+  if (int8_)
+    for (const Int8ScaleSpec& q : int8_scale_specs(cfg_))
+      for (const auto& [name, shape] : {std::pair{q.weight_scale, q.weight_scale_shape}, std::pair{q.input_scale, q.input_scale_shape}}) {
+        if (!st_->has(name)) throw missing(name, shape);
+        const TensorView& v = st_->get(name, DType::F32, shape);
+        // A scale of 0, below 0, NaN or Inf would silently zero or poison the layer: refuse it here.
+        const float* x = v.f32();
+        for (int64_t i = 0; i < v.numel(); ++i)
+          if (!(std::isfinite(x[i]) && x[i] > 0.f))
+            throw NumericError(path + ": tensor '" + name + "': element " + std::to_string(i) + " is " +
+                               std::to_string(x[i]) + " (int8 scales must be finite and > 0)");
+        expected.insert(name);
+      }
   for (const auto& n : st_->names())
     if (!expected.count(n) && !export_only_key(n))
       throw FormatError(path + ": unexpected tensor '" + n + "' " + shape_str(st_->get(n).shape) +
@@ -88,12 +111,23 @@ const float* ModelFile::data(const std::string& name, int64_t first, int64_t cou
   return p;
 }
 
+const int8_t* ModelFile::data_s8(const std::string& name, int64_t first, int64_t count) const {
+  const TensorView& v = st_->get(name);
+  if (v.dtype != DType::I8) throw FormatError(path_ + ": tensor '" + name + "' is not I8 (int8 weights)");
+  if (count < 0) count = v.numel() - first;
+  if (first < 0 || first + count > v.numel())
+    throw Error(path_ + ": tensor '" + name + "': elements [" + std::to_string(first) + ", " +
+                std::to_string(first + count) + ") outside its " + std::to_string(v.numel()));
+  return static_cast<const int8_t*>(v.data) + first;
+}
+
 int64_t ModelFile::numel(const std::string& name) const { return st_->get(name).numel(); }
 
 size_t ModelFile::file_offset(const std::string& name) const { return st_->file_offset(name); }
 
 void ModelFile::check_finite_by_reading(const std::string& name) const {
   const TensorView& v = st_->get(name);
+  if (v.dtype == DType::I8) return;  // s8 weights are finite by construction; only F32 needs the scan
   const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw IoError(path_ + ": cannot reopen for reading");
   std::vector<float> buf(1 << 18);  // 1 MiB

@@ -3,7 +3,7 @@
 //
 // Everything is checked when the file is opened, before any weight is used: the format tag, that the
 // config validates and is one this engine can run, and that every tensor the config implies is
-// present as F32 with exactly the expected shape (export_tensor_specs). Errors name the file, the
+// present as F32 (I8 for the quantised weights of an int8 file, with their scales) with exactly the expected shape (export_tensor_specs). Errors name the file, the
 // tensor and both shapes. Extra tensors are refused too, except the export-only ones (the
 // training-only TAM and BatchNorm's num_batches_tracked, export_only_key). Those are never mapped or
 // read: the file is mapped whole, but a page enters the resident set only when a weight on it is
@@ -35,6 +35,12 @@ class ModelFile {
 
   const std::string& path() const { return path_; }
   const ModelConfig& config() const { return cfg_; }
+  // True for an int8 file (runtime/int8_format.h): its quantised weights are I8 with their scales,
+  // all checked at open.
+  bool int8() const { return int8_; }
+  // The s8 data of a quantised weight of an int8 file (elements [first, first + count); count < 0:
+  // to the end), mapped.
+  const int8_t* data_s8(const std::string& name, int64_t first = 0, int64_t count = -1) const;
 
   // fp32 data of a checked tensor, mapped from the file; scanned for NaN/Inf on the first call
   // (NumericError naming the tensor).
@@ -60,6 +66,7 @@ class ModelFile {
   std::string path_;
   ModelConfig cfg_;
   std::unique_ptr<SafeTensorsFile> st_;
+  bool int8_ = false;
 };
 
 // Throws NumericError "<what>: element i is nan" unless every value is finite.

@@ -15,12 +15,13 @@ Residency residency_from_string(const std::string& s) {
   throw ConfigError("unknown expert mode '" + s + "' (expected resident or stream)");
 }
 
-const char* to_string(Precision p) { return p == Precision::bf16 ? "bf16" : "fp32"; }
+const char* to_string(Precision p) { return p == Precision::int8 ? "int8" : p == Precision::bf16 ? "bf16" : "fp32"; }
 
 Precision precision_from_string(const std::string& s) {
   if (s == "fp32") return Precision::fp32;
   if (s == "bf16") return Precision::bf16;
-  throw ConfigError("unknown precision '" + s + "' (expected fp32 or bf16)");
+  if (s == "int8") return Precision::int8;
+  throw ConfigError("unknown precision '" + s + "' (expected fp32, bf16 or int8)");
 }
 
 size_t parse_bytes(const std::string& s) {

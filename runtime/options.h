@@ -31,15 +31,19 @@ struct EngineOptions {
   // Head 3×3 convs as Winograd (runtime/ops/conv.h). fp32: oneDNN's F(4×4, 3×3), 2.7× faster than
   // direct, but its transformed weights take 4× the memory of the heads' 3×3 weights (+160 MB for the
   // five PASCAL heads). bf16: our F(2×2, 3×3) (runtime/ops/winograd.h), weights 16/9 of the 3×3's in
-  // bf16 (less than fp32 direct). false: direct convs.
+  // bf16 (less than fp32 direct). int8: our F(2×2, 3×3) in s8 (runtime/ops/winograd_int8.h). false:
+  // direct convs (int8: oneDNN's int8 direct conv with the calibrated input steps).
   bool winograd = true;
+  // `m3vit calibrate`: where the fp32 engine records the input range of every layer that int8 mode
+  // quantises (runtime/int8_format.h). fp32 and resident weights only; null otherwise.
+  Calibration* calibration = nullptr;
 };
 
 // The command line's words. Each parser throws ConfigError naming the word and the accepted ones.
 const char* to_string(Residency r);
 Residency residency_from_string(const std::string& s);  // "resident" | "stream"
 const char* to_string(Precision p);
-Precision precision_from_string(const std::string& s);  // "fp32" | "bf16"
+Precision precision_from_string(const std::string& s);  // "fp32" | "bf16" | "int8"
 // "512K", "64M", "1.5G" (powers of 1024) or plain bytes.
 size_t parse_bytes(const std::string& s);
 

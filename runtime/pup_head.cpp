@@ -12,10 +12,10 @@
 namespace m3vit::rt {
 
 namespace {
-// Largest divisor of rows whose band keeps at most kBandPixels output pixels (at least one row), so
+// Largest divisor of rows whose band keeps at most `pixels` output pixels (at least one row), so
 // every band has the same height and one conv primitive serves them all.
-int band_rows(int rows, int width) {
-  const int cap = std::max(1, PupHead::kBandPixels / std::max(1, width));
+int band_rows(int rows, int width, int pixels) {
+  const int cap = std::max(1, pixels / std::max(1, width));
   for (int r = std::min(rows, cap); r > 1; --r)
     if (rows % r == 0) return r;
   return 1;
@@ -37,9 +37,11 @@ PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool 
     UpStage& st = up_[s];
     st.in_h = h_ << s;
     st.in_w = w_ << s;
-    st.band = band_rows(2 * st.in_h, 2 * st.in_w);
+    st.band = band_rows(2 * st.in_h, 2 * st.in_w, prec == Precision::int8 ? kBandPixelsInt8 : kBandPixels);
     // The band buffer carries its halo rows (zeros at the map's top and bottom), so no vertical padding.
-    st.plan = ConvPlan(ctx, 3, c_, c_, st.band + 2, 2 * st.in_w, 0, 0, /*relu=*/true, prec, winograd);
+    // Their input is a ReLU output upsampled: ≥ 0, so u8 in int8 mode.
+    st.plan = ConvPlan(ctx, 3, c_, c_, st.band + 2, 2 * st.in_w, 0, 0, /*relu=*/true, prec, winograd,
+                       /*input_nonneg=*/true);
     pad = std::max(pad, st.plan.scratchpad_bytes());
     band_in = std::max(band_in, blocked_floats(c_, st.band + 2, 2 * st.in_w) * st.plan.src_elem_bytes());
     band_out = std::max(band_out, blocked_floats(c_, st.band, 2 * st.in_w));

@@ -37,6 +37,10 @@ struct HeadWeights {
 class PupHead {
  public:
   static constexpr int kBandPixels = 8192;  // output pixels per band: [32, 256] rows at 512×512 input
+  // int8 mode: half the band. Its weights are a quarter of fp32's, so the band buffers (and the int8
+  // convs' scratch, which scales with them) are most of what an all-streamed run holds; the int8
+  // Winograd's chunks are independent of the band, so smaller bands cost little.
+  static constexpr int kBandPixelsInt8 = 4096;
 
   PupHead() = default;
   // winograd: run the fp32 3×3 convs as Winograd (runtime/ops/conv.h: faster, 4× the conv weights).

@@ -173,8 +173,8 @@ void add_expert_shards(const SafeTensorsFile& ckpt, int64_t step, bool with_opti
     }
     throw FormatError(ckpt.path() + " (step " + std::to_string(step) + ") keeps its experts in shards, but " +
                       (seen.empty() ? (folder / name).string() + " is missing" : seen) +
-                      ": the shards of this checkpoint are lost (a run that stopped while writing one leaves the "
-                      "previous pair); restore them, or start again with --overwrite");
+                      ": this checkpoint's shards are missing or from another step; restore them, or start "
+                      "again with --overwrite");
   };
   auto gather = [&](const std::string& suffix, const std::string& prefix, std::map<std::string, torch::Tensor>& into) {
     std::map<std::string, std::vector<torch::Tensor>> parts;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "common/errors.h"
+#include "runtime/ops/quantize.h"
 
 namespace m3vit::rt {
 
@@ -28,10 +29,16 @@ void fold_batchnorm(float* w, size_t per_out, float* b, int out_ch, const float*
   }
 }
 
+namespace {
+// Post-op argument ids of an int8 plan: × scales, + bias (runtime/ops/matmul.cpp does the same).
+constexpr int kArgScale = DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1;
+constexpr int kArgBias = DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1;
+}  // namespace
+
 ConvPlan::ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom,
-                   bool relu, Precision prec, bool winograd)
+                   bool relu, Precision prec, bool winograd, bool input_nonneg)
     : ctx_(&ctx), k_(kernel), cin_(cin), cout_(cout), in_h_(in_h), w_(w),
-      out_h_(kernel == 3 ? in_h + pad_top + pad_bottom - 2 : in_h) {
+      out_h_(kernel == 3 ? in_h + pad_top + pad_bottom - 2 : in_h), prec_(prec) {
   if ((kernel != 1 && kernel != 3) || out_h_ < 1 || w < 1 || cin < 1 || cout < 1)
     throw ConfigError("conv plan with an unsupported kernel or an empty output");
   const int pw = kernel == 3 ? 1 : 0, pt = kernel == 3 ? pad_top : 0, pb = kernel == 3 ? pad_bottom : 0;
@@ -40,6 +47,45 @@ ConvPlan::ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, in
     wino_ = std::make_shared<const WinogradBf16>(ctx, cin, cout, in_h, w, pt, pb, relu);
     winograd_ = true;
     src_type_ = dt::f32;  // the transform reads fp32 and rounds once, after it
+    return;
+  }
+  if (winograd && kernel == 3 && prec == Precision::int8 && WinogradInt8::supports(cin, cout, out_h_, w)) {
+    wino8_ = std::make_shared<const WinogradInt8>(ctx, cin, cout, in_h, w, pt, pb, relu);
+    winograd_ = true;
+    in_u8_ = input_nonneg;
+    src_type_ = dt::f32;  // the transform reads fp32 and quantises V per α
+    return;
+  }
+  if (prec == Precision::int8) {
+    // [1, cin, in_h, w] u8/s8 nhwc * s8 -> [1, cout, out_h, w] f32 nhwc, then × s_x·s_w[o] + b[o]
+    // (binary post-ops with per-call operands, as in runtime/ops/matmul.cpp) and ReLU.
+    in_u8_ = input_nonneg;
+    src_type_ = dt::f32;
+    memory::desc q_md({1, cin, in_h, w}, in_u8_ ? dt::u8 : dt::s8, tag::nhwc);
+    memory::desc o_md({1, cout, out_h_, w}, dt::f32, tag::nhwc);
+    memory::desc v_md({1, cout, 1, 1}, dt::f32, tag::nchw);
+    dnnl::post_ops po;
+    po.append_binary(dnnl::algorithm::binary_mul, v_md);
+    po.append_binary(dnnl::algorithm::binary_add, v_md);
+    if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(po);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, q_md,
+                                      memory::desc({cout, cin, kernel, kernel}, dt::s8, tag::any), o_md, {1, 1},
+                                      {pt, pw}, {pb, pw});
+    pd_ = dnnl::convolution_forward::primitive_desc(d, attr, ctx.eng);
+    prim_ = dnnl::convolution_forward(pd_);
+    out_off_ = align64(static_cast<size_t>(cin) * in_h * w);
+    pad_off_ = out_off_ + align64(o_md.get_size());
+    src_m_ = memory(q_md, ctx.eng, nullptr);
+    out_nhwc_m_ = memory(o_md, ctx.eng, nullptr);
+    const memory::desc blocked({1, cout, out_h_, w}, dt::f32, tag::nChw16c);
+    out_m_ = memory(blocked, ctx.eng, nullptr);
+    to_blocked_ = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.eng, o_md, ctx.eng, blocked));
+    pad_m_ = memory(pd_.scratchpad_desc(), ctx.eng, nullptr);
+    pack_ = dnnl::reorder(dnnl::reorder::primitive_desc(
+        ctx.eng, memory::desc({cout, cin, kernel, kernel}, dt::s8, tag::oihw), ctx.eng, pd_.weights_desc()));
     return;
   }
   src_type_ = act_type(prec);
@@ -84,6 +130,29 @@ PackedConv ConvPlan::pack(const float* w, const float* b) const {
   return p;
 }
 
+PackedConv ConvPlan::pack_s8(const int8_t* q, const float* w_scale, const float* b, float in_step) const {
+  if (prec_ != Precision::int8) throw Error("pack_s8 on a conv plan that is not int8");
+  PackedConv p;
+  p.weights = memory(weights_desc(), ctx_->eng);
+  pack_s8_weights(q, w_scale, p.weights, ctx_->strm);
+  p.bias = memory({{1, cout_, 1, 1}, dt::f32, tag::nchw}, ctx_->eng);
+  std::copy(b, b + cout_, static_cast<float*>(p.bias.get_data_handle()));
+  p.scale_owner = memory({{cout_ + 1}, dt::f32, tag::a}, ctx_->eng);
+  float* s = static_cast<float*>(p.scale_owner.get_data_handle());
+  for (int o = 0; o < cout_; ++o) s[o] = in_step * w_scale[o];
+  s[cout_] = in_step;
+  p.scale = memory({{1, cout_, 1, 1}, dt::f32, tag::nchw}, ctx_->eng, s);
+  p.in_step = s + cout_;
+  return p;
+}
+
+void ConvPlan::pack_s8_weights(const int8_t* q, const float* w_scale, const memory& dst, dnnl::stream& strm) const {
+  if (wino8_) return wino8_->pack_to(q, w_scale, dst, strm);
+  memory user({{cout_, cin_, k_, k_}, dt::s8, tag::oihw}, ctx_->eng, const_cast<int8_t*>(q));
+  pack_.execute(strm, user, const_cast<memory&>(dst));
+  strm.wait();
+}
+
 void ConvPlan::pack_weights(const float* w, const memory& dst, dnnl::stream& strm) const {
   if (wino_) return wino_->pack_to(w, dst, strm);
   memory user({{cout_, cin_, k_, k_}, dt::f32, tag::oihw}, ctx_->eng, const_cast<float*>(w));
@@ -92,6 +161,30 @@ void ConvPlan::pack_weights(const float* w, const memory& dst, dnnl::stream& str
 }
 
 void ConvPlan::run(const void* src, const PackedConv& w, float* dst, void* scratch) const {
+  if (w.observe)  // fp32 calibration: the blocked fp32 input (its padded channels are zeros)
+    observe_max(w.observe, absmax(static_cast<const float*>(src), static_cast<int64_t>(blocked_floats(cin_, in_h_, w_))));
+  if (wino8_)  // V's steps are measured per chunk: the calibrated input step is not used
+    return wino8_->run(static_cast<const float*>(src), w.weights, static_cast<const float*>(w.bias.get_data_handle()),
+                       dst, scratch);
+  if (prec_ == Precision::int8) {
+    if (!w.in_step || !w.scale) throw Error("int8 conv run with weights that are not int8");
+    uint8_t* base = static_cast<uint8_t*>(scratch);
+    quantize_blocked_to_nhwc(static_cast<const float*>(src), cin_, in_h_, w_, *w.in_step, in_u8_, base);
+    src_m_.set_data_handle(base);
+    out_nhwc_m_.set_data_handle(base + out_off_);
+    pad_m_.set_data_handle(base + pad_off_);
+    prim_.execute(ctx_->strm, {{DNNL_ARG_SRC, src_m_},
+                               {DNNL_ARG_WEIGHTS, w.weights},
+                               {DNNL_ARG_DST, out_nhwc_m_},
+                               {kArgScale, w.scale},
+                               {kArgBias, w.bias},
+                               {DNNL_ARG_SCRATCHPAD, pad_m_}});
+    out_m_.set_data_handle(dst);
+    memory from = out_nhwc_m_, to = out_m_;  // shallow handles: the reorder takes non-const ones
+    to_blocked_.execute(ctx_->strm, from, to);
+    ctx_->strm.wait();
+    return;
+  }
   if (wino_)
     return wino_->run(static_cast<const float*>(src), w.weights, static_cast<const float*>(w.bias.get_data_handle()),
                       dst, scratch);

@@ -21,6 +21,7 @@
 
 #include "runtime/ops/dnnl_context.h"
 #include "runtime/ops/winograd.h"
+#include "runtime/ops/winograd_int8.h"
 
 namespace m3vit::rt {
 
@@ -40,7 +41,17 @@ inline size_t blocked_floats(int c, int h, int w) { return static_cast<size_t>(p
 struct PackedConv {
   dnnl::memory weights;
   dnnl::memory bias;
-  size_t bytes() const { return weights ? weights.get_desc().get_size() + bias.get_desc().get_size() : 0; }
+  // int8 (runtime/ops/quantize.h): [1, cout, 1, 1] fp32 s_x·s_w[o] and the input's step s_x (the
+  // float after them); scale_owner holds the buffer of resident weights. observe: fp32 calibration.
+  dnnl::memory scale;
+  const float* in_step = nullptr;
+  dnnl::memory scale_owner;
+  float* observe = nullptr;
+  size_t bytes() const {
+    return weights ? weights.get_desc().get_size() + bias.get_desc().get_size() +
+                         (scale ? scale.get_desc().get_size() + 4 : 0)
+                   : 0;
+  }
 };
 
 class ConvPlan {
@@ -49,16 +60,32 @@ class ConvPlan {
   // kernel 3: src [cin, in_h, w] nChw16c in the plan's input type (src_type()); dst [cout, out_h, w] nChw16c
   // fp32, out_h = in_h + pad_top + pad_bottom − 2. kernel 1: no padding, out_h = in_h. (Both ends
   // blocked: a blocked-to-channels-last 1×1 conv is a reference loop in oneDNN 2.6.)
+  // int8 plans (oneDNN's int8 direct conv, brgconv on VNNI) take the fp32 blocked input too: run()
+  // quantises it to 8 bits channels-last (the layout oneDNN's int8 convs take; with blocked input it
+  // offers only a reference kernel), runs the conv into fp32 channels-last and reorders that to the
+  // blocked output. input_nonneg: the input is ≥ 0 (after ReLU), so it is quantised to u8 (8 bits of
+  // range instead of 7); otherwise s8.
   ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom, bool relu,
-           Precision prec, bool winograd = false);
+           Precision prec, bool winograd = false, bool input_nonneg = false);
   // w [cout, cin, k, k] and b [cout], fp32 (BN already folded).
   PackedConv pack(const float* w, const float* b) const;
+  // int8 plans: q [cout, cin, k, k] s8 with per-output-channel scales w_scale [cout] (BN folded into
+  // them), b [cout] fp32, the input's step in_step.
+  PackedConv pack_s8(const int8_t* q, const float* w_scale, const float* b, float in_step) const;
+  // The same into a streamed slot: q reordered into `dst` (weights_desc()); w_scale as for pack_s8
+  // (the int8 Winograd transforms the dequantised weights).
+  void pack_s8_weights(const int8_t* q, const float* w_scale, const dnnl::memory& dst, dnnl::stream& strm) const;
+  // True for an int8 plan whose input is quantised to u8.
+  bool input_u8() const { return in_u8_; }
   // Only the weights, into dst (weights_desc(); e.g. a streamed slot), on strm.
   void pack_weights(const float* w, const dnnl::memory& dst, dnnl::stream& strm) const;
   // scratch: scratchpad_bytes() of 64-byte aligned memory (the caller's workspace).
   void run(const void* src, const PackedConv& w, float* dst, void* scratch) const;
-  size_t scratchpad_bytes() const { return wino_ ? wino_->scratch_bytes() : pd_.scratchpad_desc().get_size(); }
-  // The input's data type: fp32 for fp32 plans and the bf16 Winograd, bf16 for bf16 direct plans.
+  size_t scratchpad_bytes() const {
+    return wino_ ? wino_->scratch_bytes() : wino8_ ? wino8_->scratch_bytes() : pad_off_ + pd_.scratchpad_desc().get_size();
+  }
+  // The input's data type: fp32 for fp32 plans, the bf16 Winograd and int8 plans, bf16 for bf16
+  // direct plans.
   dnnl::memory::data_type src_type() const { return src_type_; }
   size_t src_elem_bytes() const { return src_type_ == dnnl::memory::data_type::bf16 ? 2 : 4; }
 
@@ -66,15 +93,26 @@ class ConvPlan {
   int cin() const { return cin_; }
   int cout() const { return cout_; }
   int kernel() const { return k_; }
-  dnnl::memory::desc weights_desc() const { return wino_ ? wino_->weights_desc() : pd_.weights_desc(); }
+  dnnl::memory::desc weights_desc() const {
+    return wino_ ? wino_->weights_desc() : wino8_ ? wino8_->weights_desc() : pd_.weights_desc();
+  }
   bool winograd() const { return winograd_; }
+  Precision precision() const { return prec_; }
 
  private:
   DnnlContext* ctx_ = nullptr;
   int k_ = 3, cin_ = 0, cout_ = 0, in_h_ = 0, w_ = 0, out_h_ = 0;
   bool winograd_ = false;
+  Precision prec_ = Precision::fp32;
+  bool in_u8_ = false;
+  // int8: the scratch holds the quantised input at 0, the fp32 channels-last output at out_off_,
+  // oneDNN's scratchpad at pad_off_ (0 for other plans); to_blocked_ moves the output to nChw16c.
+  size_t out_off_ = 0, pad_off_ = 0;
+  dnnl::reorder to_blocked_;
+  dnnl::memory out_nhwc_m_, out_m_;
   dnnl::memory::data_type src_type_ = dnnl::memory::data_type::f32;
   std::shared_ptr<const WinogradBf16> wino_;  // set for bf16 Winograd plans (then pd_ and prim_ are empty)
+  std::shared_ptr<const WinogradInt8> wino8_;  // set for int8 Winograd plans (likewise)
   dnnl::convolution_forward::primitive_desc pd_;
   dnnl::convolution_forward prim_;
   dnnl::reorder pack_;  // fp32 oihw weights -> pd_'s layout

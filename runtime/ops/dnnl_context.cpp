@@ -1,4 +1,4 @@
-// The bf16 capability check and the fp32<->bf16 loops (runtime/ops/dnnl_context.h, runtime/ops/bf16.h).
+// The bf16 and VNNI capability checks and the fp32<->bf16 loops (runtime/ops/dnnl_context.h, runtime/ops/bf16.h).
 #include "runtime/ops/dnnl_context.h"
 
 #include "runtime/ops/bf16.h"
@@ -8,6 +8,11 @@ namespace m3vit::rt {
 bool cpu_has_bf16() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512bf16");
+}
+
+bool cpu_has_vnni() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
 }
 
 void f32_to_bf16(const float* src, uint16_t* dst, int64_t n) {

@@ -27,16 +27,24 @@ enum class Epilogue {
   residual,  // y += x·Wᵀ + b (dst holds the residual stream; oneDNN sum post-op)
 };
 
-// A weight bound to a plan's layout: the reordered matrix (bf16 in bf16 mode) and the fp32 bias.
+// A weight bound to a plan's layout: the reordered matrix (bf16 in bf16 mode, s8 in int8 mode) and
+// the fp32 bias.
 struct PackedWeights {
   dnnl::memory weights;
   dnnl::memory bias;  // empty when the layer has no bias
+  // int8 (runtime/ops/quantize.h): [1, out] fp32 s_x·s_w[n], applied by a post-op to the s32 sums,
+  // and the input's step s_x (the float after the out scales, in the same buffer).
+  dnnl::memory scale;
+  const float* in_step = nullptr;
+  dnnl::memory scale_owner;  // resident int8 weights: the buffer under `scale` and `in_step`
+  // fp32 calibration (m3vit calibrate): the largest |input| seen is recorded here; null otherwise.
+  float* observe = nullptr;
   size_t bytes() const;
 };
 
 // Per-thread buffers for plans run concurrently from several OpenMP threads (the experts).
 struct MatmulScratch {
-  std::vector<uint16_t> bf16;  // bf16 copy of x in bf16 mode
+  std::vector<uint16_t> bf16;  // bf16 copy of x in bf16 mode (s8 in int8 mode)
   dnnl::memory pad;            // oneDNN's scratchpad (user-managed, one per thread)
   dnnl::stream strm;           // streams are not thread-safe: one per thread
 };
@@ -51,9 +59,17 @@ class MatmulPlan {
 
   // W [out, in] and b [out] (fp32, row-major) into this plan's packed layout.
   PackedWeights pack(const float* w, const float* b) const;
-  // x: [rows, in] fp32 (converted to bf16 first in bf16 mode); y: [rows, out] fp32. rows must be the
-  // plan's. scratch: required for a user-scratchpad plan.
-  void run(const float* x, const PackedWeights& w, float* y, MatmulScratch* scratch = nullptr) const;
+  // int8 plans: q [out, in] s8 with scales w_scale [out] (runtime/ops/quantize.h), b [out] fp32 or
+  // null, and the input's step in_step (from calibration).
+  PackedWeights pack_s8(const int8_t* q, const float* w_scale, const float* b, float in_step) const;
+  // x: [rows, in] fp32 (converted to bf16 first in bf16 mode, quantised with w.in_step in int8 mode);
+  // y: [rows, out] fp32. rows must be the plan's. scratch: required for a user-scratchpad plan.
+  // valid_rows: the rows that hold data (an expert chunk's padding is not), for w.observe.
+  void run(const float* x, const PackedWeights& w, float* y, MatmulScratch* scratch = nullptr,
+           int valid_rows = -1) const;
+  // The plain s8 [out, in] weights in file order ("ba" of the [in, out] operand), for streamed
+  // int8 weights (reordered into weights_desc(), which carries oneDNN's s8-input compensation).
+  dnnl::memory::desc plain_desc() const;
 
   // Sizes a thread's scratch for this (user-scratchpad) plan; keeps what other plans need.
   void reserve(MatmulScratch& s) const;
@@ -86,6 +102,10 @@ class MatmulBank {
   MatmulBank() = default;
   MatmulBank(DnnlContext& ctx, int in, int out, int max_rows, Epilogue epi, Precision prec);
   PackedWeights pack(const float* w, const float* b) const { return plans_.back().pack(w, b); }
+  PackedWeights pack_s8(const int8_t* q, const float* w_scale, const float* b, float in_step) const {
+    return plans_.back().pack_s8(q, w_scale, b, in_step);
+  }
+  const MatmulPlan& plan() const { return plans_.back(); }
   // rows in [1, max_rows]. x and y must have room for padded(rows) rows: the rows past `rows` are
   // read (any values) and written (garbage). Thread-safe with one scratch per thread.
   void run(const float* x, int rows, const PackedWeights& w, float* y, MatmulScratch& scratch) const;

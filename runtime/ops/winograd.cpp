@@ -2,14 +2,17 @@
 // The transforms work on 16 channels at once (one zmm register = one nChw16c channel block), so the
 // 4×4 tile arithmetic is plain adds and subtracts of vectors.
 #include "runtime/ops/winograd.h"
+#include "runtime/ops/winograd_int8.h"
 
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "common/errors.h"
+#include "runtime/ops/quantize.h"
 #include "runtime/ops/simd.h"
 
 namespace m3vit::rt {
@@ -71,6 +74,63 @@ M3VIT_BF16_AVX512 void output_tile(const float* m, size_t stride, __m512 bias, b
     r1[j] = _mm512_sub_ps(_mm512_sub_ps(b, c), e);
   }
   // A on columns.
+  __m512 y[2][2];
+  const __m512* r[2] = {r0, r1};
+  for (int i = 0; i < 2; ++i) {
+    y[i][0] = _mm512_add_ps(_mm512_add_ps(r[i][0], r[i][1]), r[i][2]);
+    y[i][1] = _mm512_sub_ps(_mm512_sub_ps(r[i][1], r[i][2]), r[i][3]);
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 2; ++j) {
+      __m512 o = _mm512_add_ps(y[i][j], bias);
+      if (relu) o = _mm512_max_ps(o, zero);
+      _mm512_storeu_ps(dst + (static_cast<int64_t>(oy + i) * w + ox + j) * 16, o);
+    }
+}
+
+// As input_tile, with V kept in fp32 (int8 mode quantises it per α once the chunk is done) and the
+// running max |V_α| of each α's 16 lanes in amax[α].
+M3VIT_BF16_AVX512 void input_tile_f32(const float* src, int in_h, int w, int y0, int x0, float* v, size_t stride,
+                                      __m512* amax) {
+  __m512 d[4][4];
+  for (int r = 0; r < 4; ++r) {
+    const int y = y0 + r;
+    for (int c = 0; c < 4; ++c) {
+      const int x = x0 + c;
+      d[r][c] = (y >= 0 && y < in_h && x >= 0 && x < w) ? _mm512_loadu_ps(src + (static_cast<int64_t>(y) * w + x) * 16)
+                                                       : _mm512_setzero_ps();
+    }
+  }
+  __m512 t[4][4];
+  for (int c = 0; c < 4; ++c) {
+    const __m512 col[4] = {d[0][c], d[1][c], d[2][c], d[3][c]};
+    __m512 o[4];
+    bt4(col, o);
+    for (int i = 0; i < 4; ++i) t[i][c] = o[i];
+  }
+  for (int i = 0; i < 4; ++i) {
+    __m512 o[4];
+    bt4(t[i], o);
+    for (int j = 0; j < 4; ++j) {
+      _mm512_storeu_ps(v + (4 * i + j) * stride, o[j]);
+      amax[4 * i + j] = _mm512_max_ps(amax[4 * i + j], _mm512_abs_ps(o[j]));
+    }
+  }
+}
+
+// output_tile of int8 mode: M_α holds s32 sums as fp32, each scaled by its α's sc[α·sc_stride + o]
+// (sv_α·su_α[o]) before the output transform, which oneDNN's post-op would do a pass earlier.
+M3VIT_BF16_AVX512 void output_tile_scaled(const float* m, size_t stride, const float* sc, size_t sc_stride,
+                                          __m512 bias, bool relu, float* dst, int w, int oy, int ox) {
+  __m512 v[16];
+  for (int a = 0; a < 16; ++a) v[a] = _mm512_mul_ps(_mm512_loadu_ps(m + a * stride), _mm512_loadu_ps(sc + a * sc_stride));
+  __m512 r0[4], r1[4];
+  for (int j = 0; j < 4; ++j) {
+    const __m512 a = v[0 + j], b = v[4 + j], c = v[8 + j], e = v[12 + j];
+    r0[j] = _mm512_add_ps(_mm512_add_ps(a, b), c);
+    r1[j] = _mm512_sub_ps(_mm512_sub_ps(b, c), e);
+  }
   __m512 y[2][2];
   const __m512* r[2] = {r0, r1};
   for (int i = 0; i < 2; ++i) {
@@ -220,6 +280,163 @@ void WinogradBf16::run(const float* src, const memory& weights, const float* bia
       }
       strm.wait();
       output_transform(m, bias, t0, n, dst);
+    }
+  }
+}
+
+// ---- int8 (runtime/ops/winograd_int8.h) ----
+
+WinogradInt8::WinogradInt8(DnnlContext& ctx, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom,
+                           bool relu)
+    : ctx_(&ctx), cin_(cin), cout_(cout), in_h_(in_h), w_(w), out_h_(in_h + pad_top + pad_bottom - 2),
+      pad_top_(pad_top), relu_(relu) {
+  if (!supports(cin, cout, out_h_, w))
+    throw ConfigError("int8 Winograd conv needs an even output and channels in multiples of 16");
+  tiles_x_ = w / 2;
+  tiles_ = (out_h_ / 2) * tiles_x_;
+  threads_ = std::max(1, omp_get_max_threads());
+  const int per_thread = (tiles_ + threads_ - 1) / threads_;
+  chunk_ = std::min(kMaxChunk, (per_thread + 15) / 16 * 16);
+  const memory::dim T = chunk_;
+  // M_α [T, cout] = V_α [T, cin] s8 · U_α [cin, cout] s8 as fp32 sums; the output transform scales
+  // them by sv_α·su_α[o] as it reads them (a binary post-op here measured 20% of the matmul).
+  memory::desc v_md({T, cin}, dt::s8, tag::ab);
+  memory::desc u_md({cin, cout}, dt::s8, tag::any);
+  memory::desc m_md({T, cout}, dt::f32, tag::ab);
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(v_md, u_md, m_md), attr, ctx.eng);
+  u_desc_ = pd.weights_desc();
+  pack_u_ = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.eng, memory::desc({cin, cout}, dt::s8, tag::ab), ctx.eng,
+                                                        u_desc_));
+  u_bytes_ = align64(u_desc_.get_size());
+  su_off_ = u_bytes_;
+  alpha_bytes_ = u_bytes_ + align64(static_cast<size_t>(cout) * 4);
+  w_desc_ = memory::desc({static_cast<memory::dim>(16 * alpha_bytes_)}, dt::u8, tag::a);
+  prim_ = dnnl::matmul(pd);
+  pad_bytes_ = pd.scratchpad_desc().get_size();
+  for (int t = 0; t < threads_; ++t) streams_.emplace_back(ctx.eng);
+  // Planes padded off a power-of-two stride (the bf16 form measured 5× slower without).
+  v_plane_ = static_cast<size_t>(T) * cin + 64;
+  m_plane_ = static_cast<size_t>(T) * cout + 32;
+  vq_off_ = align64(16 * v_plane_ * 4);
+  m_off_ = vq_off_ + align64(16 * v_plane_);
+  sc_off_ = m_off_ + align64(16 * m_plane_ * 4);
+  pad_off_ = sc_off_ + align64(16 * static_cast<size_t>(cout) * 4);
+  per_thread_bytes_ = pad_off_ + align64(pad_bytes_);
+}
+
+void WinogradInt8::pack_to(const int8_t* q, const float* w_scale, const memory& dst, dnnl::stream& strm) const {
+  // U_α[ci][co] = (G g Gᵀ)_α of g = q·w_scale[co], in double, one α at a time (this runs on the
+  // weight ring's reader thread for streamed convs: a [16, cin, cout] buffer would be 12.6 MB of
+  // peak memory at cin 384); then s8 per (α, co).
+  auto g4 = [](double a, double b, double e, double o[4]) {
+    o[0] = a;
+    o[1] = 0.5 * (a + b + e);
+    o[2] = 0.5 * (a - b + e);
+    o[3] = e;
+  };
+  uint8_t* base = static_cast<uint8_t*>(dst.get_data_handle());
+  std::vector<double> ua(static_cast<size_t>(cin_) * cout_);
+  std::vector<int8_t> uq(ua.size());
+  for (int a = 0; a < 16; ++a) {
+    const int ai = a / 4, aj = a % 4;
+#pragma omp parallel for schedule(static)
+    for (int co = 0; co < cout_; ++co)
+      for (int ci = 0; ci < cin_; ++ci) {
+        const int8_t* k = q + (static_cast<size_t>(co) * cin_ + ci) * 9;
+        const double s = w_scale[co];
+        double gg[3][4];  // column c of G·g
+        for (int c = 0; c < 3; ++c) g4(k[c] * s, k[3 + c] * s, k[6 + c] * s, gg[c]);
+        double row[4];  // row ai of (G g) Gᵀ
+        g4(gg[0][ai], gg[1][ai], gg[2][ai], row);
+        ua[static_cast<size_t>(ci) * cout_ + co] = row[aj];
+      }
+    float* su = reinterpret_cast<float*>(base + a * alpha_bytes_ + su_off_);
+    for (int co = 0; co < cout_; ++co) {
+      double m = 0;
+      for (int ci = 0; ci < cin_; ++ci) m = std::max(m, std::fabs(ua[static_cast<size_t>(ci) * cout_ + co]));
+      const double sc = m > 0 ? m / kS8Max : 1.0;
+      su[co] = static_cast<float>(sc);
+      for (int ci = 0; ci < cin_; ++ci)
+        uq[static_cast<size_t>(ci) * cout_ + co] =
+            static_cast<int8_t>(std::clamp(std::nearbyint(ua[static_cast<size_t>(ci) * cout_ + co] / sc), -127.0, 127.0));
+    }
+    memory user({{cin_, cout_}, dt::s8, tag::ab}, ctx_->eng, uq.data());
+    memory ua_m(u_desc_, ctx_->eng, base + a * alpha_bytes_);
+    pack_u_.execute(strm, user, ua_m);
+    strm.wait();
+  }
+}
+
+M3VIT_BF16_AVX512 void WinogradInt8::input_transform(const float* src, int t0, int nt, float* v, float* vmax) const {
+  const int cblocks = cin_ / 16;
+  const size_t plane = static_cast<size_t>(in_h_) * w_ * 16;
+  __m512 amax[16];
+  for (auto& a : amax) a = _mm512_setzero_ps();
+  for (int t = 0; t < nt; ++t)
+    for (int cb = 0; cb < cblocks; ++cb) {
+      const int tile = t0 + t, ty = tile / tiles_x_, tx = tile % tiles_x_;
+      input_tile_f32(src + cb * plane, in_h_, w_, 2 * ty - pad_top_, 2 * tx - 1, v + static_cast<size_t>(t) * cin_ + cb * 16,
+                     v_plane_, amax);
+    }
+  for (int a = 0; a < 16; ++a) vmax[a] = _mm512_reduce_max_ps(amax[a]);
+}
+
+M3VIT_BF16_AVX512 void WinogradInt8::output_transform(const float* m, const float* sc, const float* bias, int t0,
+                                                     int nt, float* dst) const {
+  const int oblocks = cout_ / 16;
+  const size_t plane = static_cast<size_t>(out_h_) * w_ * 16;
+  for (int t = 0; t < nt; ++t)
+    for (int ob = 0; ob < oblocks; ++ob) {
+      const int tile = t0 + t, ty = tile / tiles_x_, tx = tile % tiles_x_;
+      output_tile_scaled(m + static_cast<size_t>(t) * cout_ + ob * 16, m_plane_, sc + ob * 16, cout_,
+                         _mm512_loadu_ps(bias + ob * 16), relu_, dst + ob * plane, w_, 2 * ty, 2 * tx);
+    }
+}
+
+void WinogradInt8::run(const float* src, const memory& weights, const float* bias, float* dst, void* scratch) const {
+  uint8_t* u = static_cast<uint8_t*>(weights.get_data_handle());
+  const int chunks = (tiles_ + chunk_ - 1) / chunk_;
+  const int nt = std::min({threads_, chunks, omp_get_max_threads()});
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = omp_get_thread_num();
+    uint8_t* base = static_cast<uint8_t*>(scratch) + tid * per_thread_bytes_;
+    auto* vf = reinterpret_cast<float*>(base);
+    auto* vq = reinterpret_cast<int8_t*>(base + vq_off_);
+    auto* m = reinterpret_cast<float*>(base + m_off_);
+    auto* sc = reinterpret_cast<float*>(base + sc_off_);
+    const memory::dim T = chunk_;
+    memory v_m({{T, cin_}, dt::s8, tag::ab}, ctx_->eng, vq);
+    memory m_m({{T, cout_}, dt::f32, tag::ab}, ctx_->eng, m);
+    memory u_m(u_desc_, ctx_->eng, u);
+    memory pad_m({{static_cast<memory::dim>(std::max<size_t>(pad_bytes_, 1))}, dt::u8, tag::a}, ctx_->eng,
+                 base + pad_off_);
+    dnnl::stream& strm = streams_[tid];
+    for (int c = tid; c < chunks; c += nt) {
+      const int t0 = c * chunk_, n = std::min(chunk_, tiles_ - t0);
+      float vmax[16];
+      input_transform(src, t0, n, vf, vmax);
+      for (int a = 0; a < 16; ++a) {
+        const float* va = vf + a * v_plane_;
+        int8_t* qa = vq + a * v_plane_;
+        const int64_t cnt = static_cast<int64_t>(n) * cin_;
+        const float sv = vmax[a] > 0 ? vmax[a] / kS8Max : 1.f;
+        quantize_s8(va, qa, cnt, sv, /*parallel=*/false);
+        // A partial chunk: the matmul computes chunk_ rows; the extra ones get zeros.
+        if (n < chunk_) std::memset(qa + cnt, 0, static_cast<size_t>(chunk_ - n) * cin_);
+        const float* su = reinterpret_cast<const float*>(u + a * alpha_bytes_ + su_off_);
+        float* sca = sc + static_cast<size_t>(a) * cout_;
+        for (int o = 0; o < cout_; ++o) sca[o] = sv * su[o];
+        v_m.set_data_handle(qa);
+        m_m.set_data_handle(m + a * m_plane_);
+        u_m.set_data_handle(u + a * alpha_bytes_);
+        prim_.execute(strm, {{DNNL_ARG_SRC, v_m}, {DNNL_ARG_WEIGHTS, u_m}, {DNNL_ARG_DST, m_m},
+                             {DNNL_ARG_SCRATCHPAD, pad_m}});
+      }
+      strm.wait();
+      output_transform(m, sc, bias, t0, n, dst);
     }
   }
 }

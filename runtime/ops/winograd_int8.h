@@ -1,0 +1,66 @@
+// The head's 3×3 convolutions in int8 as Winograd F(2×2, 3×3) (Lavin & Gray, CVPR 2016), for
+// `--precision int8` (runtime/ops/winograd.h has the bf16 form and the transforms' definitions).
+//
+// Why: oneDNN 2.6's int8 direct conv does all 9 multiply-adds per output, and in int8 mode the head
+// (the largest part of the multiply-adds) held the whole pass back. F(2×2) does 2.25× fewer, as 16
+// independent matrix products per chunk of tiles, each an s8 × s8 oneDNN matmul (VNNI, s32 sums):
+//   V_α [tiles, cin]  = (Bᵀ d B)_α   in fp32 from the fp32 band, then s8 with one step per α and chunk,
+//                                    sv_α = max|V_α| / 127 (dynamic: V's range depends on α, so one
+//                                    calibrated step for the input would waste bits on 15 of the 16)
+//   U_α [cin, cout]   = (G g Gᵀ)_α   from the dequantised s8 weights (BatchNorm folded) in double,
+//                                    then s8 with one scale per α and output channel, su_α[o]
+//   M_α [tiles, cout] = V_α·U_α                      oneDNN s8 matmul, s32 sums as fp32
+//   y   [2×2]         = Aᵀ (M_α × sv_α·su_α[o]) A + bias, ReLU   fp32, into the blocked output
+// Accuracy: two roundings more than the direct int8 conv (V per α, U re-quantised);
+// tests/runtime/test_int8.cpp bounds it against a double conv.
+// Layouts as WinogradBf16: src [cin, in_h, w] and dst [cout, out_h, w] nChw16c fp32, padding 1
+// left/right, pad_top / pad_bottom rows of zeros.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "runtime/ops/dnnl_context.h"
+
+namespace m3vit::rt {
+
+class WinogradInt8 {
+ public:
+  static constexpr int kMaxChunk = 128;  // tiles per matmul: V 2 MiB fp32 + 0.5 MiB s8, M 2 MiB per thread
+
+  static bool supports(int cin, int cout, int out_h, int w) {
+    return out_h % 2 == 0 && w % 2 == 0 && cin % 16 == 0 && cout % 16 == 0;
+  }
+
+  WinogradInt8() = default;
+  WinogradInt8(DnnlContext& ctx, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom, bool relu);
+
+  // 16 × (U_α s8 in the matmul's layout, then su_α [cout] fp32), one byte buffer.
+  const dnnl::memory::desc& weights_desc() const { return w_desc_; }
+  // q [cout, cin, 3, 3] s8 with per-output-channel scales w_scale [cout] (BatchNorm folded) -> dst.
+  void pack_to(const int8_t* q, const float* w_scale, const dnnl::memory& dst, dnnl::stream& strm) const;
+  size_t scratch_bytes() const { return per_thread_bytes_ * threads_; }
+  // src fp32 blocked -> dst fp32 blocked = ReLU?(conv(src) + bias). bias [cout].
+  void run(const float* src, const dnnl::memory& weights, const float* bias, float* dst, void* scratch) const;
+
+ private:
+  // V (fp32) of tiles [t0, t0 + nt) and vmax[α] = max |V_α|.
+  void input_transform(const float* src, int t0, int nt, float* v, float* vmax) const;
+  // y = Aᵀ (M_α × sc_α[o]) A + bias (ReLU); sc [16, cout].
+  void output_transform(const float* m, const float* sc, const float* bias, int t0, int nt, float* dst) const;
+
+  DnnlContext* ctx_ = nullptr;
+  int cin_ = 0, cout_ = 0, in_h_ = 0, w_ = 0, out_h_ = 0, pad_top_ = 0;
+  int tiles_x_ = 0, tiles_ = 0, chunk_ = 0, threads_ = 1;
+  bool relu_ = false;
+  dnnl::memory::desc w_desc_, u_desc_;
+  dnnl::reorder pack_u_;  // s8 [cin, cout] -> u_desc_ (oneDNN's s8-input compensation added)
+  size_t u_bytes_ = 0, su_off_ = 0, alpha_bytes_ = 0;  // per α: U at 0, su at su_off_
+  dnnl::matmul prim_;
+  mutable std::vector<dnnl::stream> streams_;
+  size_t v_plane_ = 0, m_plane_ = 0;  // elements between α planes of V (fp32 and s8) and M (fp32)
+  size_t vq_off_ = 0, m_off_ = 0, sc_off_ = 0, pad_off_ = 0, per_thread_bytes_ = 0, pad_bytes_ = 0;
+};
+
+}  // namespace m3vit::rt
