@@ -31,9 +31,9 @@ M3VIT_BF16_AVX512 inline void bt4(const __m512 d[4], __m512 o[4]) {
   o[3] = _mm512_sub_ps(d[1], d[3]);
 }
 
-// One channel block of one tile: d = the 4×4 input patch (zeros outside the map), V = Bᵀ d B in bf16.
-// v points at V[0][row][cb·16]; consecutive α are `stride` bf16 apart.
-M3VIT_BF16_AVX512 void input_tile(const float* src, int in_h, int w, int y0, int x0, uint16_t* v, size_t stride) {
+// One channel block of one tile: d = the 4×4 input patch at (y0, x0) of src (zeros outside the map),
+// V = Bᵀ d B into v[4·i + j] (α = 4·i + j), in registers.
+M3VIT_BF16_AVX512 inline void transform_input(const float* src, int in_h, int w, int y0, int x0, __m512 v[16]) {
   __m512 d[4][4];
   for (int r = 0; r < 4; ++r) {
     const int y = y0 + r;
@@ -52,24 +52,37 @@ M3VIT_BF16_AVX512 void input_tile(const float* src, int in_h, int w, int y0, int
     for (int i = 0; i < 4; ++i) t[i][c] = o[i];
   }
   // Columns: V[i][j] = (t B)[i][j].
-  for (int i = 0; i < 4; ++i) {
-    __m512 o[4];
-    bt4(t[i], o);
-    for (int j = 0; j < 4; ++j)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + (4 * i + j) * stride),
-                          reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(o[j])));
+  for (int i = 0; i < 4; ++i) bt4(t[i], v + 4 * i);
+}
+
+// V in bf16: v points at V[0][row][cb·16]; consecutive α are `stride` bf16 apart.
+M3VIT_BF16_AVX512 void input_tile(const float* src, int in_h, int w, int y0, int x0, uint16_t* v, size_t stride) {
+  __m512 t[16];
+  transform_input(src, in_h, w, y0, x0, t);
+  for (int a = 0; a < 16; ++a)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + a * stride), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(t[a])));
+}
+
+// V kept in fp32 (int8 mode quantises it per α once the chunk is done), with the running max |V_α|
+// of each α's 16 lanes in amax[α].
+M3VIT_BF16_AVX512 void input_tile_f32(const float* src, int in_h, int w, int y0, int x0, float* v, size_t stride,
+                                      __m512* amax) {
+  __m512 t[16];
+  transform_input(src, in_h, w, y0, x0, t);
+  for (int a = 0; a < 16; ++a) {
+    _mm512_storeu_ps(v + a * stride, t[a]);
+    amax[a] = _mm512_max_ps(amax[a], _mm512_abs_ps(t[a]));
   }
 }
 
-// One channel block of one tile: m = M_α for the 16 α (consecutive α `stride` floats apart),
-// y = Aᵀ m A + bias (ReLU) into the 2×2 output pixels at (oy, ox) of dst (a channel block's plane).
-M3VIT_BF16_AVX512 void output_tile(const float* m, size_t stride, __m512 bias, bool relu, float* dst, int w, int oy,
-                                   int ox) {
+// y = Aᵀ m A + bias (ReLU) of one channel block of one tile, m[α] = M_α, into the 2×2 output pixels
+// at (oy, ox) of dst (a channel block's plane).
+M3VIT_BF16_AVX512 inline void transform_output(const __m512 m[16], __m512 bias, bool relu, float* dst, int w, int oy,
+                                               int ox) {
   // Aᵀ on rows: r0[j] = m0j + m1j + m2j, r1[j] = m1j − m2j − m3j.
   __m512 r0[4], r1[4];
   for (int j = 0; j < 4; ++j) {
-    const __m512 a = _mm512_loadu_ps(m + (0 + j) * stride), b = _mm512_loadu_ps(m + (4 + j) * stride);
-    const __m512 c = _mm512_loadu_ps(m + (8 + j) * stride), e = _mm512_loadu_ps(m + (12 + j) * stride);
+    const __m512 a = m[0 + j], b = m[4 + j], c = m[8 + j], e = m[12 + j];
     r0[j] = _mm512_add_ps(_mm512_add_ps(a, b), c);
     r1[j] = _mm512_sub_ps(_mm512_sub_ps(b, c), e);
   }
@@ -89,61 +102,21 @@ M3VIT_BF16_AVX512 void output_tile(const float* m, size_t stride, __m512 bias, b
     }
 }
 
-// As input_tile, with V kept in fp32 (int8 mode quantises it per α once the chunk is done) and the
-// running max |V_α| of each α's 16 lanes in amax[α].
-M3VIT_BF16_AVX512 void input_tile_f32(const float* src, int in_h, int w, int y0, int x0, float* v, size_t stride,
-                                      __m512* amax) {
-  __m512 d[4][4];
-  for (int r = 0; r < 4; ++r) {
-    const int y = y0 + r;
-    for (int c = 0; c < 4; ++c) {
-      const int x = x0 + c;
-      d[r][c] = (y >= 0 && y < in_h && x >= 0 && x < w) ? _mm512_loadu_ps(src + (static_cast<int64_t>(y) * w + x) * 16)
-                                                       : _mm512_setzero_ps();
-    }
-  }
-  __m512 t[4][4];
-  for (int c = 0; c < 4; ++c) {
-    const __m512 col[4] = {d[0][c], d[1][c], d[2][c], d[3][c]};
-    __m512 o[4];
-    bt4(col, o);
-    for (int i = 0; i < 4; ++i) t[i][c] = o[i];
-  }
-  for (int i = 0; i < 4; ++i) {
-    __m512 o[4];
-    bt4(t[i], o);
-    for (int j = 0; j < 4; ++j) {
-      _mm512_storeu_ps(v + (4 * i + j) * stride, o[j]);
-      amax[4 * i + j] = _mm512_max_ps(amax[4 * i + j], _mm512_abs_ps(o[j]));
-    }
-  }
+// M_α for the 16 α, consecutive α `stride` floats apart.
+M3VIT_BF16_AVX512 void output_tile(const float* m, size_t stride, __m512 bias, bool relu, float* dst, int w, int oy,
+                                   int ox) {
+  __m512 v[16];
+  for (int a = 0; a < 16; ++a) v[a] = _mm512_loadu_ps(m + a * stride);
+  transform_output(v, bias, relu, dst, w, oy, ox);
 }
 
-// output_tile of int8 mode: M_α holds s32 sums as fp32, each scaled by its α's sc[α·sc_stride + o]
-// (sv_α·su_α[o]) before the output transform, which oneDNN's post-op would do a pass earlier.
+// int8 mode: M_α holds s32 sums as fp32, each scaled by its α's sc[α·sc_stride + o] (sv_α·su_α[o])
+// before the output transform, which oneDNN's post-op would do a pass earlier.
 M3VIT_BF16_AVX512 void output_tile_scaled(const float* m, size_t stride, const float* sc, size_t sc_stride,
                                           __m512 bias, bool relu, float* dst, int w, int oy, int ox) {
   __m512 v[16];
   for (int a = 0; a < 16; ++a) v[a] = _mm512_mul_ps(_mm512_loadu_ps(m + a * stride), _mm512_loadu_ps(sc + a * sc_stride));
-  __m512 r0[4], r1[4];
-  for (int j = 0; j < 4; ++j) {
-    const __m512 a = v[0 + j], b = v[4 + j], c = v[8 + j], e = v[12 + j];
-    r0[j] = _mm512_add_ps(_mm512_add_ps(a, b), c);
-    r1[j] = _mm512_sub_ps(_mm512_sub_ps(b, c), e);
-  }
-  __m512 y[2][2];
-  const __m512* r[2] = {r0, r1};
-  for (int i = 0; i < 2; ++i) {
-    y[i][0] = _mm512_add_ps(_mm512_add_ps(r[i][0], r[i][1]), r[i][2]);
-    y[i][1] = _mm512_sub_ps(_mm512_sub_ps(r[i][1], r[i][2]), r[i][3]);
-  }
-  const __m512 zero = _mm512_setzero_ps();
-  for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 2; ++j) {
-      __m512 o = _mm512_add_ps(y[i][j], bias);
-      if (relu) o = _mm512_max_ps(o, zero);
-      _mm512_storeu_ps(dst + (static_cast<int64_t>(oy + i) * w + ox + j) * 16, o);
-    }
+  transform_output(v, bias, relu, dst, w, oy, ox);
 }
 
 }  // namespace
