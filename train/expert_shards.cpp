@@ -23,12 +23,6 @@ void set_values(torch::Tensor& p, const torch::Tensor& v) {
   p.mutable_grad() = torch::Tensor();
 }
 
-// "momentum_buffer/backbone.blocks.1.mlp.experts.htoh4.weight" -> the parameter's key.
-std::string param_of_state(const std::string& key) {
-  const auto slash = key.find('/');
-  return slash == std::string::npos ? key : key.substr(slash + 1);
-}
-
 }  // namespace
 
 ExpertShards::ExpertShards(Distributed& dist, MultiTaskModelImpl& model) : dist_(dist), model_(model) {
@@ -46,7 +40,7 @@ ExpertShards::ExpertShards(Distributed& dist, MultiTaskModelImpl& model) : dist_
 }
 
 bool ExpertShards::is_expert_state(const std::string& key) const {
-  const std::string name = param_of_state(key);
+  const std::string name = optimizer_state_param(key);
   for (const auto& p : experts_)
     if (p.name == name) return true;
   return false;

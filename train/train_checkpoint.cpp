@@ -24,13 +24,12 @@ const std::string kModelPrefix = "model/";
 const std::string kOptPrefix = "optimizer/";
 const std::string kRngKey = "rng/torch_cpu";
 
-// "exp_avg/backbone.blocks.1.mlp.experts.htoh4.weight" -> the parameter's key.
-std::string state_param(const std::string& key) {
+}  // namespace
+
+std::string optimizer_state_param(const std::string& key) {
   const auto slash = key.find('/');
   return slash == std::string::npos ? key : key.substr(slash + 1);
 }
-
-}  // namespace
 
 std::string position_to_json(const TrainPosition& p) {
   nlohmann::json j;
@@ -85,7 +84,7 @@ void save_train_checkpoint(const std::string& path, const torch::nn::Module& mod
   for (const auto& [name, t] : model_state(model))
     if (!in_shards(name, t)) add_tensor(w, kModelPrefix + name, t);
   for (const auto& [name, t] : opt.state_dict())
-    if (!in_shards(state_param(name), t)) add_tensor(w, kOptPrefix + name, t);  // Adam's step counts stay
+    if (!in_shards(optimizer_state_param(name), t)) add_tensor(w, kOptPrefix + name, t);  // Adam's step counts stay
   {
     at::Generator gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());

@@ -86,6 +86,9 @@ bool is_train_checkpoint(const std::string& path);
 void assign_model_tensors(torch::nn::Module& model, const std::map<std::string, torch::Tensor>& tensors,
                           const std::string& what);
 
+// The parameter an optimizer state entry belongs to: "exp_avg/<key>" -> "<key>" (Optimizer::state_dict).
+std::string optimizer_state_param(const std::string& key);
+
 // All parameters and buffers of a module by state-dict key (deterministic order).
 std::vector<std::pair<std::string, torch::Tensor>> model_state(const torch::nn::Module& model);
 

@@ -119,6 +119,35 @@ M3VIT_BF16_AVX512 void output_tile_scaled(const float* m, size_t stride, const f
   transform_output(v, bias, relu, dst, w, oy, ox);
 }
 
+// Tiles of 2×2 outputs and their chunks: at most kMaxChunk tiles, and at least one per thread when
+// the map is small (conv_0). Shared by the bf16 and int8 forms.
+struct TilePlan {
+  int tiles_x, tiles, threads, chunk;
+};
+TilePlan plan_tiles(int out_h, int w, int max_chunk) {
+  TilePlan p;
+  p.tiles_x = w / 2;
+  p.tiles = (out_h / 2) * p.tiles_x;
+  p.threads = std::max(1, omp_get_max_threads());
+  const int per_thread = (p.tiles + p.threads - 1) / p.threads;
+  p.chunk = std::min(max_chunk, (per_thread + 15) / 16 * 16);
+  return p;
+}
+
+// M_α [chunk, cout] fp32 = V_α [chunk, cin] · U_α [cin, cout], both of type `in` (bf16 or s8), U_α in
+// the layout the primitive prefers, the scratchpad the caller's. One 2-D matmul per α, all with this
+// primitive: oneDNN 2.6's batched matmul keeps its weights in a plain layout and repacks them on
+// every call (half the speed measured in bf16); the 2-D one takes them pre-blocked.
+dnnl::matmul::primitive_desc alpha_matmul(DnnlContext& ctx, int chunk, int cin, int cout, dt in) {
+  const memory::dim T = chunk;
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(memory::desc({T, cin}, in, tag::ab),
+                                                         memory::desc({cin, cout}, in, tag::any),
+                                                         memory::desc({T, cout}, dt::f32, tag::ab)),
+                                      attr, ctx.eng);
+}
+
 }  // namespace
 
 WinogradBf16::WinogradBf16(DnnlContext& ctx, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom,
@@ -128,22 +157,13 @@ WinogradBf16::WinogradBf16(DnnlContext& ctx, int cin, int cout, int in_h, int w,
   if (!supports(cin, cout, out_h_, w))
     throw ConfigError("bf16 Winograd conv needs an even output and channels in multiples of 16");
   if (!cpu_has_bf16()) throw ConfigError("bf16 Winograd conv needs a CPU with AVX512-BF16");
-  tiles_x_ = w / 2;
-  tiles_ = (out_h_ / 2) * tiles_x_;
-  // Chunks: at most kMaxChunk tiles, and at least one per thread when the map is small (conv_0).
-  threads_ = std::max(1, omp_get_max_threads());
-  const int per_thread = (tiles_ + threads_ - 1) / threads_;
-  chunk_ = std::min(kMaxChunk, (per_thread + 15) / 16 * 16);
-  // One 2-D matmul per α, all with the same primitive: oneDNN 2.6's batched bf16 matmul keeps its
-  // weights in a plain layout and repacks them on every call (half the speed measured); the 2-D one
-  // takes them pre-blocked.
+  const TilePlan plan = plan_tiles(out_h_, w, kMaxChunk);
+  tiles_x_ = plan.tiles_x;
+  tiles_ = plan.tiles;
+  threads_ = plan.threads;
+  chunk_ = plan.chunk;
   const memory::dim T = chunk_;
-  memory::desc v_md({T, cin}, dt::bf16, tag::ab);
-  memory::desc u_md({cin, cout}, dt::bf16, tag::any);
-  memory::desc m_md({T, cout}, dt::f32, tag::ab);
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(v_md, u_md, m_md), attr, ctx.eng);
+  const dnnl::matmul::primitive_desc pd = alpha_matmul(ctx, chunk_, cin, cout, dt::bf16);
   u_desc_ = pd.weights_desc();
   // One U_α, fp32 [cin, cout] -> bf16 in u_desc_ (rounding to nearest even), made once.
   pack_u_ = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.eng, memory::desc({cin, cout}, dt::f32, tag::ab), ctx.eng,
@@ -265,20 +285,15 @@ WinogradInt8::WinogradInt8(DnnlContext& ctx, int cin, int cout, int in_h, int w,
       pad_top_(pad_top), relu_(relu) {
   if (!supports(cin, cout, out_h_, w))
     throw ConfigError("int8 Winograd conv needs an even output and channels in multiples of 16");
-  tiles_x_ = w / 2;
-  tiles_ = (out_h_ / 2) * tiles_x_;
-  threads_ = std::max(1, omp_get_max_threads());
-  const int per_thread = (tiles_ + threads_ - 1) / threads_;
-  chunk_ = std::min(kMaxChunk, (per_thread + 15) / 16 * 16);
+  const TilePlan plan = plan_tiles(out_h_, w, kMaxChunk);
+  tiles_x_ = plan.tiles_x;
+  tiles_ = plan.tiles;
+  threads_ = plan.threads;
+  chunk_ = plan.chunk;
   const memory::dim T = chunk_;
-  // M_α [T, cout] = V_α [T, cin] s8 · U_α [cin, cout] s8 as fp32 sums; the output transform scales
-  // them by sv_α·su_α[o] as it reads them (a binary post-op here measured 20% of the matmul).
-  memory::desc v_md({T, cin}, dt::s8, tag::ab);
-  memory::desc u_md({cin, cout}, dt::s8, tag::any);
-  memory::desc m_md({T, cout}, dt::f32, tag::ab);
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(v_md, u_md, m_md), attr, ctx.eng);
+  // M_α = V_α s8 · U_α s8 as fp32 sums; the output transform scales them by sv_α·su_α[o] as it reads
+  // them (a binary post-op here measured 20% of the matmul).
+  const dnnl::matmul::primitive_desc pd = alpha_matmul(ctx, chunk_, cin, cout, dt::s8);
   u_desc_ = pd.weights_desc();
   pack_u_ = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.eng, memory::desc({cin, cout}, dt::s8, tag::ab), ctx.eng,
                                                         u_desc_));
