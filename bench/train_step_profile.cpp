@@ -140,8 +140,23 @@ int main(int argc, char** argv) {
     }
     return torch::cat(ys, 0);
   });
-  const std::vector<double> experts_ms = interleaved_ms({experts_now, experts_indexed}, reps);
-  const double t_experts = experts_ms[0], t_experts_indexed = experts_ms[1];
+  // The padded batched matmul (baddbmm) that forward_queues used before model/expert_mlp_function.h:
+  // every queue padded with zero rows to the longest, two batched matmuls, autograd for the backward.
+  const auto experts_padded = fwd_bwd([&] {
+    const int64_t E = cfg.moe_experts, longest = *std::max_element(q.count.begin(), q.count.end());
+    std::vector<int64_t> pos;
+    for (int64_t e = 0; e < E; ++e)
+      for (int64_t j = 0; j < q.count[e]; ++j) pos.push_back(e * longest + j);
+    const torch::Tensor at = torch::tensor(pos, torch::kLong);
+    const auto& w = layer->experts;
+    torch::Tensor xp = torch::zeros({E * longest, cfg.embed_dim}).index_copy(0, at, xs_leaf);
+    torch::Tensor h = torch::gelu(torch::baddbmm(w->htoh4->bias.unsqueeze(1), xp.view({E, longest, -1}),
+                                                 w->htoh4->weight.transpose(1, 2)));
+    torch::Tensor y = torch::baddbmm(w->h4toh->bias.unsqueeze(1), h, w->h4toh->weight.transpose(1, 2));
+    return y.view({E * longest, -1}).index_select(0, at);
+  });
+  const std::vector<double> experts_ms = interleaved_ms({experts_now, experts_indexed, experts_padded}, reps);
+  const double t_experts = experts_ms[0], t_experts_indexed = experts_ms[1], t_experts_padded = experts_ms[2];
   torch::Tensor y_leaf = torch::randn_like(xs_leaf).requires_grad_(true);
   torch::Tensor w_leaf = fixed.w.detach().clone().requires_grad_(true);
   const double t_combine = fwd_bwd_ms([&] {
@@ -189,6 +204,8 @@ int main(int argc, char** argv) {
   row("combine: weights, scatter-add", t_combine);
   std::printf("| the parts together | %.3f | |\n| the layer as one | %.3f | |\n", parts, t_layer);
   std::printf("| (expert matmuls with per-expert weight[e] indexing instead) | %.3f | |\n", t_experts_indexed);
+  std::printf("| (expert matmuls as queues padded to the longest and a batched matmul, baddbmm, instead) | %.3f | |\n",
+              t_experts_padded);
   std::printf("| the dense MLP on the same tokens | %.3f | MoE layer = %.2f× the MLP |\n\n", t_mlp, t_layer / t_mlp);
   return 0;
 }

@@ -28,12 +28,11 @@ class ExpertsImpl : public torch::nn::Module {
   // Dropout(p=0) after it is a no-op and omitted).
   torch::Tensor forward(int e, const torch::Tensor& x);
   // Every expert's token queue at once: xs [Σ count, d], the queues one after another in expert order
-  // (count[e] rows for expert e) -> [Σ count, d]. Balanced queues run as two batched matmuls over
-  // queues padded to the longest; unbalanced ones (padding would waste over half) as a pair of matmuls
-  // per expert on the stacked weights split once (unbind). Either way the backward pass writes each
-  // weight gradient once: per-expert indexing (weight[e], forward(e, ·)) makes a zero-filled
-  // [E, out, in] gradient for every expert and adds them up, E times the bytes. The same arithmetic
-  // as forward(e, ·) up to the matmuls' summation order.
+  // (count[e] rows for expert e) -> [Σ count, d]. The experts run side by side on the threads, each
+  // on exactly its rows, with the backward pass written out (model/expert_mlp_function.h): each weight
+  // gradient is written once, where per-expert indexing (weight[e], forward(e, ·)) makes a zero-filled
+  // [E, out, in] gradient for every expert and adds them up. The same arithmetic as forward(e, ·) up
+  // to the matmuls' summation order.
   torch::Tensor forward_queues(const torch::Tensor& xs, const std::vector<int64_t>& count);
   // The experts this module holds: all E, or E/N on one rank of an expert-parallel run, whose
   // weights are then narrowed to its slice (train/expert_shards.h).

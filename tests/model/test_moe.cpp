@@ -58,8 +58,13 @@ std::vector<torch::Tensor> grads_of(const std::vector<torch::Tensor>& ts) {
   return g;
 }
 
+// With 1 thread the experts run one after another; with 2 the expert matmuls run side by side
+// (model/expert_mlp_function.cpp), each on its own OpenMP thread.
 TEST(MoeDispatch, MatchesDenseReferenceForwardAndBackward) {
+  const int threads_before = at::get_num_threads();
+  for (int threads : {1, 2})
   for (int k : {1, 2, 3, 6}) {
+    at::set_num_threads(threads);
     torch::manual_seed(11 + k);
     MoELayer layer(moe_cfg(32, 6, k));
     layer->to(torch::kDouble);
@@ -88,9 +93,11 @@ TEST(MoeDispatch, MatchesDenseReferenceForwardAndBackward) {
     const char* names[] = {"x", "htoh4.weight", "htoh4.bias", "h4toh.weight", "h4toh.bias", "w_gate"};
     for (size_t i = 0; i < params.size(); ++i) {
       EXPECT_GT(g_dense[i].abs().max().item<double>(), 0.0) << names[i];
-      EXPECT_LT((g_sparse[i] - g_dense[i]).abs().max().item<double>(), 1e-12) << names[i] << " k=" << k;
+      EXPECT_LT((g_sparse[i] - g_dense[i]).abs().max().item<double>(), 1e-12)
+          << names[i] << " k=" << k << " threads=" << threads;
     }
   }
+  at::set_num_threads(threads_before);
 }
 
 // Central finite differences in double on a tiny layer (torch::autograd::gradcheck is Python-only).
@@ -162,6 +169,15 @@ TEST(MoeDispatch, UnchosenExpertIsNeverComputed) {
   torch::Tensor y = layer->forward(x, 0, {}, &route);
   EXPECT_EQ((route.idx == 3).sum().item<int64_t>(), 0);
   EXPECT_TRUE(torch::isfinite(y).all().item<bool>());
+  // Its gradients are zeros (what autograd gives a weight no output depends on), the others finite.
+  y.sum().backward();
+  auto& ex = *layer->experts;
+  for (const torch::Tensor& g : {ex.htoh4->weight.grad(), ex.htoh4->bias.grad(), ex.h4toh->weight.grad(),
+                                 ex.h4toh->bias.grad()}) {
+    EXPECT_EQ(g[3].abs().max().item<float>(), 0.0f);
+    EXPECT_TRUE(torch::isfinite(g).all().item<bool>());
+    EXPECT_GT(g.abs().max().item<float>(), 0.0f);
+  }
 }
 
 }  // namespace
