@@ -23,8 +23,10 @@
 // the paper configuration (E = 16).
 //
 //   runtime_memory --models M8.safetensors,M16.safetensors,... [--config configs/pascal_vits_moe16.yaml]
-//                  [--threads 2]
+//                  [--threads 2] [--int8 M16_int8.safetensors]
 // --config names the shipped config the files were exported from: its E is the paper row.
+// --int8: the file `m3vit calibrate` writes from the paper row's export; its resident and all-streamed
+// peaks with --precision int8 are the last lines (goal: all streamed below 100 MB).
 // M3VIT_MEMORY_SMAPS=1 makes every child print its largest mappings at the end to stderr (where the
 // resident pages are).
 #include <fcntl.h>
@@ -124,7 +126,7 @@ void print_smaps(const std::string& what) {
 }
 
 // mode: "resident" (everything), "experts" (experts streamed) or "all" (everything streamed).
-int child(const std::string& model, const std::string& mode, int threads, bool winograd) {
+int child(const std::string& model, const std::string& mode, int threads, bool winograd, bool int8) {
   tune_malloc();
   const long start = proc_status_kb("VmRSS");
   RssSampler sampler;
@@ -133,22 +135,24 @@ int child(const std::string& model, const std::string& mode, int threads, bool w
   opt.layers = mode == "all" ? rt::Residency::stream : rt::Residency::resident;
   opt.threads = threads;
   opt.winograd = winograd;
+  opt.precision = int8 ? rt::Precision::int8 : rt::Precision::fp32;
   rt::Engine eng(model, opt);
   const ModelConfig& c = eng.config();
   std::vector<float> img = rt::synthetic_image(c, 1);
   std::vector<float> out(static_cast<size_t>(eng.out_channels(0)) * c.img_h * c.img_w);
   eng.run(0, img.data(), out.data());
   sampler.stop();
-  if (std::getenv("M3VIT_MEMORY_SMAPS")) print_smaps(mode + (winograd ? ", Winograd" : ", direct"));
+  if (std::getenv("M3VIT_MEMORY_SMAPS"))
+    print_smaps(mode + (winograd ? ", Winograd" : ", direct") + (int8 ? ", int8" : ""));
   std::printf("%ld %ld %ld %ld %ld %.3f %.3f\n", start, proc_status_kb("VmHWM"), sampler.resident_kb(),
               sampler.anon_kb(), sampler.file_kb(), eng.weight_bytes() / 1e6, eng.stream_bytes() / 1e6);
   return 0;
 }
 
 Reading measure(const std::string& self, const std::string& model, const std::string& mode, int threads,
-                bool winograd = false) {
+                bool winograd = false, bool int8 = false) {
   const std::string cmd = "'" + self + "' --child '" + model + "' " + mode + " " + std::to_string(threads) + " " +
-                          (winograd ? "winograd" : "direct");
+                          (winograd ? "winograd" : "direct") + (int8 ? " int8" : " fp32");
   Reading r;
   std::FILE* p = ::popen(cmd.c_str(), "r");
   if (!p || std::fscanf(p, "%ld %ld %ld %ld %ld %lf %lf", &r.start_kb, &r.peak_kb, &r.sampled_kb, &r.anon_kb,
@@ -167,16 +171,18 @@ std::string peak(const Reading& r) { return mb(r.peak_kb) + " (" + mb(r.anon_kb)
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 6 && std::string(argv[1]) == "--child")
-    return child(argv[2], argv[3], std::stoi(argv[4]), std::string(argv[5]) == "winograd");
+  if (argc >= 7 && std::string(argv[1]) == "--child")
+    return child(argv[2], argv[3], std::stoi(argv[4]), std::string(argv[5]) == "winograd", std::string(argv[6]) == "int8");
   const std::string config = arg(argc, argv, "--config", "configs/pascal_vits_moe16.yaml");
   const int threads = std::stoi(arg(argc, argv, "--threads", "2"));
+  const std::string int8_model = arg(argc, argv, "--int8", "");
   std::vector<std::string> models;
   std::stringstream ss(arg(argc, argv, "--models", ""));
   for (std::string t; std::getline(ss, t, ',');)
     if (!t.empty()) models.push_back(t);
   if (models.empty()) {
-    std::fprintf(stderr, "usage: runtime_memory --models M8.safetensors,M16.safetensors,... [--config C] [--threads N]\n"
+    std::fprintf(stderr, "usage: runtime_memory --models M8.safetensors,M16.safetensors,... [--config C] [--threads N] "
+                         "[--int8 M16_int8.safetensors]\n"
                          "  (the files `m3vit export --config C [--moe-experts E]` writes)\n");
     return 2;
   }
@@ -210,7 +216,7 @@ int main(int argc, char** argv) {
               "streamed** = `--experts stream --layers stream` (experts, attention and dense MLP layers and the "
               "heads' 3×3 convs read from the file through two buffers; routers, norms, embeddings and the 1×1 "
               "convs stay). \"weights\" = the weight bytes each mode holds; \"ring\" = the stream buffers (two slots "
-              "of the largest load plus one tensor's fp32 rows as read), included in weights. \"start\" is the "
+              "of the largest load plus one tensor as the file stores it), included in weights. \"start\" is the "
               "resident set before loading (code and libraries, no libtorch). The rest of a peak is activations "
               "(the same in every mode) and the caller's image and output. The head's convs are direct here "
               "(`--conv direct`); the default Winograd weights are in the last line.\n\n",
@@ -260,6 +266,19 @@ int main(int argc, char** argv) {
     std::printf("\n\nWith the default Winograd head convs at E = %d: resident %s MB, all streamed %s MB (%.2f×).",
                 base.moe_experts, peak(wino_res).c_str(), peak(wino_all).c_str(),
                 static_cast<double>(wino_res.peak_kb) / wino_all.peak_kb);
+  if (!int8_model.empty()) {
+    // int8 (s8 weights: experts stream at a quarter of the fp32 bytes), default Winograd head convs
+    // and direct ones, against the goal for everything streamed.
+    const Reading res = measure(self, int8_model, "resident", threads, true, true);
+    const Reading all = measure(self, int8_model, "all", threads, true, true);
+    const Reading all_direct = measure(self, int8_model, "all", threads, false, true);
+    const long worst = std::max(all.peak_kb, all_direct.peak_kb);
+    std::printf("\n\nint8 (`--precision int8`, the file `m3vit calibrate` writes from the E = %d export, %.0f MB): "
+                "resident %s MB, all streamed %s MB with the default Winograd head convs and %s MB with direct ones "
+                "(goal: all streamed below 100 MB, %s). Weights held all streamed: %.1f MB (ring %.1f).",
+                base.moe_experts, std::filesystem::file_size(int8_model) / 1e6, peak(res).c_str(), peak(all).c_str(),
+                peak(all_direct).c_str(), worst < 100 * 1024 ? "met" : "not met", all.weights_mb, all.buffers_mb);
+  }
   std::printf("\n\n");
   return 0;
 }

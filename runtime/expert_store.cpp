@@ -96,7 +96,7 @@ ExpertStore::ExpertStore(DnnlContext& ctx, const ModelFile& file, Residency resi
     }
   }
   int8_ = fc1.precision() == Precision::int8;
-  if (ring_->slot_bytes() < slot_bytes(fc1, fc2) || ring_->staging_floats() < w1)
+  if (ring_->slot_bytes() < slot_bytes(fc1, fc2) || ring_->staging_floats() * 4 < w1 * file_weight_bytes(fc1.precision()))
     throw Error("weight ring slots are smaller than one expert");
   using dnnl::memory;
   packed1_ = fc1.weights_desc();

@@ -45,7 +45,10 @@ PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool 
     pad = std::max(pad, st.plan.scratchpad_bytes());
     band_in = std::max(band_in, blocked_floats(c_, st.band + 2, 2 * st.in_w) * st.plan.src_elem_bytes());
     band_out = std::max(band_out, blocked_floats(c_, st.band, 2 * st.in_w));
-    map_[s] = layout_.add(blocked_floats(c_, h_ << s, w_ << s));
+    // int8 mode keeps the ×2-upsampled stages' maps (conv_1's and conv_2's outputs, 4 and 16 MiB in
+    // fp32 at 512×512) in bf16: the int8 convs that read them quantise to 8 bits anyway.
+    const size_t floats = blocked_floats(c_, h_ << s, w_ << s);
+    map_[s] = layout_.add(map_bf16(s) ? (floats + 1) / 2 : floats);
   }
   band_in_ = layout_.add((band_in + 3) / 4);
   band_out_ = layout_.add(band_out);
@@ -60,9 +63,13 @@ PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool 
     conv4_plan(t.out_channels);
   }
   c4_band_ = layout_.add(blocked_floats(cmax, up_[2].band, 2 * up_[2].in_w));
-  c4_ = layout_.add(blocked_floats(cmax, 8 * h_, 8 * w_));
   resize_ = 16 * h_ != img_h_ || 16 * w_ != img_w_;
-  if (resize_) resized_ = layout_.add(static_cast<size_t>(cmax) * (16 * h_) * (16 * w_));
+  if (resize_) {
+    c4_ = layout_.add(blocked_floats(cmax, 8 * h_, 8 * w_));
+    resized_ = layout_.add(static_cast<size_t>(cmax) * (16 * h_) * (16 * w_));
+  } else {
+    c4_ = layout_.add(blocked_floats(cmax, up_[2].band + 1, 2 * up_[2].in_w));  // one band + the row above
+  }
   for (const auto& [c, plan] : conv4_) pad = std::max(pad, plan.scratchpad_bytes());
   conv_pad_ = layout_.add((pad + 3) / 4);
 }
@@ -94,7 +101,7 @@ void PupHead::forward(const float* tokens, const HeadWeights& w, HeadStore& conv
   const int C = w.out_channels;
   float* ln = work + ln_;
   void* ln_blocked = work + ln_blocked_;
-  float* map[3] = {work + map_[0], work + map_[1], work + map_[2]};
+  float* map[3] = {work + map_[0], work + map_[1], work + map_[2]};  // map[1], map[2]: bf16 bits when map_bf16
   void* band_in = work + band_in_;
   float* band_out = work + band_out_;
   float* c4band = work + c4_band_;
@@ -112,6 +119,9 @@ void PupHead::forward(const float* tokens, const HeadWeights& w, HeadStore& conv
   conv0_.run(ln_blocked, convs.acquire(0), map[0], pad);  // [c, h, w]
   convs.release(0);
   ConvPlan& c4 = conv4_plan(C);
+  const int H4 = 8 * h_, W4 = 8 * w_;  // conv_4's output [C, H4, W4]
+  const ResizeAxis final_rows = resize_axis(H4, 2 * H4);
+  int final_y = 0;  // without resize_: output rows [0, final_y) are written
   for (int s = 0; s < 3; ++s) {
     const UpStage& st = up_[s];
     const int H = 2 * st.in_h, W = 2 * st.in_w;
@@ -120,25 +130,46 @@ void PupHead::forward(const float* tokens, const HeadWeights& w, HeadStore& conv
       // Rows r0-1 .. r0+band of the ×2 map (zeros outside it): the band's 3×3 input with halo.
       // In the plan's input type: bf16 for oneDNN's bf16 direct conv, fp32 otherwise (the bf16
       // Winograd rounds after its transform).
-      if (st.plan.src_type() == dnnl::memory::data_type::bf16)
-        upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, r0 - 1, r0 + st.band + 1, static_cast<uint16_t*>(band_in));
+      const int y0 = r0 - 1, y1 = r0 + st.band + 1;
+      if (map_bf16(s))
+        upsample2x_rows_blocked(reinterpret_cast<const uint16_t*>(map[s]), st.in_h, st.in_w, c_, y0, y1,
+                                static_cast<float*>(band_in));
+      else if (st.plan.src_type() == dnnl::memory::data_type::bf16)
+        upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, y0, y1, static_cast<uint16_t*>(band_in));
       else
-        upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, r0 - 1, r0 + st.band + 1, static_cast<float*>(band_in));
+        upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, y0, y1, static_cast<float*>(band_in));
       st.plan.run(band_in, cw, band_out, pad);  // [c, band, W]
-      if (s < 2)
-        copy_rows_blocked(band_out, c_, st.band, W, map[s + 1], H, r0);
-      else {
-        c4.run(band_out, w.conv4, c4band, pad);  // [C, band, W]
-        copy_rows_blocked(c4band, C, st.band, W, c4o, H, r0);
+      if (s < 2) {
+        if (map_bf16(s + 1))
+          copy_rows_blocked(band_out, c_, st.band, W, reinterpret_cast<uint16_t*>(map[s + 1]), H, r0);
+        else
+          copy_rows_blocked(band_out, c_, st.band, W, map[s + 1], H, r0);
+        continue;
       }
+      c4.run(band_out, w.conv4, c4band, pad);  // [C, band, W]
+      if (resize_) {
+        copy_rows_blocked(c4band, C, st.band, W, c4o, H, r0);
+        continue;
+      }
+      // conv_4's output is never stored whole (8 MiB at 512×512): c4o holds rows r0-1 .. r0+band-1
+      // (the previous band's last row, then this band), and every output row of the final ×2 that
+      // samples only those rows is written now.
+      if (r0 > 0)
+        for (int cb = 0; cb < (C + 15) / 16; ++cb) {
+          float* plane = c4o + static_cast<int64_t>(cb) * (st.band + 1) * W * 16;
+          std::copy(plane + static_cast<int64_t>(st.band) * W * 16, plane + static_cast<int64_t>(st.band + 1) * W * 16,
+                    plane);
+        }
+      copy_rows_blocked(c4band, C, st.band, W, c4o, st.band + 1, 1);
+      int y_end = final_y;
+      while (y_end < 2 * H4 && final_rows.i1[y_end] <= r0 + st.band - 1) ++y_end;
+      resize_blocked_rows_to_chw(c4o, C, r0 - 1, st.band + 1, H4, W4, out, 2 * H4, 2 * W4, final_y, y_end);
+      final_y = y_end;
     }
     convs.release(s + 1);
   }
-  // conv_4 output [C, 8h, 8w] -> ×2 -> [C, 16h, 16w] (-> input size).
-  const int H4 = 8 * h_, W4 = 8 * w_;
-  if (!resize_) {
-    resize_blocked_to_chw(c4o, C, H4, W4, out, 2 * H4, 2 * W4);
-  } else {
+  if (resize_) {
+    // conv_4 output [C, 8h, 8w] -> ×2 -> [C, 16h, 16w] -> input size.
     resize_blocked_to_chw(c4o, C, H4, W4, work + resized_, 2 * H4, 2 * W4);
     resize_chw(work + resized_, C, 2 * H4, 2 * W4, out, img_h_, img_w_);
   }

@@ -6,8 +6,8 @@
 // Activations are in oneDNN's blocked layout nChw16c (runtime/ops/conv.h), where fp32 3×3 convs run
 // as Winograd. The ×2 upsampled maps, which are the largest (at 512×512 the input of conv_3 is
 // 256×256×256 fp32 = 64 MiB), are never stored whole: each conv on an upsampled map runs in row bands,
-// upsampling just the band's rows plus a one-row halo into a small buffer, and conv_4 (1×1) runs on
-// each conv_3 band as it comes out.
+// upsampling just the band's rows plus a one-row halo into a small buffer, and conv_4 (1×1) and the
+// final ×2 run on each conv_3 band as it comes out.
 // Plans are shared by all tasks. A task's 3×3 convs (BN folded) come from the head store
 // (runtime/head_store.h, resident or streamed); its LayerNorm and conv_4 live in task_switch.
 #pragma once
@@ -66,6 +66,8 @@ class PupHead {
     ConvPlan plan;
   };
   ConvPlan& conv4_plan(int out_channels);
+  // Whether map_[s] is kept in bf16 (int8 mode, s = 1, 2: the maps the bands upsample from).
+  bool map_bf16(int s) const { return prec_ == Precision::int8 && s > 0; }
 
   DnnlContext* ctx_ = nullptr;
   Precision prec_ = Precision::fp32;
@@ -81,10 +83,12 @@ class PupHead {
   size_t ln_ = 0;        // [h·w, d] LayerNorm output, fp32 channels-last
   size_t ln_blocked_ = 0;  // [d, h, w] blocked, in the activation type (conv_0's input)
   size_t map_[3] = {};   // conv_0, conv_1, conv_2 outputs, blocked: [c, h, w], [c, 2h, 2w], [c, 4h, 4w]
+                         // (1 and 2 in bf16 in int8 mode: map_bf16)
   size_t band_in_ = 0;   // [c, band + 2, W] upsampled rows + halo, blocked (fp32 or bf16)
   size_t band_out_ = 0;  // [c, band, W] one band's conv output, blocked
   size_t c4_band_ = 0;   // [C_max, band, W] conv_4 output of one band, blocked
-  size_t c4_ = 0;        // [C_max, 8h, 8w] conv_4 output, blocked
+  size_t c4_ = 0;        // conv_4 output, blocked: [C_max, band + 1, 8w] (rows r0-1 .. r0+band-1), or
+                         // [C_max, 8h, 8w] whole when a final resize to the input size follows
   size_t resized_ = 0;   // [C_max, 16h, 16w] when a final resize is needed
   size_t conv_pad_ = 0;  // oneDNN scratchpad of the convs (the largest of them)
   bool resize_ = false;

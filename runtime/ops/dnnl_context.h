@@ -23,6 +23,10 @@ enum class Precision {
   int8,
 };
 
+// Bytes per weight as the model file stores it: s8 in a calibrated int8 file, fp32 otherwise (bf16
+// mode converts fp32 weights when it packs them).
+inline size_t file_weight_bytes(Precision p) { return p == Precision::int8 ? 1 : 4; }
+
 struct Calibration;  // runtime/int8_format.h
 
 struct DnnlContext {

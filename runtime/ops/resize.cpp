@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "runtime/ops/bf16.h"
 
@@ -30,10 +31,12 @@ ResizeAxis resize_axis(int in, int out) {
 namespace {
 inline void store(float* p, float v) { *p = v; }
 inline void store(uint16_t* p, float v) { *p = f32_to_bf16(v); }
+inline float load(const float* p) { return *p; }
+inline float load(const uint16_t* p) { return bf16_to_f32(*p); }
 }  // namespace
 
-template <typename T>
-void upsample2x_rows_blocked(const float* in, int H, int W, int C, int y0, int y1, T* out) {
+template <typename In, typename T>
+void upsample2x_rows_blocked(const In* in, int H, int W, int C, int y0, int y1, T* out) {
   const int Ho = 2 * H, Wo = 2 * W, R = y1 - y0, CB = (C + 15) / 16;
   const ResizeAxis ax = resize_axis(W, Wo), ay = resize_axis(H, Ho);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -45,42 +48,59 @@ void upsample2x_rows_blocked(const float* in, int H, int W, int C, int y0, int y
         continue;
       }
       const float ly = ay.l[y], hy = 1.f - ly;
-      const float* plane = in + static_cast<int64_t>(cb) * H * W * 16;
-      const float* r0 = plane + static_cast<int64_t>(ay.i0[y]) * W * 16;
-      const float* r1 = plane + static_cast<int64_t>(ay.i1[y]) * W * 16;
+      const In* plane = in + static_cast<int64_t>(cb) * H * W * 16;
+      const In* r0 = plane + static_cast<int64_t>(ay.i0[y]) * W * 16;
+      const In* r1 = plane + static_cast<int64_t>(ay.i1[y]) * W * 16;
       for (int x = 0; x < Wo; ++x) {
         const float lx = ax.l[x], hx = 1.f - lx;
-        const float* a = r0 + ax.i0[x] * 16;
-        const float* b = r0 + ax.i1[x] * 16;
-        const float* c = r1 + ax.i0[x] * 16;
-        const float* d = r1 + ax.i1[x] * 16;
+        const In* a = r0 + ax.i0[x] * 16;
+        const In* b = r0 + ax.i1[x] * 16;
+        const In* c = r1 + ax.i0[x] * 16;
+        const In* d = r1 + ax.i1[x] * 16;
         T* o = orow + x * 16;
 #pragma omp simd
-        for (int ch = 0; ch < 16; ++ch) store(o + ch, hy * (hx * a[ch] + lx * b[ch]) + ly * (hx * c[ch] + lx * d[ch]));
+        for (int ch = 0; ch < 16; ++ch)
+          store(o + ch, hy * (hx * load(a + ch) + lx * load(b + ch)) + ly * (hx * load(c + ch) + lx * load(d + ch)));
       }
     }
 }
 
-template void upsample2x_rows_blocked<float>(const float*, int, int, int, int, int, float*);
-template void upsample2x_rows_blocked<uint16_t>(const float*, int, int, int, int, int, uint16_t*);
+template void upsample2x_rows_blocked<float, float>(const float*, int, int, int, int, int, float*);
+template void upsample2x_rows_blocked<float, uint16_t>(const float*, int, int, int, int, int, uint16_t*);
+template void upsample2x_rows_blocked<uint16_t, float>(const uint16_t*, int, int, int, int, int, float*);
 
-void copy_rows_blocked(const float* band, int C, int rows, int W, float* map, int H, int r0) {
+template <typename T>
+void copy_rows_blocked(const float* band, int C, int rows, int W, T* map, int H, int r0) {
   const int CB = (C + 15) / 16;
   const size_t n = static_cast<size_t>(rows) * W * 16;
 #pragma omp parallel for schedule(static)
-  for (int cb = 0; cb < CB; ++cb)
-    std::memcpy(map + (static_cast<int64_t>(cb) * H + r0) * W * 16, band + static_cast<int64_t>(cb) * n, n * sizeof(float));
+  for (int cb = 0; cb < CB; ++cb) {
+    const float* from = band + static_cast<int64_t>(cb) * n;
+    T* to = map + (static_cast<int64_t>(cb) * H + r0) * W * 16;
+    if constexpr (std::is_same_v<T, float>)
+      std::memcpy(to, from, n * sizeof(float));
+    else
+      for (size_t i = 0; i < n; ++i) store(to + i, from[i]);
+  }
 }
 
+template void copy_rows_blocked<float>(const float*, int, int, int, float*, int, int);
+template void copy_rows_blocked<uint16_t>(const float*, int, int, int, uint16_t*, int, int);
+
 void resize_blocked_to_chw(const float* in, int C, int H, int W, float* out, int Ho, int Wo) {
+  resize_blocked_rows_to_chw(in, C, 0, H, H, W, out, Ho, Wo, 0, Ho);
+}
+
+void resize_blocked_rows_to_chw(const float* in, int C, int in_row0, int in_rows, int H, int W, float* out, int Ho,
+                                int Wo, int y0, int y1) {
   const ResizeAxis ax = resize_axis(W, Wo), ay = resize_axis(H, Ho);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int ch = 0; ch < C; ++ch)
-    for (int y = 0; y < Ho; ++y) {
+    for (int y = y0; y < y1; ++y) {
       const float ly = ay.l[y], hy = 1.f - ly;
-      const float* plane = in + static_cast<int64_t>(ch / 16) * H * W * 16 + ch % 16;
-      const float* r0 = plane + static_cast<int64_t>(ay.i0[y]) * W * 16;
-      const float* r1 = plane + static_cast<int64_t>(ay.i1[y]) * W * 16;
+      const float* plane = in + static_cast<int64_t>(ch / 16) * in_rows * W * 16 + ch % 16;
+      const float* r0 = plane + static_cast<int64_t>(ay.i0[y] - in_row0) * W * 16;
+      const float* r1 = plane + static_cast<int64_t>(ay.i1[y] - in_row0) * W * 16;
       float* o = out + (static_cast<int64_t>(ch) * Ho + y) * Wo;
       for (int x = 0; x < Wo; ++x) {
         const float lx = ax.l[x], hx = 1.f - lx;

@@ -27,7 +27,7 @@ namespace m3vit::rt {
 
 class WinogradInt8 {
  public:
-  static constexpr int kMaxChunk = 128;  // tiles per matmul: V 2 MiB fp32 + 0.5 MiB s8, M 2 MiB per thread
+  static constexpr int kMaxChunk = 64;  // tiles per matmul: V 1 MiB fp32 + 0.25 MiB s8, M 1 MiB per thread
 
   static bool supports(int cin, int cout, int out_h, int w) {
     return out_h % 2 == 0 && w % 2 == 0 && cin % 16 == 0 && cout % 16 == 0;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -307,6 +308,59 @@ TEST(Resize, UpsampleBandRowsEqualTheWholeMap) {
   copy_rows_blocked(band3.data(), C, 3, 2 * W, map.data(), 2 * H, 0);  // rows 0..2 back into a map
   const auto m_nhwc = from_blocked(map, 2 * H, 2 * W, C);
   for (size_t i = 0; i < 3 * row; ++i) EXPECT_EQ(m_nhwc[i], w_nhwc[i]);
+}
+
+// The head's last ×2 runs band by band (runtime/pup_head.cpp): a window of input rows [r0 − 1,
+// r0 + band) gives exactly the output rows of the whole resize that sample only those rows.
+TEST(Resize, RowWindowsGiveTheWholeResize) {
+  const int H = 6, W = 5, C = 20, band = 2;
+  const auto bin = to_blocked(randv(static_cast<size_t>(H) * W * C, 62), H, W, C);
+  std::vector<float> whole(static_cast<size_t>(C) * 4 * H * W), parts(whole.size(), -1.f);
+  resize_blocked_to_chw(bin.data(), C, H, W, whole.data(), 2 * H, 2 * W);
+  const ResizeAxis ay = resize_axis(H, 2 * H);
+  int y0 = 0;
+  for (int r0 = 0; r0 < H; r0 += band) {
+    // The window: input rows r0-1 .. r0+band-1 (row -1 is never sampled), blocked with band+1 rows.
+    std::vector<float> win(blocked_floats(C, band + 1, W), 0.f);
+    for (int cb = 0; cb < 2; ++cb)
+      for (int r = std::max(r0 - 1, 0); r < r0 + band; ++r)
+        std::copy_n(bin.data() + (static_cast<size_t>(cb) * H + r) * W * 16, W * 16,
+                    win.data() + (static_cast<size_t>(cb) * (band + 1) + r - (r0 - 1)) * W * 16);
+    int y1 = y0;
+    while (y1 < 2 * H && ay.i1[y1] <= r0 + band - 1) ++y1;
+    resize_blocked_rows_to_chw(win.data(), C, r0 - 1, band + 1, H, W, parts.data(), 2 * H, 2 * W, y0, y1);
+    y0 = y1;
+  }
+  EXPECT_EQ(y0, 2 * H);
+  for (size_t i = 0; i < whole.size(); ++i) ASSERT_EQ(parts[i], whole[i]) << i;
+}
+
+// int8 mode keeps the head's upsampled maps in bf16: a band stored as bf16 and upsampled from it
+// equals the fp32 path on the bf16-rounded map, and differs from the unrounded one by bf16 rounding.
+TEST(Resize, Bf16MapUpsamplesLikeItsRoundedValues) {
+  const int H = 3, W = 4, C = 32;
+  const auto bin = to_blocked(randv(static_cast<size_t>(H) * W * C, 63), H, W, C);
+  std::vector<uint16_t> map16(bin.size());
+  copy_rows_blocked(bin.data(), C, H, W, map16.data(), H, 0);
+  std::vector<float> rounded(bin.size());
+  for (size_t i = 0; i < bin.size(); ++i) {
+    rounded[i] = bf16_to_f32(map16[i]);
+    // Round to nearest even: within half a bf16 step (2^-8 relative) of the fp32 value.
+    EXPECT_LE(std::abs(rounded[i] - bin[i]), std::abs(bin[i]) * 0x1p-8f) << i;
+  }
+  std::vector<float> from16(blocked_floats(C, 5, 2 * W)), from32(from16.size()), exact(from16.size());
+  upsample2x_rows_blocked(map16.data(), H, W, C, -1, 4, from16.data());
+  upsample2x_rows_blocked(rounded.data(), H, W, C, -1, 4, from32.data());
+  upsample2x_rows_blocked(bin.data(), H, W, C, -1, 4, exact.data());
+  double worst = 0;
+  for (size_t i = 0; i < from16.size(); ++i) {
+    ASSERT_EQ(from16[i], from32[i]) << i;
+    worst = std::max(worst, static_cast<double>(std::abs(from16[i] - exact[i])));
+  }
+  EXPECT_GT(worst, 0.0);
+  // randv is in [-1, 1]: each value is within 2^-8 of its rounding, so is every weighted mean of them
+  // (plus fp32 rounding of the interpolation).
+  EXPECT_LT(worst, 1.01 * 0x1p-8);
 }
 
 }  // namespace
