@@ -132,6 +132,7 @@ const char* m3vit_features(void) {
   static const std::string words = [] {
     std::string s = "fp32";
     if (m3vit::rt::cpu_has_bf16()) s += " bf16";
+    if (m3vit::rt::cpu_has_vnni()) s += " int8";
     if (m3vit::rt::cpu_has_avx512()) s += " avx512";
     return s;
   }();
@@ -188,13 +189,16 @@ m3vit_status m3vit_open(const char* path, const m3vit_options* options, m3vit_mo
       throw ArgumentError("options.experts is " + std::to_string(o.experts) + ": use M3VIT_RESIDENT or M3VIT_STREAM");
     if (o.layers != M3VIT_RESIDENT && o.layers != M3VIT_STREAM)
       throw ArgumentError("options.layers is " + std::to_string(o.layers) + ": use M3VIT_RESIDENT or M3VIT_STREAM");
-    if (o.precision != M3VIT_FP32 && o.precision != M3VIT_BF16)
-      throw ArgumentError("options.precision is " + std::to_string(o.precision) + ": use M3VIT_FP32 or M3VIT_BF16");
+    if (o.precision != M3VIT_FP32 && o.precision != M3VIT_BF16 && o.precision != M3VIT_INT8)
+      throw ArgumentError("options.precision is " + std::to_string(o.precision) +
+                          ": use M3VIT_FP32, M3VIT_BF16 or M3VIT_INT8");
     if (o.threads < 0) throw ArgumentError("options.threads is " + std::to_string(o.threads) + ": use 0 (all) or more");
     m3vit::rt::EngineOptions eo;
     eo.experts = o.experts == M3VIT_STREAM ? m3vit::rt::Residency::stream : m3vit::rt::Residency::resident;
     eo.layers = o.layers == M3VIT_STREAM ? m3vit::rt::Residency::stream : m3vit::rt::Residency::resident;
-    eo.precision = o.precision == M3VIT_BF16 ? m3vit::rt::Precision::bf16 : m3vit::rt::Precision::fp32;
+    eo.precision = o.precision == M3VIT_BF16   ? m3vit::rt::Precision::bf16
+                   : o.precision == M3VIT_INT8 ? m3vit::rt::Precision::int8
+                                               : m3vit::rt::Precision::fp32;
     eo.threads = o.threads;
     eo.memory_budget = o.memory_budget;
     eo.winograd = o.direct_head_convs == 0;

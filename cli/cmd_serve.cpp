@@ -1,7 +1,7 @@
 // `m3vit serve`: the libtorch-free runtime behind HTTP, with a page for the browser (docs/SERVE.md).
 //
 //   m3vit serve --model M.safetensors [--host 127.0.0.1] [--port 8080] [--experts resident|stream]
-//               [--layers resident|stream] [--precision fp32|bf16] [--threads N] [--workers N]
+//               [--layers resident|stream] [--precision fp32|bf16|int8] [--threads N] [--workers N]
 //               [--queue Q] [--max-body BYTES]
 //
 // This file only reads the options; serve/server.cpp does the rest.
@@ -34,8 +34,9 @@ void register_serve(CLI::App& app) {
       ->check(CLI::IsMember({"resident", "stream"}));
   sub->add_option("--layers", a->layers, "attention, dense MLP and head conv weights: resident or stream")
       ->check(CLI::IsMember({"resident", "stream"}));
-  sub->add_option("--precision", a->precision, "fp32 (default) or bf16 (AVX512-BF16)")
-      ->check(CLI::IsMember({"fp32", "bf16"}));
+  sub->add_option("--precision", a->precision,
+                  "fp32 (default), bf16 (AVX512-BF16) or int8 (AVX512-VNNI; the file of `m3vit calibrate`)")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
   sub->add_option("--threads", a->threads, "CPU threads of each worker's engine (default: all cores)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--workers", a->serve.workers, "engines running requests in parallel (default 1)")

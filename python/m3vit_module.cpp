@@ -86,7 +86,8 @@ m3vit_residency residency(const std::string& word, const char* arg) {
 m3vit_precision precision(const std::string& word) {
   if (word == "fp32") return M3VIT_FP32;
   if (word == "bf16") return M3VIT_BF16;
-  throw py::value_error("precision='" + word + "': use 'fp32' or 'bf16'");
+  if (word == "int8") return M3VIT_INT8;
+  throw py::value_error("precision='" + word + "': use 'fp32', 'bf16' or 'int8'");
 }
 
 // threads= and memory_budget=: None means the library's default (the C API's 0); otherwise a whole
@@ -330,7 +331,7 @@ PYBIND11_MODULE(m3vit, m) {
            py::arg("precision") = "fp32", py::arg("threads") = py::none(), py::arg("memory_budget") = py::none(),
            "Opens the export at `path`.\n\n"
            "experts, layers: 'resident' (packed in RAM) or 'stream' (read from the file as needed).\n"
-           "precision: 'fp32' or 'bf16' (needs AVX512-BF16).\n"
+           "precision: 'fp32', 'bf16' (needs AVX512-BF16) or 'int8' (AVX512-VNNI; the file of `m3vit calibrate`).\n"
            "threads: None for all cores, or a number >= 1.\n"
            "memory_budget: bytes for the stream buffers; None for two of the largest load.")
       .def_property_readonly("tasks", &Runtime::tasks, "The model's task names, in index order.")

@@ -55,8 +55,9 @@ typedef enum m3vit_status {
 /* Where a kind of weight lives while the model runs: packed in RAM at open, or read from the file as
  * the forward pass needs it through two buffers (memory that does not grow with the experts). */
 typedef enum m3vit_residency { M3VIT_RESIDENT = 0, M3VIT_STREAM = 1 } m3vit_residency;
-/* bf16 needs AVX512-BF16; m3vit_open refuses it on a CPU without (M3VIT_ERROR_CONFIG). */
-typedef enum m3vit_precision { M3VIT_FP32 = 0, M3VIT_BF16 = 1 } m3vit_precision;
+/* bf16 needs AVX512-BF16, int8 AVX512-VNNI and the file `m3vit calibrate` writes (an int8 file runs
+ * with M3VIT_INT8 only); m3vit_open refuses them otherwise (M3VIT_ERROR_CONFIG). */
+typedef enum m3vit_precision { M3VIT_FP32 = 0, M3VIT_BF16 = 1, M3VIT_INT8 = 2 } m3vit_precision;
 
 typedef struct m3vit_options {
   size_t struct_size;          /* sizeof(m3vit_options); m3vit_options_init sets it */
@@ -86,7 +87,7 @@ M3VIT_API const char* m3vit_version(void);
 M3VIT_API int m3vit_version_number(void);
 M3VIT_API int m3vit_export_format_version(void);
 /* Features of this build on this CPU, space-separated words: "fp32", "bf16" (AVX512-BF16 present),
- * "avx512"; a word for every feature the build has that the CPU can run. */
+ * "int8" (AVX512-VNNI present), "avx512"; a word for every feature the build has that the CPU can run. */
 M3VIT_API const char* m3vit_features(void);
 
 /* The calling thread's last error, one line; "" when none. */

@@ -32,6 +32,12 @@ using m3vit::test_io::run_command;
 
 const char* const kTasks[] = {"semseg", "human_parts", "sal", "normals", "edge", "depth"};
 
+bool cpu_flag(const std::string& flag) {
+  std::ifstream cpu("/proc/cpuinfo");
+  const std::string info((std::istreambuf_iterator<char>(cpu)), std::istreambuf_iterator<char>());
+  return info.find(" " + flag) != std::string::npos;
+}
+
 // One tiny_synthetic export (seed 5) and what the command line makes of assets/sample.png with it.
 // ctest runs each case in its own process: the directory is built once per build of the `m3vit`
 // binary (its name carries the binary's time stamp, so a rebuilt binary never meets an old oracle;
@@ -58,7 +64,12 @@ const std::string& fixture() {
              tmp + "/" + t + ".npy --out " + tmp + "/" + t + ".png";
     cmd += " && mkdir " + tmp + "/images && cp " + img + " " + tmp + "/images/ && " + m3vit + " trace --config " + src +
            "/configs/tiny_synthetic.yaml --weights " + model + " --task semseg --images " + tmp + "/images --out " + tmp +
-           "/trace.safetensors && touch " + tmp + "/ok";
+           "/trace.safetensors";
+    if (cpu_flag("avx512_vnni"))  // the int8 file of `m3vit calibrate` and its semseg logits
+      cmd += " && " + m3vit + " calibrate --model " + model + " --synthetic 2 --threads 2 --out " + tmp +
+             "/int8.safetensors && " + m3vit + " run --model " + tmp + "/int8.safetensors --precision int8 --task semseg " +
+             "--image " + img + " --threads 2 --save-logits " + tmp + "/int8_semseg.npy";
+    cmd += " && touch " + tmp + "/ok";
     const auto r = run_command(cmd);
     EXPECT_EQ(r.status, 0) << r.output;
     std::error_code ec;
@@ -123,6 +134,35 @@ TEST(CApi, LogitsAndPicturesEqualTheCommandLineBitForBit) {
     EXPECT_EQ(read_bytes(png), read_bytes(fixture() + "/" + name + ".png")) << name << ": picture differs";
   }
   m3vit_close(m);
+}
+
+// M3VIT_INT8 runs the calibrated file as `m3vit run --precision int8` does; a precision that does not
+// match the file is refused, naming it (on a CPU without VNNI, int8 itself is).
+TEST(CApi, Int8EqualsTheCommandLineBitForBit) {
+  const std::string q8 = fixture() + "/int8.safetensors";
+  m3vit_options o;
+  m3vit_options_init(&o);
+  o.precision = M3VIT_INT8;
+  o.threads = 2;
+  m3vit_model* m = nullptr;
+  if (!cpu_flag("avx512_vnni")) {
+    expect_status(m3vit_open(model_path().c_str(), &o, &m), M3VIT_ERROR_CONFIG, {"int8", "AVX512-VNNI"});
+    return;
+  }
+  ASSERT_EQ(m3vit_open(q8.c_str(), &o, &m), M3VIT_OK) << m3vit_last_error();
+  int task = -1;
+  ASSERT_EQ(m3vit_task_index(m, "semseg", &task), M3VIT_OK);
+  const std::vector<float> y = run_task(m, task, sample_input(m));
+  const m3vit::OwnedTensor want = m3vit::read_npy(fixture() + "/int8_semseg.npy");
+  ASSERT_EQ(static_cast<size_t>(want.numel()), y.size());
+  EXPECT_EQ(std::memcmp(want.bytes.data(), y.data(), y.size() * sizeof(float)), 0) << "int8 logits differ";
+  m3vit_close(m);
+  m = nullptr;
+  expect_status(m3vit_open(model_path().c_str(), &o, &m), M3VIT_ERROR_CONFIG, {"model.safetensors", "m3vit calibrate"});
+  EXPECT_EQ(m, nullptr);
+  o.precision = M3VIT_FP32;
+  expect_status(m3vit_open(q8.c_str(), &o, &m), M3VIT_ERROR_CONFIG, {"int8.safetensors", "--precision int8"});
+  EXPECT_EQ(m, nullptr);
 }
 
 TEST(CApi, ModelQueries) {
@@ -365,6 +405,7 @@ TEST(CApi, VersionAndFeatures) {
   const std::string info((std::istreambuf_iterator<char>(cpu)), std::istreambuf_iterator<char>());
   EXPECT_EQ(f.find(" bf16 ") != std::string::npos, info.find("avx512_bf16") != std::string::npos) << f;
   EXPECT_EQ(f.find(" avx512 ") != std::string::npos, info.find("avx512f") != std::string::npos) << f;
+  EXPECT_EQ(f.find(" int8 ") != std::string::npos, info.find("avx512_vnni") != std::string::npos) << f;
   EXPECT_STREQ(m3vit_status_name(M3VIT_ERROR_SHAPE), "shape");
 }
 

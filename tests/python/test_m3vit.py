@@ -100,11 +100,17 @@ def oracle(tmp_path_factory):
     }
     if "bf16" in m3vit.features:
         logits["bf16_semseg"] = run("bf16_semseg", "semseg", "--image", SAMPLE, "--precision", "bf16")
+    int8_model = d / "int8.safetensors"
+    if "int8" in m3vit.features:
+        cli("calibrate", "--model", model, "--synthetic", 2, "--threads", THREADS, "--out", int8_model)
+        cli("run", "--model", int8_model, "--task", "semseg", "--threads", THREADS, "--image", SAMPLE,
+            "--precision", "int8", "--save-logits", d / "int8_semseg.npy")
+        logits["int8_semseg"] = np.load(d / "int8_semseg.npy")[0]
     (d / "images").mkdir()
     (d / "images" / "sample.png").write_bytes(open(SAMPLE, "rb").read())
     cli("trace", "--config", CONFIG, "--weights", model, "--task", "semseg", "--images", d / "images",
         "--out", d / "trace.safetensors")
-    return types.SimpleNamespace(dir=d, model=str(model), x=x, logits=logits,
+    return types.SimpleNamespace(dir=d, model=str(model), int8_model=str(int8_model), x=x, logits=logits,
                                  routing=read_safetensors(d / "trace.safetensors")[1]["topk_idx"][0])
 
 
@@ -121,6 +127,7 @@ def test_version_and_features_are_the_command_lines_and_the_cpus():
     with open("/proc/cpuinfo") as f:
         flags = set(next(line for line in f if line.startswith("flags")).split(":")[1].split())
     assert ("bf16" in m3vit.features) == ("avx512_bf16" in flags)
+    assert ("int8" in m3vit.features) == ("avx512_vnni" in flags)
 
 
 def test_model_attributes_are_the_exports(oracle, rt):
@@ -203,6 +210,18 @@ def test_options_reach_the_runtime(oracle, rt):
     else:
         with pytest.raises(ValueError, match="bf16"):
             m3vit.Runtime(oracle.model, precision="bf16")
+    if "int8" in m3vit.features:
+        # The calibrated file (m3vit calibrate) as the command line runs it; a precision that does not
+        # match the file is refused, naming it.
+        int8 = m3vit.Runtime(oracle.int8_model, precision="int8", threads=THREADS)
+        assert_bitwise_equal(int8.run(img, "semseg"), oracle.logits["int8_semseg"])
+        with pytest.raises(ValueError, match="int8.safetensors is an int8 file"):
+            m3vit.Runtime(oracle.int8_model)
+        with pytest.raises(ValueError, match="m3vit calibrate"):
+            m3vit.Runtime(oracle.model, precision="int8")
+    else:
+        with pytest.raises(ValueError, match="VNNI"):
+            m3vit.Runtime(oracle.model, precision="int8")
 
 
 # --- predictions, routing, timings -------------------------------------------------------------

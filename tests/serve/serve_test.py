@@ -105,8 +105,8 @@ def trace_counts(task, image):
 # ---- the server ------------------------------------------------------------------------------------
 
 class Server:
-    def __init__(self, *extra):
-        self.proc = subprocess.Popen([M3VIT, "serve", "--model", MODEL, "--port", "0", "--threads", THREADS] + list(extra),
+    def __init__(self, *extra, model=MODEL):
+        self.proc = subprocess.Popen([M3VIT, "serve", "--model", model, "--port", "0", "--threads", THREADS] + list(extra),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()  # "serving  M (name, WxH) on http://HOST:PORT/ ..."
         m = re.search(r"http://([\d.]+):(\d+)/", line)
@@ -429,7 +429,35 @@ def test_page():
     check(rc == 0, "exit code after the page test")
 
 
-for name, fn in [("endpoints and bad input", test_endpoints), ("concurrency, 1 worker", lambda: test_concurrency(1)),
+def test_int8():
+    """--precision int8 serves the calibrated file as `m3vit run --precision int8` runs it; a server asked for
+    int8 on an fp32 export refuses to start, naming the file (on a CPU without VNNI: naming VNNI)."""
+    with open("/proc/cpuinfo") as f:
+        vnni = " avx512_vnni" in f.read()
+    p = subprocess.run([M3VIT, "serve", "--model", MODEL, "--port", "0", "--precision", "int8"], capture_output=True,
+                       text=True, timeout=60)
+    check(p.returncode == 2 and ("m3vit calibrate" in p.stderr if vnni else "VNNI" in p.stderr),
+          f"serve --precision int8 on an fp32 export is refused: {p.stderr.strip()}")
+    if not vnni:
+        return
+    q8 = path_in("int8.safetensors")
+    subprocess.run([M3VIT, "calibrate", "--model", MODEL, "--synthetic", "2", "--threads", THREADS, "--out", q8],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    npy = path_in("cli_int8_semseg.npy")
+    subprocess.run([M3VIT, "run", "--model", q8, "--precision", "int8", "--task", "semseg", "--image", SAMPLE,
+                    "--threads", THREADS, "--save-logits", npy], check=True, stdout=subprocess.DEVNULL)
+    s = Server("--precision", "int8", model=q8)
+    try:
+        st, h, body = s.request("POST", predict_path("semseg", "npy"), read(SAMPLE))
+        check(st == 200 and body == read(npy), "int8: npy equals m3vit run --precision int8 --save-logits")
+        st, h, body = s.request("POST", predict_path("semseg", "npy"), b"not an image")
+        check(st == 400, f"int8: a bad body is answered 400 (got {st})")
+    finally:
+        rc, _ = s.stop()
+    check(rc == 0, "exit code of the int8 server")
+
+
+for name, fn in [("endpoints and bad input", test_endpoints), ("int8", test_int8), ("concurrency, 1 worker", lambda: test_concurrency(1)),
                  ("concurrency, 2 workers", lambda: test_concurrency(2)), ("SIGTERM", test_sigterm),
                  ("page in Chromium", test_page)]:
     t0 = time.time()
