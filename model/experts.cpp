@@ -30,20 +30,14 @@ torch::Tensor ExpertsImpl::forward(int e, const torch::Tensor& x) {
 }
 
 torch::Tensor ExpertsImpl::forward_queues(const torch::Tensor& xs, const std::vector<int64_t>& count) {
-  if (xs.size(0) == 0) {
-    // No token for any of these experts (possible on one rank of an expert-parallel run). The output
-    // is still tied to the weights, so that they get a zero gradient as in a run where other experts
-    // of the layer had tokens: weight decay and momentum then treat them alike. It is tied to the
-    // (empty) input too: in an expert-parallel run the input came by all-to-all, and that exchange's
-    // backward pass is a collective that every rank must join. Without the tie autograd would skip it
-    // on this rank and the ranks that did receive tokens would wait for it forever.
-    torch::Tensor zero = (xs.sum() + htoh4->weight.sum() + htoh4->bias.sum() + h4toh->weight.sum() +
-                          h4toh->bias.sum()) * 0;
-    return xs.new_zeros({0, h4toh->weight.size(1)}) + zero;
-  }
   // The queues side by side, one whole gemm per expert and thread, forward and backward written out
   // (model/expert_mlp_function.h): about 1.4x faster than the padded batched matmul (baddbmm) it
-  // replaced (bench/train_step_profile).
+  // replaced (bench/train_step_profile). With no token at all (possible on one rank of an
+  // expert-parallel run) the output is empty but still a function of the input and the weights:
+  // the weights get zero gradients, as in a run where other experts of the layer had tokens (weight
+  // decay and momentum then treat them alike), and the backward pass reaches the input, which came by
+  // all-to-all. That exchange's backward is a collective every rank must join; without the tie
+  // autograd would skip it on this rank and the ranks that did receive tokens would wait forever.
   return expert_mlp(xs, count, htoh4->weight, htoh4->bias, h4toh->weight, h4toh->bias);  // [Σ count, d]
 }
 

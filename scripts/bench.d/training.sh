@@ -138,8 +138,9 @@ EOF
 
 # Where a step goes (bench/train_step_profile.cpp): the demo model, the paper's routing shape
 # (1,025 tokens, 16 experts, top-4) at a sixth of the width, and the paper's model itself at 512×512
-# (batch 1; about 4 minutes).
+# (batch 1; about 4 minutes, most of it the three multi-task steps; 5 repetitions of the 2-second
+# passes, because 3 let one slow round move the ratio by 0.15).
 log "train_step_profile"
 "$build/bench/train_step_profile" --config "$src/configs/tiny_synthetic.yaml" --threads "$threads" --batch 8
 "$build/bench/train_step_profile" --config "$src/configs/pascal_routing_synthetic.yaml" --threads "$threads" --batch 2 --reps 5
-"$build/bench/train_step_profile" --config "$src/configs/pascal_vits_moe16.yaml" --threads "$threads" --batch 1 --reps 3
+"$build/bench/train_step_profile" --config "$src/configs/pascal_vits_moe16.yaml" --threads "$threads" --batch 1 --reps 5

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "core/config.h"
+#include "model/experts.h"
 #include "model/moe_layer.h"
 
 namespace m3vit {
@@ -177,6 +178,25 @@ TEST(MoeDispatch, UnchosenExpertIsNeverComputed) {
     EXPECT_EQ(g[3].abs().max().item<float>(), 0.0f);
     EXPECT_TRUE(torch::isfinite(g).all().item<bool>());
     EXPECT_GT(g.abs().max().item<float>(), 0.0f);
+  }
+}
+
+// No token for any expert (one rank of an expert-parallel run can get none): the empty output is
+// still a function of the input and the weights, so that the backward pass reaches the input (the
+// all-to-all's backward, a collective, must run on every rank) and every weight gets a zero gradient.
+TEST(MoeDispatch, NoTokensStillReachInputAndWeights) {
+  Experts ex(4, 8, 6);
+  torch::Tensor xs = torch::zeros({0, 8}).requires_grad_(true);
+  torch::Tensor y = ex->forward_queues(xs, {0, 0, 0, 0});
+  ASSERT_EQ(y.sizes(), (std::vector<int64_t>{0, 8}));
+  ASSERT_TRUE(y.requires_grad());
+  y.sum().backward();
+  ASSERT_TRUE(xs.grad().defined());
+  EXPECT_EQ(xs.grad().sizes(), xs.sizes());
+  for (const torch::Tensor& w : {ex->htoh4->weight, ex->htoh4->bias, ex->h4toh->weight, ex->h4toh->bias}) {
+    ASSERT_TRUE(w.grad().defined());
+    EXPECT_EQ(w.grad().sizes(), w.sizes());
+    EXPECT_EQ(w.grad().abs().max().item<float>(), 0.0f);
   }
 }
 
