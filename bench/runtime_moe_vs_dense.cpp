@@ -56,7 +56,7 @@ Result time_layer(const rt::ModelFile& file, int moe_layer, const std::vector<fl
   std::unique_ptr<rt::WeightStream> ring;
   if (mode == rt::Residency::stream)
     ring = std::make_unique<rt::WeightStream>(ctx.eng, file.path(), 2, rt::ExpertStore::slot_bytes(moe.fc1(), moe.fc2()),
-                                              static_cast<size_t>(hid) * d);
+                                              rt::ExpertStore::staging_bytes(moe.fc1()));
   rt::ExpertStore experts(ctx, file, mode, moe.fc1(), moe.fc2(), ring.get());
   int block = -1;
   for (int i = 0, j = 0; i < c.depth; ++i)

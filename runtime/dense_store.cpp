@@ -26,9 +26,9 @@ size_t DenseStore::slot_bytes(const Plans& p) {
   return n;
 }
 
-size_t DenseStore::staging_floats(const ModelConfig& c, Precision prec) {
+size_t DenseStore::staging_bytes(const ModelConfig& c, Precision prec) {
   const size_t d = c.embed_dim, mh = c.mlp_hidden();
-  return (std::max(3 * d * d, mh * d) * file_weight_bytes(prec) + 3) / 4;
+  return std::max(3 * d * d, mh * d) * file_weight_bytes(prec);
 }
 
 DenseStore::DenseStore(DnnlContext& ctx, const ModelFile& f, Residency residency, const Plans& plans,
@@ -58,7 +58,7 @@ DenseStore::DenseStore(DnnlContext& ctx, const ModelFile& f, Residency residency
   }
 
   if (!ring_) throw Error("dense layer streaming needs a weight ring");
-  if (ring->slot_bytes() < slot_bytes(plans) || ring->staging_floats() < staging_floats(c, plans[kQkv]->precision()))
+  if (ring->slot_bytes() < slot_bytes(plans) || ring->staging_bytes() < staging_bytes(c, plans[kQkv]->precision()))
     throw Error("weight ring slots are smaller than the largest dense layer");
   int8_ = plans[kQkv]->precision() == Precision::int8;
   for (int k = 0; k < kKinds; ++k) {

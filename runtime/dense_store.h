@@ -46,10 +46,10 @@ class DenseStore {
   DenseStore(const DenseStore&) = delete;
   DenseStore& operator=(const DenseStore&) = delete;
 
-  // The largest streamed load (bytes in a slot) and the largest tensor as read (in floats: the
-  // file's s8 weights of an int8 model take a quarter), for sizing the ring.
+  // The largest streamed load (bytes in a slot) and the largest tensor as the file stores it
+  // (bytes: fp32, or s8 in an int8 file), for sizing the ring.
   static size_t slot_bytes(const Plans& plans);
-  static size_t staging_floats(const ModelConfig& cfg, Precision prec);
+  static size_t staging_bytes(const ModelConfig& cfg, Precision prec);
   // after_last() runs once per image, as soon as this store has posted its last load (resident: at
   // begin_image), so that the head's loads follow the dense layers'.
   void set_after_last(std::function<void()> after_last) { after_last_ = std::move(after_last); }

@@ -94,7 +94,7 @@ Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::m
     std::string largest;
     if (stream_experts && !m.cfg.moe_blocks.empty()) {
       slot = ExpertStore::slot_bytes(moe.fc1(), moe.fc2());
-      staging = (static_cast<size_t>(m.cfg.moe_hidden()) * m.cfg.embed_dim * file_weight_bytes(opt.precision) + 3) / 4;
+      staging = ExpertStore::staging_bytes(moe.fc1());
       largest = "an expert";
     }
     if (stream_layers) {
@@ -103,8 +103,8 @@ Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::m
         slot = layer_slot;
         largest = "the largest dense layer or head conv";
       }
-      staging = std::max({staging, DenseStore::staging_floats(m.cfg, opt.precision),
-                          HeadStore::staging_floats(m.cfg, opt.precision)});
+      staging = std::max({staging, DenseStore::staging_bytes(m.cfg, opt.precision),
+                          HeadStore::staging_bytes(m.cfg, opt.precision)});
     }
     if (slot > 0) {
       const size_t budget = opt.memory_budget == 0 ? 2 * slot : opt.memory_budget;

@@ -17,6 +17,10 @@ size_t ExpertStore::slot_bytes(const MatmulBank& fc1, const MatmulBank& fc2) {
          align64(fc2.out() * sizeof(float)) + (q ? align64((fc2.out() + 1) * sizeof(float)) : 0);
 }
 
+size_t ExpertStore::staging_bytes(const MatmulBank& fc1) {
+  return static_cast<size_t>(fc1.in()) * fc1.out() * file_weight_bytes(fc1.precision());
+}
+
 ExpertStore::ExpertStore(DnnlContext& ctx, const ModelFile& file, Residency residency, const MatmulBank& fc1,
                          const MatmulBank& fc2, WeightStream* ring)
     : residency_(residency), ring_(ring), eng_(ctx.eng) {
@@ -96,7 +100,7 @@ ExpertStore::ExpertStore(DnnlContext& ctx, const ModelFile& file, Residency resi
     }
   }
   int8_ = fc1.precision() == Precision::int8;
-  if (ring_->slot_bytes() < slot_bytes(fc1, fc2) || ring_->staging_floats() * 4 < w1 * file_weight_bytes(fc1.precision()))
+  if (ring_->slot_bytes() < slot_bytes(fc1, fc2) || ring_->staging_bytes() < staging_bytes(fc1))
     throw Error("weight ring slots are smaller than one expert");
   using dnnl::memory;
   packed1_ = fc1.weights_desc();

@@ -44,6 +44,8 @@ class ExpertStore {
 
   // One streamed expert in a ring slot: packed fc1 and fc2 with their biases.
   static size_t slot_bytes(const MatmulBank& fc1, const MatmulBank& fc2);
+  // The ring's staging buffer for one expert matmul as the file stores it (fc1's [hid, d], as fc2's).
+  static size_t staging_bytes(const MatmulBank& fc1);
   // after_layer(l) runs once per MoE layer l, as soon as the experts of l need nothing more posted
   // to the ring (resident: at begin_layer; stream: after schedule() has posted their loads), so that
   // what the forward pass uses next may be posted behind them (runtime/dense_store.h).

@@ -25,9 +25,9 @@ size_t HeadStore::slot_bytes(const Plans& p) {
   return n;
 }
 
-size_t HeadStore::staging_floats(const ModelConfig& c, Precision prec) {
+size_t HeadStore::staging_bytes(const ModelConfig& c, Precision prec) {
   const size_t d = c.embed_dim, ch = c.head_channels;
-  return (std::max(ch * d * 9, ch * ch * 9) * file_weight_bytes(prec) + 3) / 4;
+  return std::max(ch * d * 9, ch * ch * 9) * file_weight_bytes(prec);
 }
 
 HeadStore::HeadStore(DnnlContext& ctx, const ModelFile& f, Residency residency, const Plans& plans, WeightStream* ring)
@@ -68,7 +68,7 @@ HeadStore::HeadStore(DnnlContext& ctx, const ModelFile& f, Residency residency, 
   }
 
   if (!ring_) throw Error("head conv streaming needs a weight ring");
-  if (ring->slot_bytes() < slot_bytes(plans) || ring->staging_floats() < staging_floats(c, plans[0]->precision()))
+  if (ring->slot_bytes() < slot_bytes(plans) || ring->staging_bytes() < staging_bytes(c, plans[0]->precision()))
     throw Error("weight ring slots are smaller than the largest head conv");
   int8_ = plans[0]->precision() == Precision::int8;
   for (int j = 0; j < 4; ++j) {

@@ -36,10 +36,10 @@ class HeadStore {
   HeadStore(const HeadStore&) = delete;
   HeadStore& operator=(const HeadStore&) = delete;
 
-  // The largest streamed conv (bytes in a slot) and the largest tensor as read (in floats: the
-  // file's s8 weights of an int8 model take a quarter), for sizing the ring.
+  // The largest streamed conv (bytes in a slot) and the largest tensor as the file stores it
+  // (bytes: fp32, or s8 in an int8 file), for sizing the ring.
   static size_t slot_bytes(const Plans& plans);
-  static size_t staging_floats(const ModelConfig& cfg, Precision prec);
+  static size_t staging_bytes(const ModelConfig& cfg, Precision prec);
 
   void begin_image(int task);  // the task whose convs acquire() returns
   void post();                 // stream: posts the task's four conv loads (after the last dense layer's)

@@ -24,11 +24,11 @@ void* aligned(size_t bytes) {
 }  // namespace
 
 WeightStream::WeightStream(const dnnl::engine& eng, const std::string& path, int slots, size_t slot_bytes,
-                           size_t staging_floats)
-    : eng_(eng), path_(path), slot_bytes_((slot_bytes + 63) / 64 * 64), staging_floats_(staging_floats),
+                           size_t staging_bytes)
+    : eng_(eng), path_(path), slot_bytes_((slot_bytes + 63) / 64 * 64), staging_bytes_(staging_bytes),
       slot_(std::max(slots, 2)) {
   mem_.reset(static_cast<uint8_t*>(aligned(slot_bytes_ * slot_.size())));
-  staging_.reset(static_cast<float*>(aligned(staging_floats * sizeof(float))));
+  staging_.reset(static_cast<float*>(aligned(staging_bytes)));
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw IoError(path + ": cannot open for weight streaming (" + std::strerror(errno) + ")");
   reader_ = std::thread([this] { reader_loop(); });

@@ -41,9 +41,10 @@ class WeightStream {
   // Throws (IoError) when a read fails; the ticket's acquire() then throws the same message.
   using Load = std::function<int64_t(uint8_t* slot, dnnl::stream& strm)>;
 
-  // path: the model file the loads read from. staging_floats: the largest tensor a load reads as
-  // plain fp32 rows before reordering it into a slot (one buffer, used by the reader thread only).
-  WeightStream(const dnnl::engine& eng, const std::string& path, int slots, size_t slot_bytes, size_t staging_floats);
+  // path: the model file the loads read from. staging_bytes: the largest tensor a load reads as the
+  // file stores it (fp32, or s8 in an int8 file) before reordering it into a slot (one buffer, used by
+  // the reader thread only).
+  WeightStream(const dnnl::engine& eng, const std::string& path, int slots, size_t slot_bytes, size_t staging_bytes);
   ~WeightStream();
   WeightStream(const WeightStream&) = delete;
   WeightStream& operator=(const WeightStream&) = delete;
@@ -59,13 +60,13 @@ class WeightStream {
   // For loads (reader thread): reads `bytes` at file offset `off` (IoError naming `what` on failure);
   // the staging buffer.
   void read(void* dst, size_t bytes, size_t off, const std::string& what) const;
-  float* staging() const { return staging_.get(); }
-  size_t staging_floats() const { return staging_floats_; }
+  float* staging() const { return staging_.get(); }  // 64-byte aligned: fp32 or s8 weights
+  size_t staging_bytes() const { return staging_bytes_; }
 
   int slots() const { return static_cast<int>(slot_.size()); }
   size_t slot_bytes() const { return slot_bytes_; }
   uint8_t* slot(int s) const { return mem_.get() + static_cast<size_t>(s) * slot_bytes_; }
-  size_t bytes() const { return slot_.size() * slot_bytes_ + staging_floats_ * sizeof(float); }  // slots + staging
+  size_t bytes() const { return slot_.size() * slot_bytes_ + staging_bytes_; }  // slots + staging
   const WeightStreamStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }
 
@@ -80,7 +81,7 @@ class WeightStream {
   dnnl::engine eng_;
   std::string path_;
   int fd_ = -1;
-  size_t slot_bytes_ = 0, staging_floats_ = 0;
+  size_t slot_bytes_ = 0, staging_bytes_ = 0;
   struct Free {
     void operator()(void* p) const { std::free(p); }
   };

@@ -111,7 +111,7 @@ TEST(MoeLayer, LongQueuesAnyThreadCountBothResidencies) {
       std::unique_ptr<WeightStream> ring;
       if (mode == Residency::stream)
         ring = std::make_unique<WeightStream>(ctx.eng, path, 2, ExpertStore::slot_bytes(moe.fc1(), moe.fc2()),
-                                              static_cast<size_t>(hid) * d);
+                                              ExpertStore::staging_bytes(moe.fc1()));
       ExpertStore experts(ctx, file, mode, moe.fc1(), moe.fc2(), ring.get());
       const PackedWeights router = moe.router_plan().pack(wt.data(), zero.data());
       for (int rep = 0; rep < 2; ++rep) {  // twice: the second pass reuses every buffer and ticket
