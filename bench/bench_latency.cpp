@@ -83,7 +83,7 @@ void bench_config(const std::string& path, int task, int threads, int reps, cons
       rdirect{"m3vit runtime, fp32, direct head convs", {}, single, false},
       rstream{"m3vit runtime, fp32, experts streamed (2 buffers)", {}, single, false},
       rall{"m3vit runtime, fp32, all weights streamed (2 buffers), direct head convs", {}, single, false},
-      r16{std::string("m3vit runtime, bf16") + (e16 && e16->head_winograd() ? " (bf16 Winograd F(2×2) head convs)" : ""),
+      r16{std::string("m3vit runtime, bf16") + (e16 && e16->head_winograd() ? " (bf16 Winograd F(4×4) head convs)" : ""),
           {}, single, true},
       eager{"libtorch eager forward_task", {}, single, false}, fall{"libtorch forward_all (every task)", {}, all, false};
   torch::Tensor yt;

@@ -223,7 +223,8 @@ int main(int argc, char** argv) {
                 calib);
   else
     std::printf("bf16: weights and the inputs of every matmul and conv in bfloat16 with fp32 accumulation (the head's "
-                "3×3 convs as bf16 Winograd F(2×2, 3×3)); routers, LayerNorm, softmax and resizing stay fp32.\n\n");
+                "3×3 convs as bf16 Winograd F(4×4, 3×3), F(2×2) where a map is not in whole 4×4 tiles); routers, "
+                "LayerNorm, softmax and resizing stay fp32.\n\n");
   double largest = report_model(model, "Demo model", images, seed, threads, prec, calib);
   if (!long_model.empty())
     largest = std::max(largest, report_model(long_model, "Model trained longer", images, seed, threads, prec, calib));

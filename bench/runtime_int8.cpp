@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   rows.push_back({"fp32 (Winograd F(4×4) head)", std::make_unique<rt::Engine>(path, o), {}});
   if (rt::cpu_has_bf16()) {
     o.precision = rt::Precision::bf16;
-    rows.push_back({"bf16 (Winograd F(2×2) head)", std::make_unique<rt::Engine>(path, o), {}});
+    rows.push_back({"bf16 (Winograd F(4×4) head)", std::make_unique<rt::Engine>(path, o), {}});
   }
   if (rt::cpu_has_vnni()) {
     o.precision = rt::Precision::int8;

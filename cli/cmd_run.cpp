@@ -3,7 +3,7 @@
 //
 //   m3vit run --model M.safetensors --task T (--image in.png | --input-npy x.npy) [--resize]
 //             [--out pred.png] [--save-logits out.npy] [--experts resident|stream] [--memory-budget B]
-//             [--precision fp32|bf16|int8] [--conv winograd|direct] [--threads N] [--repeat N [--json]]
+//             [--precision fp32|bf16|int8] [--conv winograd|winograd-f2|direct] [--threads N] [--repeat N [--json]]
 //   m3vit run --model M --task T[,T2,...|all] (--images DIR | --list FILE | --image X) --out-dir OUT
 //             [--save-logits] [...]          many images and tasks: cli/run_folder.cpp
 //
@@ -106,7 +106,8 @@ rt::EngineOptions engine_options(const RunArgs& a) {
   opt.layers = rt::residency_from_string(a.layers);
   opt.precision = rt::precision_from_string(a.precision);
   opt.threads = a.threads;
-  opt.winograd = a.conv == "winograd";
+  opt.winograd = a.conv != "direct";
+  opt.bf16_winograd_tile = a.conv == "winograd-f2" ? 2 : 4;
   if (!a.memory_budget.empty()) opt.memory_budget = rt::parse_bytes(a.memory_budget);
   return opt;
 }
@@ -236,8 +237,10 @@ void register_run(CLI::App& app) {
                   "stream modes: bytes for the weight buffers, e.g. 8M (default: two of the largest streamed load)");
   sub->add_option("--precision", a->precision, "fp32 (default), bf16 (AVX512-BF16) or int8 (AVX512-VNNI; the file of `m3vit calibrate`)")
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
-  sub->add_option("--conv", a->conv, "head 3x3 convs: winograd (default, faster; fp32: 4x the conv weights, bf16: F(2x2), 16/9) or direct")
-      ->check(CLI::IsMember({"winograd", "direct"}));
+  sub->add_option("--conv", a->conv,
+                  "head 3x3 convs: winograd (default, fastest; fp32: 4x the conv weights; bf16: F(4x4), 4x), "
+                  "winograd-f2 (bf16: F(2x2), 16/9 of the weights, half the rounding error, slower) or direct")
+      ->check(CLI::IsMember({"winograd", "winograd-f2", "direct"}));
   sub->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_option("--repeat", a->repeat, "run the image this many times and report the mean and best time")
       ->check(CLI::PositiveNumber);

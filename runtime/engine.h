@@ -63,7 +63,8 @@ class Engine {
   size_t weight_bytes() const;
   size_t expert_bytes() const;
   size_t stream_bytes() const;
-  // True when the head's 3×3 convs run as Winograd (runtime/ops/conv.h; bf16 and int8: our F(2×2)).
+  // True when the head's 3×3 convs run as Winograd (runtime/ops/conv.h; bf16: our F(4×4) or F(2×2),
+  // int8: our F(2×2)).
   bool head_winograd() const;
 
  private:

@@ -43,8 +43,9 @@ class PupHead {
   static constexpr int kBandPixelsInt8 = 4096;
 
   PupHead() = default;
-  // winograd: run the fp32 3×3 convs as Winograd (runtime/ops/conv.h: faster, 4× the conv weights).
-  PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool winograd);
+  // winograd: run the 3×3 convs as Winograd (runtime/ops/conv.h: faster; fp32: 4× the conv weights);
+  // bf16_tile: 4 or 2, the bf16 Winograd's F(m×m) (runtime/options.h).
+  PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool winograd, int bf16_tile = 4);
 
   // Reads and packs the LayerNorm and conv_4 of `task`'s head.
   HeadWeights pack(const ModelFile& file, const std::string& task, int out_channels);

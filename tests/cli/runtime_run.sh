@@ -59,9 +59,25 @@ $py -c "import numpy as np, sys; a=np.load('$tmp/direct.npy'); b=np.load('$tmp/r
 
 # 3. bf16 runs where the CPU has AVX512-BF16 and changes the logits (it is not silently fp32).
 if grep -q avx512_bf16 /proc/cpuinfo; then
-  "$m3vit" run --model "$model" --task semseg --image "$img" --precision bf16 >"$tmp/bf16.txt"
+  "$m3vit" run --model "$model" --task semseg --image "$img" --precision bf16 --save-logits "$tmp/bf16.npy" >"$tmp/bf16.txt"
   [[ "$(hash_of "$tmp/bf16.txt")" != "$(hash_of "$tmp/run_semseg.txt")" ]] || fail "bf16 gave the fp32 hash"
   echo "ok   bf16 runs"
+  # --conv winograd-f2: the bf16 head's Winograd F(2×2) instead of F(4×4) (this model's conv_1..3
+  # maps are in whole 4×4 tiles). Both within 3e-2 of max |fp32 logit| (tests/runtime
+  # Bf16Mode.WithinItsToleranceOfFp32), and not the same numbers (the option took effect).
+  "$m3vit" run --model "$model" --task semseg --image "$img" --precision bf16 --conv winograd-f2 \
+    --save-logits "$tmp/bf16_f2.npy" >"$tmp/bf16_f2.txt"
+  [[ "$(hash_of "$tmp/bf16_f2.txt")" != "$(hash_of "$tmp/bf16.txt")" ]] || fail "winograd-f2 gave the F(4x4) hash"
+  $py - "$tmp" <<'PYEOF'
+import sys, numpy as np
+t = sys.argv[1]
+f = np.load(f"{t}/run_semseg.npy").astype(np.float64)
+for name in ("bf16", "bf16_f2"):
+    r = np.abs(np.load(f"{t}/{name}.npy") - f).max() / np.abs(f).max()
+    print(f"ok   {name} vs fp32: {r:.1e}" if r <= 3e-2 else f"FAIL {name} vs fp32: {r:.1e} > 3e-2")
+    if r > 3e-2:
+        sys.exit(1)
+PYEOF
 fi
 
 # 4. Bad input: exit code 2, one error line naming the fault, no output written.
