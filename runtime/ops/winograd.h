@@ -1,22 +1,26 @@
-// The head's 3×3 convolutions in bf16 as Winograd F(2×2, 3×3) (Lavin & Gray, "Fast Algorithms for
-// Convolutional Neural Networks", CVPR 2016), for `--precision bf16`.
+// The head's 3×3 convolutions in bf16 as Winograd F(4×4, 3×3) or F(2×2, 3×3) (Lavin & Gray, "Fast
+// Algorithms for Convolutional Neural Networks", CVPR 2016), for `--precision bf16`.
 //
 // Why our own: oneDNN 2.6 has Winograd only for fp32 (jit_wino_4x3), and its bf16 direct conv
 // computes all 9 multiply-adds per output, so in bf16 the head was slower than the fp32 Winograd head.
-// F(2×2, 3×3) computes a 2×2 output tile from a 4×4 input tile with 16 multiplies instead of 36
-// (2.25× fewer), as 16 independent matrix products, one per position α of the 4×4 transformed tile:
-//   V_α [tiles, cin]  = (Bᵀ d B)_α      input transform, per 4×4 input tile d (fp32, then rounded to bf16)
+// F(m×m, 3×3) computes an m×m output tile from an α×α input tile, α = m + 2, with α² multiplies
+// instead of 9m² (F(2×2): 16 for 36, 2.25× fewer; F(4×4): 36 for 144, 4× fewer), as α² independent
+// matrix products, one per position α of the transformed tile:
+//   V_α [tiles, cin]  = (Bᵀ d B)_α      input transform, per α×α input tile d (fp32, then rounded to bf16)
 //   U_α [cin, cout]   = (G g Gᵀ)_α      weight transform, once at pack time (double, then bf16)
-//   M_α [tiles, cout] = V_α · U_α       one batched bf16 oneDNN matmul (fp32 accumulation), batch 16
-//   y   [2×2]         = Aᵀ M A + bias   output transform, then ReLU, into the blocked fp32 output
-// with Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
-// Aᵀ = [1 1 1 0; 0 1 −1 −1]. F(2×2) rather than F(4×4): its transforms only add and subtract (G
-// halves), so bf16's 8-bit mantissa costs about what it costs the direct conv; F(4×4)'s entries up
-// to 8 would amplify the rounding of V and U (tests/runtime/test_winograd.cpp bounds the error).
+//   M_α [tiles, cout] = V_α · U_α       one bf16 oneDNN matmul per α (fp32 accumulation)
+//   y   [m×m]         = Aᵀ M A + bias   output transform, then ReLU, into the blocked fp32 output
+// F(2×2): Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
+// Aᵀ = [1 1 1 0; 0 1 −1 −1]: its transforms only add and subtract, so bf16's 8-bit mantissa costs
+// about what it costs the direct conv. F(4×4) (points 0, ±1, 2, −½; matrices in winograd.cpp) scales
+// by up to 8 around the rounding of V and U: ~5-6× the direct conv's error, 1.5% of the largest
+// output (tests/runtime/test_winograd.cpp), and 1.6-1.8× faster than F(2×2). The task metrics of
+// trained models move by ≤ 0.13% (docs/BENCHMARKS.md "bf16 accuracy"), so F(4×4) is the default
+// where the output is in whole 4×4 tiles; `--conv winograd-f2` keeps F(2×2).
 //
 // The input is fp32 (the upsampled band, runtime/pup_head.cpp) and is rounded once, after the
 // transform. Tiles are processed in chunks small enough that V and M stay in cache; each OpenMP
-// thread takes whole chunks (transform, 16 matmuls on its own stream, output transform), so a call
+// thread takes whole chunks (transform, α² matmuls on its own stream, output transform), so a call
 // has one fork/join instead of one per step: on a busy machine every join waits for the slowest
 // thread's time slice (measured: 6× slower with per-step parallel loops while other work ran).
 // The matmul primitive is made once for a chunk; a partial last chunk runs on zeroed rows.
