@@ -130,6 +130,27 @@ TEST(Bf16, RoundsToNearestEven) {
   EXPECT_EQ(bf16_to_f32(0x4049), 3.140625f);
 }
 
+// The array conversion (16 lanes at a time on AVX-512) rounds every value as the scalar one above
+// does, bit for bit: random bit patterns (NaNs, infinities, subnormals included), exact halfway
+// cases, and lengths that leave every tail size and take the parallel path (> 65536 values).
+TEST(Bf16, ArrayConversionEqualsTheScalarRounding) {
+  std::mt19937 rng(5);
+  std::vector<float> x(70000 + 13);
+  for (size_t i = 0; i < x.size(); ++i) {
+    uint32_t u = rng();
+    if (i % 7 == 0) u = (u & 0xffff0000u) | 0x8000u;  // exactly halfway between two bf16 values
+    if (i % 11 == 0) u = (u & 0x807fffffu) | 0x7f800000u;  // infinity or NaN
+    if (i % 13 == 0) u &= 0x807fffffu;  // zero or subnormal
+    __builtin_memcpy(&x[i], &u, 4);
+  }
+  for (const size_t n : {size_t{0}, size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{4097}, x.size()}) {
+    std::vector<uint16_t> got(n + 1, 0xdead);
+    f32_to_bf16(x.data(), got.data(), static_cast<int64_t>(n));
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(got[i], f32_to_bf16(x[i])) << "n " << n << ", element " << i;
+    EXPECT_EQ(got[n], 0xdead) << "wrote past n = " << n;
+  }
+}
+
 // 3×3 conv, stride 1, zero padding, + bias, ReLU: naive loops over nhwc in double.
 std::vector<float> conv_ref(const std::vector<float>& src, int H, int W, int cin, const std::vector<float>& w,
                             const std::vector<float>& b, int cout, int pad_top, int pad_bottom, bool relu) {
