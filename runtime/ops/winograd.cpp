@@ -125,7 +125,8 @@ M3VIT_BF16_AVX512 void output_tile_scaled(const float* m, size_t stride, const f
 // bf16 rounding of V and U (ReLU'd inputs, He-scaled weights), this one had the smallest error:
 // 1.5e-2 of the output's RMS against 2.2e-2 for the usual 0, ±1, ±2 and 2.3e-3 for the direct bf16
 // conv (F(2×2): 4.1e-3). Bᵀ and Aᵀ hold halves and eighths (exact in fp32); G's thirds and
-// fifteenths are applied in double at pack time. Checked exact in double by the tests.
+// fifteenths are applied in double at pack time. Derived so that Aᵀ[(G g) ⊙ (Bᵀ d)] is the 3-tap
+// correlation exactly (checked in float64); a wrong entry is off by O(1) in tests/runtime/test_winograd.cpp.
 constexpr float kBt4[6][6] = {{1, 1.5f, -2, -1.5f, 1, 0},  {0, -1, -2.5f, -0.5f, 1, 0}, {0, 1, 0.5f, -2.5f, 1, 0},
                               {0, -0.5f, -1, 0.5f, 1, 0}, {0, 2, -1, -2, 1, 0},        {0, 1, 1.5f, -2, -1.5f, 1}};
 constexpr float kAt4[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -0.5f, 0}, {0, 1, 1, 4, 0.25f, 0}, {0, 1, -1, 8, -0.125f, 1}};
