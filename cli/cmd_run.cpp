@@ -239,7 +239,7 @@ void register_run(CLI::App& app) {
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
   sub->add_option("--conv", a->conv,
                   "head 3x3 convs: winograd (default, fastest; fp32: 4x the conv weights; bf16: F(4x4), 4x), "
-                  "winograd-f2 (bf16: F(2x2), 16/9 of the weights, half the rounding error, slower) or direct")
+                  "winograd-f2 (bf16: F(2x2), 16/9 of the weights, a quarter of the rounding error, slower) or direct")
       ->check(CLI::IsMember({"winograd", "winograd-f2", "direct"}));
   sub->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_option("--repeat", a->repeat, "run the image this many times and report the mean and best time")

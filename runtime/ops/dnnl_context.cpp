@@ -22,8 +22,7 @@ namespace {
 // The scalar rounding of bf16.h (round to nearest even on the bits, NaN kept quiet) on 16 lanes:
 // bit for bit the same result. GCC does not vectorise the scalar loop (its NaN branch); this pass
 // ran before every bf16 matmul at ~4% of a bf16 forward pass.
-#define M3VIT_AVX512_BW __attribute__((target("avx512f,avx512bw,avx512vl")))
-M3VIT_AVX512_BW inline __m256i round_to_bf16(__m512i u) {
+M3VIT_AVX512BW inline __m256i round_to_bf16(__m512i u) {
   const __m512i exp_mask = _mm512_set1_epi32(0x7f800000), man_mask = _mm512_set1_epi32(0x7fffff);
   const __mmask16 nan =
       _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, exp_mask), exp_mask) & _mm512_test_epi32_mask(u, man_mask);
@@ -32,7 +31,7 @@ M3VIT_AVX512_BW inline __m256i round_to_bf16(__m512i u) {
   const __m512i kept = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
   return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, kept));
 }
-M3VIT_AVX512_BW void f32_to_bf16_avx512(const float* src, uint16_t* dst, int64_t n) {
+M3VIT_AVX512BW void f32_to_bf16_avx512(const float* src, uint16_t* dst, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), round_to_bf16(_mm512_loadu_si512(src + i)));
@@ -44,7 +43,7 @@ M3VIT_AVX512_BW void f32_to_bf16_avx512(const float* src, uint16_t* dst, int64_t
 }  // namespace
 
 void f32_to_bf16(const float* src, uint16_t* dst, int64_t n) {
-  static const bool simd = cpu_has_avx512() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  static const bool simd = cpu_has_avx512bw();
   if (simd) {
     // Slices of 4096 values (a multiple of 16, so only the last one has a tail).
     const int64_t slices = (n + 4095) / 4096;

@@ -18,7 +18,6 @@ inline int8_t to_s8(float v) { return static_cast<int8_t>(std::clamp(std::nearby
 inline uint8_t to_u8(float v) { return static_cast<uint8_t>(std::clamp(std::nearbyint(v), 0.f, kU8Max)); }
 
 // 16 values × inv, rounded (nearest even), clamped to [lo, hi], as 16 int32.
-#define M3VIT_AVX512BW __attribute__((target("avx512f,avx512bw")))
 M3VIT_AVX512BW inline __m512i round_clamp(__m512 v, __m512 inv, __m512 lo, __m512 hi) {
   v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, inv), lo), hi);
   return _mm512_cvtps_epi32(v);  // MXCSR default: round to nearest even
@@ -49,7 +48,7 @@ void quantize_weights_s8(const float* w, int64_t out, int64_t per_out, int8_t* q
 
 void quantize_s8(const float* x, int8_t* q, int64_t n, float step, bool parallel) {
   const float inv = 1.f / step;
-  if (!cpu_has_avx512()) {
+  if (!cpu_has_avx512bw()) {
 #pragma omp parallel for schedule(static) if (parallel && n > (1 << 16))
     for (int64_t i = 0; i < n; ++i) q[i] = to_s8(x[i] * inv);
     return;

@@ -16,12 +16,18 @@
 // Kernels with vdpbf16ps / vcvtneps2bf16 (AVX512-BF16; callers check cpu_has_bf16() once). BW and VL
 // come with every AVX512-BF16 CPU.
 #define M3VIT_BF16_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
+// Byte and word lanes (AVX512BW, with VL for 256-bit masked stores): callers check cpu_has_avx512bw().
+#define M3VIT_AVX512BW __attribute__((target("avx512f,avx512bw,avx512vl")))
 
 namespace m3vit::rt {
 
 inline bool cpu_has_avx512() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f");
+}
+
+inline bool cpu_has_avx512bw() {
+  return cpu_has_avx512() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
 }
 
 // e^x for x <= 0 (values minus their maximum): 2^n · p(r), x = n·ln2 + r, |r| <= ln2/2, p the

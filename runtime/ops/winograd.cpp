@@ -130,6 +130,8 @@ M3VIT_BF16_AVX512 void output_tile_scaled(const float* m, size_t stride, const f
 constexpr float kBt4[6][6] = {{1, 1.5f, -2, -1.5f, 1, 0},  {0, -1, -2.5f, -0.5f, 1, 0}, {0, 1, 0.5f, -2.5f, 1, 0},
                               {0, -0.5f, -1, 0.5f, 1, 0}, {0, 2, -1, -2, 1, 0},        {0, 1, 1.5f, -2, -1.5f, 1}};
 constexpr float kAt4[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -0.5f, 0}, {0, 1, 1, 4, 0.25f, 0}, {0, 1, -1, 8, -0.125f, 1}};
+// F(2×2)'s G (its Bᵀ and Aᵀ are written out in bt4 and transform_output above).
+constexpr double kG2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 constexpr double kG4[6][3] = {{1, 0, 0},
                               {-1.0 / 3, -1.0 / 3, -1.0 / 3},
                               {1.0 / 3, -1.0 / 3, 1.0 / 3},
@@ -270,41 +272,20 @@ WinogradBf16::WinogradBf16(DnnlContext& ctx, int cin, int cout, int in_h, int w,
 void WinogradBf16::pack_to(const float* g, const memory& dst, dnnl::stream& strm) const {
   // U_α[ci][co] = (G g Gᵀ)_α in double, stored [α²][cin][cout] fp32, then reordered (rounded) to bf16.
   std::vector<float> u(static_cast<size_t>(alphas_) * cin_ * cout_);
-  if (tile_ == 4) {
-#pragma omp parallel for schedule(static)
-    for (int co = 0; co < cout_; ++co)
-      for (int ci = 0; ci < cin_; ++ci) {
-        const float* k = g + (static_cast<size_t>(co) * cin_ + ci) * 9;
-        double gk[6][3];  // G·g
-        for (int i = 0; i < 6; ++i)
-          for (int c = 0; c < 3; ++c) gk[i][c] = kG4[i][0] * k[c] + kG4[i][1] * k[3 + c] + kG4[i][2] * k[6 + c];
-        for (int i = 0; i < 6; ++i)
-          for (int j = 0; j < 6; ++j)
-            u[(static_cast<size_t>(6 * i + j) * cin_ + ci) * cout_ + co] =
-                static_cast<float>(gk[i][0] * kG4[j][0] + gk[i][1] * kG4[j][1] + gk[i][2] * kG4[j][2]);
-      }
-  } else {
-  // G applied to three values (a row or a column of the 3×3 kernel): G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
-  auto g4 = [](double a, double b, double e, double o[4]) {
-    o[0] = a;
-    o[1] = 0.5 * (a + b + e);
-    o[2] = 0.5 * (a - b + e);
-    o[3] = e;
-  };
+  const int na = tile_ + 2;  // α per side
+  const double(*G)[3] = tile_ == 4 ? kG4 : kG2;
 #pragma omp parallel for schedule(static)
   for (int co = 0; co < cout_; ++co)
     for (int ci = 0; ci < cin_; ++ci) {
       const float* k = g + (static_cast<size_t>(co) * cin_ + ci) * 9;
-      double gg[3][4];  // (G·g)ᵀ: column c of G·g
-      for (int c = 0; c < 3; ++c) g4(k[c], k[3 + c], k[6 + c], gg[c]);
-      for (int i = 0; i < 4; ++i) {
-        double row[4];  // row i of (G g) Gᵀ
-        g4(gg[0][i], gg[1][i], gg[2][i], row);
-        for (int j = 0; j < 4; ++j)
-          u[(static_cast<size_t>(4 * i + j) * cin_ + ci) * cout_ + co] = static_cast<float>(row[j]);
-      }
+      double gk[6][3];  // G·g, rows 0 .. na − 1
+      for (int i = 0; i < na; ++i)
+        for (int c = 0; c < 3; ++c) gk[i][c] = G[i][0] * k[c] + G[i][1] * k[3 + c] + G[i][2] * k[6 + c];
+      for (int i = 0; i < na; ++i)
+        for (int j = 0; j < na; ++j)
+          u[(static_cast<size_t>(na * i + j) * cin_ + ci) * cout_ + co] =
+              static_cast<float>(gk[i][0] * G[j][0] + gk[i][1] * G[j][1] + gk[i][2] * G[j][2]);
     }
-  }
   uint8_t* base = static_cast<uint8_t*>(dst.get_data_handle());
   for (int a = 0; a < alphas_; ++a) {
     memory user({{cin_, cout_}, dt::f32, tag::ab}, ctx_->eng, u.data() + static_cast<size_t>(a) * cin_ * cout_);
