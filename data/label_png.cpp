@@ -67,6 +67,11 @@ ImageF read_label_png(const std::string& path) {
   if (!(depth == 1 || depth == 2 || depth == 4 || depth == 8 || (depth == 16 && ctype == 0)))
     throw FormatError("label PNG " + path + ": unsupported bit depth " + std::to_string(depth));
 
+  // The header's size is held to the picture limit before zlib reserves the rows (stb's inflate
+  // takes the expected size as its first allocation).
+  if (static_cast<int64_t>(width) * height > kMaxImagePixels)
+    throw FormatError("label PNG " + path + ": " + std::to_string(width) + " x " + std::to_string(height) +
+                      " pixels is more than this reader's limit of " + std::to_string(kMaxImagePixels));
   const size_t row_bytes = (static_cast<size_t>(width) * depth + 7) / 8;
   const size_t need = (row_bytes + 1) * height;
   int out_len = 0;

@@ -1,4 +1,4 @@
-// Pictures (common/image_io.h decode_image: PNG and JPEG through stb_image, the path of
+// Pictures (common/image_io.h decode_image: PNG and JPEG through our checks and stb_image, the path of
 // `m3vit run --image`, `m3vit serve` uploads and the dataset loaders), asked for 1 or 3 channels.
 #include "common/image_io.h"
 #include "fuzz/fuzz_input.h"

@@ -3,6 +3,7 @@
 // A seed is a small valid input, so that the fuzzer starts from files that pass the first checks.
 // The .pth seeds need torch.save and come from fuzz/make_pth_seeds.py (scripts/fuzz.sh runs both).
 #include <stb_image_write.h>
+#include <zlib.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include "common/image_io.h"
 #include "core/config_yaml.h"
 #include "core/shipped_configs.h"
+#include "data/label_png.h"
 #include "data/mat_file.h"
 #include "hw/cost/expert_trace.h"
 #include "io/npy.h"
@@ -134,6 +136,47 @@ void mat_seeds() {
   write_parts_annotation(seed_path("mat", "parts.mat"), a);
 }
 
+// A PNG of the given IHDR fields and already-filtered rows (each row's filter byte first), for the
+// label reader's forms that write_label_png does not write: palette at 1, 2 and 4 bits, 16-bit gray.
+// CRCs are left 0 (neither reader checks them).
+std::string png_file(int w, int h, int depth, int ctype, const std::string& rows, const std::string& plte) {
+  const auto be32 = [](uint32_t v) {
+    std::string s;
+    for (int i = 3; i >= 0; --i) s += static_cast<char>((v >> (8 * i)) & 0xFF);
+    return s;
+  };
+  const auto chunk = [&](const std::string& type, const std::string& data) {
+    return be32(static_cast<uint32_t>(data.size())) + type + data + be32(0);
+  };
+  uLongf zlen = compressBound(rows.size());
+  std::string idat(zlen, '\0');
+  compress(reinterpret_cast<Bytef*>(idat.data()), &zlen, reinterpret_cast<const Bytef*>(rows.data()), rows.size());
+  idat.resize(zlen);
+  std::string ihdr = be32(w) + be32(h);
+  ihdr += {static_cast<char>(depth), static_cast<char>(ctype), 0, 0, 0};
+  std::string out = "\x89PNG\r\n\x1a\n" + chunk("IHDR", ihdr);
+  if (!plte.empty()) out += chunk("PLTE", plte);
+  return out + chunk("IDAT", idat) + chunk("IEND", "");
+}
+
+void label_png_seeds() {
+  ImageF labels(1, 3, 5);
+  for (size_t i = 0; i < labels.data.size(); ++i) labels.data[i] = static_cast<float>(i * 13 % 256);
+  write_label_png(seed_path("label_png", "gray8.png"), labels);
+  const std::string plte(16 * 3, '\x40');
+  // 6 x 2 pixels: palette at 4 bits (3 bytes a row) with Sub and Up filters, at 2 and 1 bits (2 and 1
+  // bytes a row) with Average and Paeth; 16-bit gray (12 bytes a row) with None and Sub.
+  write_bytes(seed_path("label_png", "palette4.png"), "",
+              png_file(6, 2, 4, 3, std::string("\x01\x12\x34\x05\x02\x01\x01\x01", 8), plte));
+  write_bytes(seed_path("label_png", "palette2.png"), "",
+              png_file(6, 2, 2, 3, std::string("\x03\x1b\xe0\x04\x01\x02", 6), plte));
+  write_bytes(seed_path("label_png", "palette1.png"), "", png_file(6, 2, 1, 3, std::string("\x00\xa4\x04\x10", 4), plte));
+  std::string gray16(1 + 12, '\x01');
+  gray16[0] = 0;
+  gray16 += std::string(1, '\x01') + std::string(12, '\x02');
+  write_bytes(seed_path("label_png", "gray16.png"), "", png_file(6, 2, 16, 0, gray16, ""));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -148,6 +191,7 @@ int main(int argc, char** argv) {
     config_seeds(argv[1]);
     model_seeds();
     mat_seeds();
+    label_png_seeds();
   } catch (const Error& e) {
     std::fprintf(stderr, "fuzz_make_seeds: %s\n", e.what());
     return 2;

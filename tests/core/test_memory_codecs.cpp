@@ -96,7 +96,7 @@ TEST_F(MemoryCodecTest, EncodePngByHandAndEqualToTheFile) {
 TEST_F(MemoryCodecTest, DecodeImageNamesTheOrigin) {
   const std::string junk = "this is not an image";
   test_io::expect_error_naming<IoError>([&] { decode_image(junk.data(), junk.size(), "request body"); },
-                                        {"image request body", "cannot decode"}, "junk");
+                                        {"image request body", "not a PNG or JPEG"}, "junk");
   test_io::expect_error_naming<IoError>([] { decode_image("", 0, "request body"); },
                                         {"image request body", "cannot decode"}, "no bytes");
 }

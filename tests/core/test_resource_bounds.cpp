@@ -8,6 +8,9 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
+
+#include <stb_image_write.h>
 
 #include "common/errors.h"
 #include "common/image_io.h"
@@ -123,6 +126,69 @@ TEST(ResourceBounds, ImageDimensionsAgainstTheLimit) {
   const std::string ok = png_header(16384, 8192);
   const std::string m2 = test_io::error_of<IoError>([&] { decode_image(ok.data(), ok.size(), "fits.png", 3); });
   EXPECT_NE(m2.find("cannot decode"), std::string::npos) << m2;
+}
+
+TEST(ResourceBounds, PngChunkLengthsAgainstTheFile) {
+  // A second IDAT declaring 2^30 + 100 bytes, with 8 bytes after it: stb would grow its IDAT buffer
+  // to 2 GiB before reading them (fuzz/regressions/image/png_idat_declares_1gib.png).
+  auto be32 = [](std::string& s, uint32_t v) {
+    for (int i = 3; i >= 0; --i) s += static_cast<char>((v >> (8 * i)) & 0xFF);
+  };
+  std::string png = png_header(4, 4);
+  be32(png, 16);
+  png += "IDAT" + std::string(16 + 4, '\0');
+  const size_t second = png.size();
+  be32(png, (1u << 30) + 100);
+  png += "IDAT" + std::string(8, '\0');
+  const std::string m = test_io::error_of<IoError>([&] { decode_image(png.data(), png.size(), "long.png", 3); });
+  EXPECT_NE(m.find("long.png: PNG chunk 'IDAT' at byte " + std::to_string(second) + " declares 1073741924 data bytes and a "
+                   "4-byte CRC, but the file ends 8 bytes after the chunk's header"),
+            std::string::npos)
+      << m;
+  // A chunk whose CRC is cut off is refused the same way.
+  std::string cut = png_header(4, 4);
+  cut.resize(cut.size() - 2);
+  const std::string m2 = test_io::error_of<IoError>([&] { decode_image(cut.data(), cut.size(), "cut.png", 3); });
+  EXPECT_NE(m2.find("cut.png: PNG chunk 'IHDR' at byte 8 declares 13 data bytes and a 4-byte CRC, "
+                    "but the file ends 15 bytes after the chunk's header"),
+            std::string::npos)
+      << m2;
+}
+
+TEST(ResourceBounds, JpegHuffmanTablesAgainstTheirSize) {
+  // A real baseline JPEG from stb's writer decodes; the same file with one of its DHT code counts
+  // raised past 256 codes in all is refused before stb builds the table
+  // (fuzz/regressions/image/jpeg_dht_lists_257_codes.jpg wrote past stb's table).
+  std::vector<uint8_t> rgb(16 * 8 * 3);
+  for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>(i * 37);
+  std::string jpeg;
+  const auto append = [](void* ctx, void* d, int n) { static_cast<std::string*>(ctx)->append(static_cast<char*>(d), n); };
+  ASSERT_TRUE(stbi_write_jpg_to_func(append, &jpeg, 16, 8, 3, rgb.data(), 90));
+  const Image8 ok = decode_image(jpeg.data(), jpeg.size(), "ok.jpg", 3);
+  EXPECT_EQ(ok.width, 16);
+  EXPECT_EQ(ok.height, 8);
+  const size_t dht = jpeg.find("\xff\xc4");
+  ASSERT_NE(dht, std::string::npos);
+  // Segment: FF C4, length (2), then per table a class/id byte and 16 counts; the last count
+  // (codes of 16 bits) becomes 255, which takes any table of stb's writer past 256.
+  std::string bad = jpeg;
+  bad[dht + 4 + 16] = static_cast<char>(0xff);
+  const std::string m = test_io::error_of<IoError>([&] { decode_image(bad.data(), bad.size(), "bad.jpg", 3); });
+  EXPECT_NE(m.find("bad.jpg: JPEG Huffman table (DHT at byte " + std::to_string(dht) + ") lists "), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("codes, more than the 256 a table can hold"), std::string::npos) << m;
+  // The same table cut off by the end of the file, where stb would read its counts anyway.
+  const std::string cut = bad.substr(0, dht + 4 + 17);
+  const std::string m2 = test_io::error_of<IoError>([&] { decode_image(cut.data(), cut.size(), "cut.jpg", 3); });
+  EXPECT_NE(m2.find("cut.jpg: JPEG Huffman table (DHT at byte " + std::to_string(dht) + ")"), std::string::npos) << m2;
+}
+
+TEST(ResourceBounds, OnlyPngAndJpegReachTheDecoder) {
+  // A 1x1 BMP, which stb would decode: refused by its signature.
+  std::string bmp = "BM";
+  bmp += std::string(52, '\0');
+  const std::string m = test_io::error_of<IoError>([&] { decode_image(bmp.data(), bmp.size(), "pic.bmp", 3); });
+  EXPECT_NE(m.find("pic.bmp: not a PNG or JPEG file"), std::string::npos) << m;
 }
 
 TEST(ResourceBounds, ConfigSizesAgainstTheLimits) {

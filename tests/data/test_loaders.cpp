@@ -225,6 +225,31 @@ TEST(LabelPng, PaletteIndicesAndSixteenBitGray) {
   expect_throw_naming<IoError>([&] { read_label_png(d + "/none.png"); }, "none.png");
 }
 
+TEST(LabelPng, HeaderSizeAgainstThePictureLimit) {
+  // A gray label PNG whose IHDR claims 16384 x 16384 (2^28 pixels): refused before zlib is asked
+  // for the rows (its first allocation would have been the rows' 268 MB).
+  const std::string d = m3vit_test::scratch_dir("label-png-huge");
+  std::string png = "\x89PNG\r\n\x1a\n";
+  const auto be32 = [&](uint32_t v) {
+    for (int i = 3; i >= 0; --i) png += static_cast<char>((v >> (8 * i)) & 0xFF);
+  };
+  be32(13);
+  png += "IHDR";
+  be32(16384);
+  be32(16384);
+  png += std::string("\x08\x00\x00\x00\x00", 5);
+  be32(0);
+  be32(4);
+  png += "IDAT" + std::string(4, '\x01');
+  be32(0);
+  be32(0);
+  png += "IEND";
+  be32(0);
+  write_file_atomic(d + "/huge.png", png);
+  expect_throw_naming<FormatError>([&] { read_label_png(d + "/huge.png"); },
+                                   "huge.png: 16384 x 16384 pixels is more than this reader's limit of 134217728");
+}
+
 TEST(NyudLoader, ReadsEveryTaskAndMapsSegmentation) {
   const std::string r = m3vit_test::scratch_dir("nyud");
   for (const char* d : {"images", "segmentation", "depth", "normals", "edge", "gt_sets"}) fs::create_directories(r + "/" + d);
