@@ -51,7 +51,9 @@ int main(int argc, char** argv) {
   }
   if (rt::cpu_has_vnni()) {
     o.precision = rt::Precision::int8;
-    rows.push_back({"int8 (Winograd F(2×2) head)", std::make_unique<rt::Engine>(path8, o), {}});
+    rows.push_back({"int8 (Winograd F(4×4) head)", std::make_unique<rt::Engine>(path8, o), {}});
+    o.winograd_tile = 2;
+    rows.push_back({"int8 (Winograd F(2×2) head, `--conv winograd-f2`)", std::make_unique<rt::Engine>(path8, o), {}});
     o.winograd = false;
     rows.push_back({"int8 (direct head convs)", std::make_unique<rt::Engine>(path8, o), {}});
   }

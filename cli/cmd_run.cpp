@@ -107,7 +107,7 @@ rt::EngineOptions engine_options(const RunArgs& a) {
   opt.precision = rt::precision_from_string(a.precision);
   opt.threads = a.threads;
   opt.winograd = a.conv != "direct";
-  opt.bf16_winograd_tile = a.conv == "winograd-f2" ? 2 : 4;
+  opt.winograd_tile = a.conv == "winograd-f2" ? 2 : 4;
   if (!a.memory_budget.empty()) opt.memory_budget = rt::parse_bytes(a.memory_budget);
   return opt;
 }
@@ -238,8 +238,9 @@ void register_run(CLI::App& app) {
   sub->add_option("--precision", a->precision, "fp32 (default), bf16 (AVX512-BF16) or int8 (AVX512-VNNI; the file of `m3vit calibrate`)")
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
   sub->add_option("--conv", a->conv,
-                  "head 3x3 convs: winograd (default, fastest; fp32: 4x the conv weights; bf16: F(4x4), 4x), "
-                  "winograd-f2 (bf16: F(2x2), 16/9 of the weights, a quarter of the rounding error, slower) or direct")
+                  "head 3x3 convs: winograd (default, fastest; fp32: 4x the conv weights; bf16 and int8: F(4x4), 4x), "
+                  "winograd-f2 (bf16 and int8: F(2x2), 16/9 of the weights, "
+                  "a quarter (bf16) or half (int8) of the rounding error, slower) or direct")
       ->check(CLI::IsMember({"winograd", "winograd-f2", "direct"}));
   sub->add_option("--threads", a->threads, "CPU threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_option("--repeat", a->repeat, "run the image this many times and report the mean and best time")

@@ -82,7 +82,7 @@ Engine::Engine(const std::string& path, const EngineOptions& opt) : impl_(std::m
                       "--model " + path + " --out M_int8.safetensors` writes");
   m.ctx.calibration = opt.calibration;
   m.backbone = std::make_unique<Backbone>(m.ctx, file, opt.precision);
-  m.head = std::make_unique<PupHead>(m.ctx, m.cfg, opt.precision, opt.winograd, opt.bf16_winograd_tile);
+  m.head = std::make_unique<PupHead>(m.ctx, m.cfg, opt.precision, opt.winograd, opt.winograd_tile);
   const MoeLayer& moe = m.backbone->moe();
   const DenseStore::Plans dense_plans = {&m.backbone->qkv_plan(), &m.backbone->proj_plan(), &m.backbone->fc1_plan(),
                                          &m.backbone->fc2_plan()};

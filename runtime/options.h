@@ -31,11 +31,12 @@ struct EngineOptions {
   // Head 3×3 convs as Winograd (runtime/ops/conv.h). fp32: oneDNN's F(4×4, 3×3), 2.7× faster than
   // direct, but its transformed weights take 4× the memory of the heads' 3×3 weights (+160 MB for the
   // five PASCAL heads). bf16: our F(4×4, 3×3) (runtime/ops/winograd.h), weights 4× the 3×3's in
-  // bf16 (2× fp32 direct), or F(2×2) with bf16_winograd_tile = 2 (16/9 of them, half the rounding
-  // error, slower). int8: our F(2×2, 3×3) in s8 (runtime/ops/winograd_int8.h). false: direct convs
-  // (int8: oneDNN's int8 direct conv with the calibrated input steps).
+  // bf16 (2× fp32 direct), or F(2×2) with winograd_tile = 2 (16/9 of them, a quarter of the rounding
+  // error, slower). int8: our F(4×4, 3×3) in s8 (runtime/ops/winograd_int8.h; weights 4× the 3×3's
+  // in s8), or F(2×2) with winograd_tile = 2 (16/9, less than half the error, slower). false: direct
+  // convs (int8: oneDNN's int8 direct conv with the calibrated input steps).
   bool winograd = true;
-  int bf16_winograd_tile = 4;  // 4 or 2 (`m3vit run --conv winograd-f2`)
+  int winograd_tile = 4;  // 4 or 2 (`m3vit run --conv winograd-f2`), for bf16 and int8
   // `m3vit calibrate`: where the fp32 engine records the input range of every layer that int8 mode
   // quantises (runtime/int8_format.h). fp32 and resident weights only; null otherwise.
   Calibration* calibration = nullptr;

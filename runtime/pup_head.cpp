@@ -26,11 +26,11 @@ size_t HeadWeights::bytes() const {
   return (norm_w.size() + norm_b.size()) * 4 + conv4.bytes();
 }
 
-PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool winograd, int bf16_tile)
+PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool winograd, int winograd_tile)
     : ctx_(&ctx), prec_(prec), h_(cfg.grid_h()), w_(cfg.grid_w()), d_(cfg.embed_dim), c_(cfg.head_channels),
       img_h_(cfg.img_h), img_w_(cfg.img_w), ln_eps_(cfg.ln_eps) {
   using dnnl::memory;
-  conv0_ = ConvPlan(ctx, 3, d_, c_, h_, w_, 1, 1, /*relu=*/true, prec, winograd, /*input_nonneg=*/false, bf16_tile);
+  conv0_ = ConvPlan(ctx, 3, d_, c_, h_, w_, 1, 1, /*relu=*/true, prec, winograd, /*input_nonneg=*/false, winograd_tile);
   size_t pad = conv0_.scratchpad_bytes();
   size_t band_in = 0, band_out = 0;
   for (int s = 0; s < 3; ++s) {
@@ -41,7 +41,7 @@ PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool 
     // The band buffer carries its halo rows (zeros at the map's top and bottom), so no vertical padding.
     // Their input is a ReLU output upsampled: ≥ 0, so u8 in int8 mode.
     st.plan = ConvPlan(ctx, 3, c_, c_, st.band + 2, 2 * st.in_w, 0, 0, /*relu=*/true, prec, winograd,
-                       /*input_nonneg=*/true, bf16_tile);
+                       /*input_nonneg=*/true, winograd_tile);
     pad = std::max(pad, st.plan.scratchpad_bytes());
     band_in = std::max(band_in, blocked_floats(c_, st.band + 2, 2 * st.in_w) * st.plan.src_elem_bytes());
     band_out = std::max(band_out, blocked_floats(c_, st.band, 2 * st.in_w));

@@ -44,8 +44,8 @@ class PupHead {
 
   PupHead() = default;
   // winograd: run the 3×3 convs as Winograd (runtime/ops/conv.h: faster; fp32: 4× the conv weights);
-  // bf16_tile: 4 or 2, the bf16 Winograd's F(m×m) (runtime/options.h).
-  PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool winograd, int bf16_tile = 4);
+  // winograd_tile: 4 or 2, the bf16 and int8 Winograd's F(m×m) (runtime/options.h).
+  PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool winograd, int winograd_tile = 4);
 
   // Reads and packs the LayerNorm and conv_4 of `task`'s head.
   HeadWeights pack(const ModelFile& file, const std::string& task, int out_channels);

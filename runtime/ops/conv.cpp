@@ -36,22 +36,22 @@ constexpr int kArgBias = DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1;
 }  // namespace
 
 ConvPlan::ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom,
-                   bool relu, Precision prec, bool winograd, bool input_nonneg, int bf16_tile)
+                   bool relu, Precision prec, bool winograd, bool input_nonneg, int winograd_tile)
     : ctx_(&ctx), k_(kernel), cin_(cin), cout_(cout), in_h_(in_h), w_(w),
       out_h_(kernel == 3 ? in_h + pad_top + pad_bottom - 2 : in_h), prec_(prec) {
   if ((kernel != 1 && kernel != 3) || out_h_ < 1 || w < 1 || cin < 1 || cout < 1)
     throw ConfigError("conv plan with an unsupported kernel or an empty output");
   const int pw = kernel == 3 ? 1 : 0, pt = kernel == 3 ? pad_top : 0, pb = kernel == 3 ? pad_bottom : 0;
-  if (bf16_tile == 4 && !WinogradBf16::supports(cin, cout, out_h_, w, 4)) bf16_tile = 2;
+  if (winograd_tile == 4 && !WinogradBf16::supports(cin, cout, out_h_, w, 4)) winograd_tile = 2;  // same rule in int8
   if (winograd && kernel == 3 && prec == Precision::bf16 && cpu_has_bf16() &&
-      WinogradBf16::supports(cin, cout, out_h_, w, bf16_tile)) {
-    wino_ = std::make_shared<const WinogradBf16>(ctx, cin, cout, in_h, w, pt, pb, relu, bf16_tile);
+      WinogradBf16::supports(cin, cout, out_h_, w, winograd_tile)) {
+    wino_ = std::make_shared<const WinogradBf16>(ctx, cin, cout, in_h, w, pt, pb, relu, winograd_tile);
     winograd_ = true;
     src_type_ = dt::f32;  // the transform reads fp32 and rounds once, after it
     return;
   }
-  if (winograd && kernel == 3 && prec == Precision::int8 && WinogradInt8::supports(cin, cout, out_h_, w)) {
-    wino8_ = std::make_shared<const WinogradInt8>(ctx, cin, cout, in_h, w, pt, pb, relu);
+  if (winograd && kernel == 3 && prec == Precision::int8 && WinogradInt8::supports(cin, cout, out_h_, w, winograd_tile)) {
+    wino8_ = std::make_shared<const WinogradInt8>(ctx, cin, cout, in_h, w, pt, pb, relu, winograd_tile);
     winograd_ = true;
     in_u8_ = input_nonneg;
     src_type_ = dt::f32;  // the transform reads fp32 and quantises V per α

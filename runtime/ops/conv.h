@@ -60,15 +60,15 @@ class ConvPlan {
   // kernel 3: src [cin, in_h, w] nChw16c in the plan's input type (src_type()); dst [cout, out_h, w] nChw16c
   // fp32, out_h = in_h + pad_top + pad_bottom − 2. kernel 1: no padding, out_h = in_h. (Both ends
   // blocked: a blocked-to-channels-last 1×1 conv is a reference loop in oneDNN 2.6.)
-  // bf16 Winograd plans are F(bf16_tile × bf16_tile, 3×3) (runtime/ops/winograd.h), 4 or 2: F(4×4)
-  // where the output is in whole 4×4 tiles, else F(2×2).
+  // bf16 and int8 Winograd plans are F(winograd_tile × winograd_tile, 3×3) (runtime/ops/winograd.h,
+  // winograd_int8.h), 4 or 2: F(4×4) where the output is in whole 4×4 tiles, else F(2×2).
   // int8 plans (oneDNN's int8 direct conv, brgconv on VNNI) take the fp32 blocked input too: run()
   // quantises it to 8 bits channels-last (the layout oneDNN's int8 convs take; with blocked input it
   // offers only a reference kernel), runs the conv into fp32 channels-last and reorders that to the
   // blocked output. input_nonneg: the input is ≥ 0 (after ReLU), so it is quantised to u8 (8 bits of
   // range instead of 7); otherwise s8.
   ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom, bool relu,
-           Precision prec, bool winograd = false, bool input_nonneg = false, int bf16_tile = 4);
+           Precision prec, bool winograd = false, bool input_nonneg = false, int winograd_tile = 4);
   // w [cout, cin, k, k] and b [cout], fp32 (BN already folded).
   PackedConv pack(const float* w, const float* b) const;
   // int8 plans: q [cout, cin, k, k] s8 with per-output-channel scales w_scale [cout] (BN folded into
@@ -99,8 +99,8 @@ class ConvPlan {
     return wino_ ? wino_->weights_desc() : wino8_ ? wino8_->weights_desc() : pd_.weights_desc();
   }
   bool winograd() const { return winograd_; }
-  // The bf16 Winograd's m of F(m×m) (4 or 2); 0 for other plans.
-  int bf16_winograd_tile() const { return wino_ ? wino_->tile() : 0; }
+  // Our bf16 or int8 Winograd's m of F(m×m) (4 or 2); 0 for other plans.
+  int winograd_tile() const { return wino_ ? wino_->tile() : wino8_ ? wino8_->tile() : 0; }
   Precision precision() const { return prec_; }
 
  private:

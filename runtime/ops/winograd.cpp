@@ -205,6 +205,55 @@ M3VIT_BF16_AVX512 void output_tile4(const float* m, size_t stride, __m512 bias, 
   }
 }
 
+// int8 mode's F(4×4) input tile: V = Bᵀ d B kept in fp32 with the running max |V_α| of each α's 16
+// lanes in amax[α] (as input_tile_f32 for F(2×2)).
+M3VIT_BF16_AVX512 void input_tile4_f32(const float* src, int in_h, int w, int y0, int x0, float* v, size_t stride,
+                                       __m512* amax) {
+  __m512 t[6][6];
+  for (int c = 0; c < 6; ++c) {
+    const int x = x0 + c;
+    __m512 col[6], o[6];
+    for (int r = 0; r < 6; ++r) {
+      const int y = y0 + r;
+      col[r] = (y >= 0 && y < in_h && x >= 0 && x < w) ? _mm512_loadu_ps(src + (static_cast<int64_t>(y) * w + x) * 16)
+                                                      : _mm512_setzero_ps();
+    }
+    apply6<6>(kBt4, col, o);
+    for (int i = 0; i < 6; ++i) t[i][c] = o[i];
+  }
+  for (int i = 0; i < 6; ++i) {
+    __m512 o[6];
+    apply6<6>(kBt4, t[i], o);
+    for (int j = 0; j < 6; ++j) {
+      _mm512_storeu_ps(v + (6 * i + j) * stride, o[j]);
+      amax[6 * i + j] = _mm512_max_ps(amax[6 * i + j], _mm512_abs_ps(o[j]));
+    }
+  }
+}
+
+// int8 mode's F(4×4) output tile: M_α scaled by sc[α·sc_stride + o] as it is read, then as output_tile4.
+M3VIT_BF16_AVX512 void output_tile4_scaled(const float* m, size_t stride, const float* sc, size_t sc_stride,
+                                           __m512 bias, bool relu, float* dst, int w, int oy, int ox) {
+  __m512 r[4][6];
+  for (int j = 0; j < 6; ++j) {
+    __m512 col[6], o[4];
+    for (int a = 0; a < 6; ++a)
+      col[a] = _mm512_mul_ps(_mm512_loadu_ps(m + (6 * a + j) * stride), _mm512_loadu_ps(sc + (6 * a + j) * sc_stride));
+    apply6<4>(kAt4, col, o);
+    for (int i = 0; i < 4; ++i) r[i][j] = o[i];
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  for (int i = 0; i < 4; ++i) {
+    __m512 y[4];
+    apply6<4>(kAt4, r[i], y);
+    for (int j = 0; j < 4; ++j) {
+      __m512 o = _mm512_add_ps(y[j], bias);
+      if (relu) o = _mm512_max_ps(o, zero);
+      _mm512_storeu_ps(dst + (static_cast<int64_t>(oy + i) * w + ox + j) * 16, o);
+    }
+  }
+}
+
 // Tiles of m×m outputs and their chunks: at most max_chunk tiles, and at least one per thread when
 // the map is small (conv_0). Shared by the bf16 and int8 forms.
 struct TilePlan {
@@ -370,12 +419,13 @@ void WinogradBf16::run(const float* src, const memory& weights, const float* bia
 // ---- int8 (runtime/ops/winograd_int8.h) ----
 
 WinogradInt8::WinogradInt8(DnnlContext& ctx, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom,
-                           bool relu)
+                           bool relu, int tile)
     : ctx_(&ctx), cin_(cin), cout_(cout), in_h_(in_h), w_(w), out_h_(in_h + pad_top + pad_bottom - 2),
-      pad_top_(pad_top), relu_(relu) {
-  if (!supports(cin, cout, out_h_, w))
-    throw ConfigError("int8 Winograd conv needs an even output and channels in multiples of 16");
-  const TilePlan plan = plan_tiles(out_h_, w, kMaxChunk);
+      pad_top_(pad_top), relu_(relu), tile_(tile), alphas_((tile + 2) * (tile + 2)) {
+  if (!supports(cin, cout, out_h_, w, tile))
+    throw ConfigError("int8 Winograd F(" + std::to_string(tile) + "x" + std::to_string(tile) +
+                      ") conv needs an output in whole tiles and channels in multiples of 16");
+  const TilePlan plan = plan_tiles(out_h_, w, tile == 4 ? kMaxChunk4 : kMaxChunk, tile);
   tiles_x_ = plan.tiles_x;
   tiles_ = plan.tiles;
   threads_ = plan.threads;
@@ -390,45 +440,39 @@ WinogradInt8::WinogradInt8(DnnlContext& ctx, int cin, int cout, int in_h, int w,
   u_bytes_ = align64(u_desc_.get_size());
   su_off_ = u_bytes_;
   alpha_bytes_ = u_bytes_ + align64(static_cast<size_t>(cout) * 4);
-  w_desc_ = memory::desc({static_cast<memory::dim>(16 * alpha_bytes_)}, dt::u8, tag::a);
+  w_desc_ = memory::desc({static_cast<memory::dim>(alphas_ * alpha_bytes_)}, dt::u8, tag::a);
   prim_ = dnnl::matmul(pd);
   pad_bytes_ = pd.scratchpad_desc().get_size();
   for (int t = 0; t < threads_; ++t) streams_.emplace_back(ctx.eng);
   // Planes padded off a power-of-two stride (the bf16 form measured 5× slower without).
   v_plane_ = static_cast<size_t>(T) * cin + 64;
   m_plane_ = static_cast<size_t>(T) * cout + 32;
-  vq_off_ = align64(16 * v_plane_ * 4);
-  m_off_ = vq_off_ + align64(16 * v_plane_);
-  sc_off_ = m_off_ + align64(16 * m_plane_ * 4);
-  pad_off_ = sc_off_ + align64(16 * static_cast<size_t>(cout) * 4);
+  vq_off_ = align64(alphas_ * v_plane_ * 4);
+  m_off_ = vq_off_ + align64(alphas_ * v_plane_);
+  sc_off_ = m_off_ + align64(alphas_ * m_plane_ * 4);
+  pad_off_ = sc_off_ + align64(alphas_ * static_cast<size_t>(cout) * 4);
   per_thread_bytes_ = pad_off_ + align64(pad_bytes_);
 }
 
 void WinogradInt8::pack_to(const int8_t* q, const float* w_scale, const memory& dst, dnnl::stream& strm) const {
   // U_α[ci][co] = (G g Gᵀ)_α of g = q·w_scale[co], in double, one α at a time (this runs on the
-  // weight ring's reader thread for streamed convs: a [16, cin, cout] buffer would be 12.6 MB of
-  // peak memory at cin 384); then s8 per (α, co).
-  auto g4 = [](double a, double b, double e, double o[4]) {
-    o[0] = a;
-    o[1] = 0.5 * (a + b + e);
-    o[2] = 0.5 * (a - b + e);
-    o[3] = e;
-  };
+  // weight ring's reader thread for streamed convs: an [α², cin, cout] buffer would be 12.6 MB of
+  // peak memory at cin 384 for F(2×2)); then s8 per (α, co).
+  const int na = tile_ + 2;  // α per side
+  const double(*G)[3] = tile_ == 4 ? kG4 : kG2;
   uint8_t* base = static_cast<uint8_t*>(dst.get_data_handle());
   std::vector<double> ua(static_cast<size_t>(cin_) * cout_);
   std::vector<int8_t> uq(ua.size());
-  for (int a = 0; a < 16; ++a) {
-    const int ai = a / 4, aj = a % 4;
+  for (int a = 0; a < alphas_; ++a) {
+    const int ai = a / na, aj = a % na;
 #pragma omp parallel for schedule(static)
     for (int co = 0; co < cout_; ++co)
       for (int ci = 0; ci < cin_; ++ci) {
         const int8_t* k = q + (static_cast<size_t>(co) * cin_ + ci) * 9;
-        const double s = w_scale[co];
-        double gg[3][4];  // column c of G·g
-        for (int c = 0; c < 3; ++c) g4(k[c] * s, k[3 + c] * s, k[6 + c] * s, gg[c]);
-        double row[4];  // row ai of (G g) Gᵀ
-        g4(gg[0][ai], gg[1][ai], gg[2][ai], row);
-        ua[static_cast<size_t>(ci) * cout_ + co] = row[aj];
+        double u = 0;  // Σ_r Σ_c G[ai][r]·g[r][c]·G[aj][c]
+        for (int r = 0; r < 3; ++r)
+          u += G[ai][r] * (G[aj][0] * k[3 * r] + G[aj][1] * k[3 * r + 1] + G[aj][2] * k[3 * r + 2]);
+        ua[static_cast<size_t>(ci) * cout_ + co] = u * w_scale[co];
       }
     float* su = reinterpret_cast<float*>(base + a * alpha_bytes_ + su_off_);
     for (int co = 0; co < cout_; ++co) {
@@ -450,15 +494,19 @@ void WinogradInt8::pack_to(const int8_t* q, const float* w_scale, const memory& 
 M3VIT_BF16_AVX512 void WinogradInt8::input_transform(const float* src, int t0, int nt, float* v, float* vmax) const {
   const int cblocks = cin_ / 16;
   const size_t plane = static_cast<size_t>(in_h_) * w_ * 16;
-  __m512 amax[16];
+  __m512 amax[36];
   for (auto& a : amax) a = _mm512_setzero_ps();
+  const int m = tile_;
   for (int t = 0; t < nt; ++t)
     for (int cb = 0; cb < cblocks; ++cb) {
-      const int tile = t0 + t, ty = tile / tiles_x_, tx = tile % tiles_x_;
-      input_tile_f32(src + cb * plane, in_h_, w_, 2 * ty - pad_top_, 2 * tx - 1, v + static_cast<size_t>(t) * cin_ + cb * 16,
-                     v_plane_, amax);
+      const int tile = t0 + t, y0 = m * (tile / tiles_x_) - pad_top_, x0 = m * (tile % tiles_x_) - 1;
+      float* vt = v + static_cast<size_t>(t) * cin_ + cb * 16;
+      if (m == 4)
+        input_tile4_f32(src + cb * plane, in_h_, w_, y0, x0, vt, v_plane_, amax);
+      else
+        input_tile_f32(src + cb * plane, in_h_, w_, y0, x0, vt, v_plane_, amax);
     }
-  for (int a = 0; a < 16; ++a) vmax[a] = _mm512_reduce_max_ps(amax[a]);
+  for (int a = 0; a < alphas_; ++a) vmax[a] = _mm512_reduce_max_ps(amax[a]);
 }
 
 M3VIT_BF16_AVX512 void WinogradInt8::output_transform(const float* m, const float* sc, const float* bias, int t0,
@@ -467,9 +515,13 @@ M3VIT_BF16_AVX512 void WinogradInt8::output_transform(const float* m, const floa
   const size_t plane = static_cast<size_t>(out_h_) * w_ * 16;
   for (int t = 0; t < nt; ++t)
     for (int ob = 0; ob < oblocks; ++ob) {
-      const int tile = t0 + t, ty = tile / tiles_x_, tx = tile % tiles_x_;
-      output_tile_scaled(m + static_cast<size_t>(t) * cout_ + ob * 16, m_plane_, sc + ob * 16, cout_,
-                         _mm512_loadu_ps(bias + ob * 16), relu_, dst + ob * plane, w_, 2 * ty, 2 * tx);
+      const int tile = t0 + t, oy = tile_ * (tile / tiles_x_), ox = tile_ * (tile % tiles_x_);
+      const float* mt = m + static_cast<size_t>(t) * cout_ + ob * 16;
+      const __m512 b = _mm512_loadu_ps(bias + ob * 16);
+      if (tile_ == 4)
+        output_tile4_scaled(mt, m_plane_, sc + ob * 16, cout_, b, relu_, dst + ob * plane, w_, oy, ox);
+      else
+        output_tile_scaled(mt, m_plane_, sc + ob * 16, cout_, b, relu_, dst + ob * plane, w_, oy, ox);
     }
 }
 
@@ -494,9 +546,9 @@ void WinogradInt8::run(const float* src, const memory& weights, const float* bia
     dnnl::stream& strm = streams_[tid];
     for (int c = tid; c < chunks; c += nt) {
       const int t0 = c * chunk_, n = std::min(chunk_, tiles_ - t0);
-      float vmax[16];
+      float vmax[36];
       input_transform(src, t0, n, vf, vmax);
-      for (int a = 0; a < 16; ++a) {
+      for (int a = 0; a < alphas_; ++a) {
         const float* va = vf + a * v_plane_;
         int8_t* qa = vq + a * v_plane_;
         const int64_t cnt = static_cast<int64_t>(n) * cin_;

@@ -27,16 +27,21 @@ namespace m3vit::rt {
 
 class WinogradInt8 {
  public:
-  static constexpr int kMaxChunk = 64;  // tiles per matmul: V 1 MiB fp32 + 0.25 MiB s8, M 1 MiB per thread
+  // Tiles per matmul. F(2×2): V 1 MiB fp32 + 0.25 MiB s8, M 1 MiB per thread at 256 channels;
+  // F(4×4) (36 α): V 1.1 MiB + 0.3 MiB, M 1.1 MiB.
+  static constexpr int kMaxChunk = 64, kMaxChunk4 = 32;
 
-  static bool supports(int cin, int cout, int out_h, int w) {
-    return out_h % 2 == 0 && w % 2 == 0 && cin % 16 == 0 && cout % 16 == 0;
+  // F(m×m), m = tile (2 or 4), needs out_h and w multiples of m, and the channels multiples of 16.
+  static bool supports(int cin, int cout, int out_h, int w, int tile = 2) {
+    return (tile == 2 || tile == 4) && out_h % tile == 0 && w % tile == 0 && cin % 16 == 0 && cout % 16 == 0;
   }
 
   WinogradInt8() = default;
-  WinogradInt8(DnnlContext& ctx, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom, bool relu);
+  WinogradInt8(DnnlContext& ctx, int cin, int cout, int in_h, int w, int pad_top, int pad_bottom, bool relu,
+               int tile = 2);
+  int tile() const { return tile_; }
 
-  // 16 × (U_α s8 in the matmul's layout, then su_α [cout] fp32), one byte buffer.
+  // α² × (U_α s8 in the matmul's layout, then su_α [cout] fp32), one byte buffer.
   const dnnl::memory::desc& weights_desc() const { return w_desc_; }
   // q [cout, cin, 3, 3] s8 with per-output-channel scales w_scale [cout] (BatchNorm folded) -> dst.
   void pack_to(const int8_t* q, const float* w_scale, const dnnl::memory& dst, dnnl::stream& strm) const;
@@ -45,15 +50,16 @@ class WinogradInt8 {
   void run(const float* src, const dnnl::memory& weights, const float* bias, float* dst, void* scratch) const;
 
  private:
-  // V (fp32) of tiles [t0, t0 + nt) and vmax[α] = max |V_α|.
+  // V (fp32) of tiles [t0, t0 + nt) and vmax[α] = max |V_α| (α² of them).
   void input_transform(const float* src, int t0, int nt, float* v, float* vmax) const;
-  // y = Aᵀ (M_α × sc_α[o]) A + bias (ReLU); sc [16, cout].
+  // y = Aᵀ (M_α × sc_α[o]) A + bias (ReLU); sc [α², cout].
   void output_transform(const float* m, const float* sc, const float* bias, int t0, int nt, float* dst) const;
 
   DnnlContext* ctx_ = nullptr;
   int cin_ = 0, cout_ = 0, in_h_ = 0, w_ = 0, out_h_ = 0, pad_top_ = 0;
   int tiles_x_ = 0, tiles_ = 0, chunk_ = 0, threads_ = 1;
   bool relu_ = false;
+  int tile_ = 2, alphas_ = 16;  // outputs per tile side (m), and α² = (m + 2)² matmuls
   dnnl::memory::desc w_desc_, u_desc_;
   dnnl::reorder pack_u_;  // s8 [cin, cout] -> u_desc_ (oneDNN's s8-input compensation added)
   size_t u_bytes_ = 0, su_off_ = 0, alpha_bytes_ = 0;  // per α: U at 0, su at su_off_

@@ -66,6 +66,12 @@ done
   --experts stream --layers stream >"$tmp/q_stream.txt"
 [ "$(hash_of "$tmp/q_semseg.txt")" = "$(hash_of "$tmp/q_stream.txt")" ] || fail "streamed int8 differs from resident"
 echo "ok   streamed int8 = resident int8 (hash $(hash_of "$tmp/q_stream.txt"))"
+# --conv winograd-f2: the int8 head's Winograd F(2×2) instead of F(4×4) (conv_1..3 of this 96×96
+# model are in whole 4×4 tiles): other numbers (the option took effect), checked against fp32 below.
+"$m3vit" run --model "$q8" --precision int8 --task semseg --image "$img" --threads 2 --conv winograd-f2 \
+  --save-logits "$tmp/q_f2.npy" >"$tmp/q_f2.txt"
+[ "$(hash_of "$tmp/q_f2.txt")" != "$(hash_of "$tmp/q_semseg.txt")" ] || fail "int8 winograd-f2 gave the F(4x4) hash"
+echo "ok   int8 --conv winograd-f2 runs F(2x2) (hash $(hash_of "$tmp/q_f2.txt"))"
 $py - "$tmp" <<'PYEOF'
 import sys, numpy as np
 d = sys.argv[1]
@@ -77,6 +83,9 @@ for task in ["semseg", "human_parts", "sal", "normals", "edge", "depth"]:
     # Random weights (seed 5), 4 synthetic calibration scenes: measured 3.8e-3..1.1e-2; bound 5e-2.
     # A wrong scale, layer or BatchNorm fold is off by O(1).
     assert rel <= 5e-2, f"{task}: int8 and fp32 logits differ by {rel}"
+rel = np.abs(np.load(f"{d}/q_f2.npy") - np.load(f"{d}/f_semseg.npy")).max() / np.abs(np.load(f"{d}/f_semseg.npy")).max()
+print(f"ok   semseg int8 F(2x2) head vs fp32: {rel:.2e}")
+assert rel <= 5e-2, f"semseg with --conv winograd-f2: int8 and fp32 logits differ by {rel}"
 PYEOF
 
 # 3. Mistakes.

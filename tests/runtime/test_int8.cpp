@@ -158,6 +158,7 @@ struct ConvCase {
   int cin, cout, in_h, w, pad_top, pad_bottom;
   bool relu, nonneg;
   bool winograd = false;
+  int tile = 2;  // the Winograd's F(m×m)
 };
 
 void check_conv(const ConvCase& c, uint32_t seed) {
@@ -181,9 +182,12 @@ void check_conv(const ConvCase& c, uint32_t seed) {
   quantize_weights_s8(wt.data(), c.cout, static_cast<int64_t>(c.cin) * 9, qw.data(), sw.data());
   const float step = absmax(x.data(), static_cast<int64_t>(x.size())) / (c.nonneg ? kU8Max : kS8Max);
   ConvPlan plan(ctx, 3, c.cin, c.cout, c.in_h, W, c.pad_top, c.pad_bottom, c.relu, Precision::int8, c.winograd,
-                c.nonneg);
+                c.nonneg, c.tile);
   ASSERT_EQ(plan.input_u8(), c.nonneg);
   ASSERT_EQ(plan.winograd(), c.winograd);
+  if (c.winograd) {
+    ASSERT_EQ(plan.winograd_tile(), c.tile);
+  }
   const PackedConv pc = plan.pack_s8(qw.data(), sw.data(), b.data(), step);
   Workspace pad;
   pad.reserve(plan.scratchpad_bytes() / 4 + 16);
@@ -212,11 +216,19 @@ void check_conv(const ConvCase& c, uint32_t seed) {
         ref_f[k] = static_cast<float>(c.relu ? std::max(af, 0.0) : af);
         got[k] = y[k];
       }
-  if (c.winograd) {
+  if (c.winograd && c.tile == 2) {
     // F(2×2): V quantised per α and chunk (its own steps, not the input's), U re-quantised per α and
     // channel from the s8 weights: measured 1.1-2.2e-2 of max|y| against the fp32 conv, 1.5-2.5× the
     // direct int8 conv's error; bound 5e-2. A wrong tap, sign or scale is off by O(1).
     rt_test::check_close("int8 Winograd conv vs fp32 double", got.data(), ref_f.data(), got.size(), 5e-2);
+    return;
+  }
+  if (c.winograd) {
+    // F(4×4): the same two roundings, but on 36 α whose transforms mix the patch with weights up to
+    // 2.5 (Bᵀ) and 8 (Aᵀ), so each rounding counts for more: measured 5.0-7.2e-2 of max|y| against
+    // the fp32 conv; bound 1e-1 (a float64 emulation gave 3.3× F(2×2)'s RMS error). A wrong tap,
+    // sign or scale is off by O(1).
+    rt_test::check_close("int8 Winograd F(4x4) conv vs fp32 double", got.data(), ref_f.data(), got.size(), 1e-1);
     return;
   }
   rt_test::check_close("int8 conv vs quantised double", got.data(), ref_q.data(), got.size(), 1e-5);
@@ -238,6 +250,14 @@ TEST(int8Conv, WinogradMatchesDoubleConv) {
   check_conv({16, 48, 6, 8, 0, 0, false, true, true}, 61);     // a band with its halo, no ReLU
   check_conv({32, 16, 36, 36, 0, 0, true, true, true}, 71);    // 306 tiles: several chunks, the last partial
   check_conv({48, 32, 10, 14, 1, 1, false, true, true}, 81);   // 3 input channel blocks
+}
+
+// F(4×4, 3×3) in int8, the default where a map is in whole 4×4 tiles.
+TEST(int8Conv, WinogradF4MatchesDoubleConv) {
+  check_conv({32, 32, 12, 12, 1, 1, true, false, true, 4}, 52);   // conv_0: a whole map, signed input
+  check_conv({16, 48, 10, 8, 0, 0, false, true, true, 4}, 62);    // a band with its halo, no ReLU
+  check_conv({32, 16, 50, 36, 0, 0, true, true, true, 4}, 72);    // 108 tiles: several chunks, the last partial
+  check_conv({48, 32, 12, 16, 1, 1, false, true, true, 4}, 82);   // 3 input channel blocks
 }
 
 // The calibrated tiny models (three gate kinds) against the float64 PyTorch oracle on the inputs of

@@ -99,7 +99,7 @@ void check_against_double(int tile) {
     ASSERT_TRUE(wino.winograd()) << tag;
     // F(4×4) where the output is in whole 4×4 tiles, else F(2×2).
     const int used = (s.out_h() % tile == 0 && s.w % tile == 0) ? tile : 2;
-    ASSERT_EQ(wino.bf16_winograd_tile(), used) << tag;
+    ASSERT_EQ(wino.winograd_tile(), used) << tag;
     ASSERT_EQ(wino.src_type(), dnnl::memory::data_type::f32) << tag << ": the transform reads fp32";
     ASSERT_LE(wino.scratchpad_bytes(), pad.bytes());
     std::vector<float> y(want.size(), -1.f);
@@ -143,7 +143,7 @@ TEST(WinogradBf16, PackIntoSlotEqualsPack) {
   for (const int tile : {2, 4}) {
   ConvPlan plan(ctx, 3, s.cin, s.cout, s.in_h, s.w, 0, 0, true, Precision::bf16, true, false, tile);
   ASSERT_TRUE(plan.winograd());
-  ASSERT_EQ(plan.bf16_winograd_tile(), tile);
+  ASSERT_EQ(plan.winograd_tile(), tile);
   const auto w = rand_weights(s, 7);
   std::vector<float> b(s.cout, 0.f);
   const PackedConv packed = plan.pack(w.data(), b.data());
