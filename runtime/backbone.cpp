@@ -27,9 +27,9 @@ Backbone::Backbone(DnnlContext& ctx, const ModelFile& f, Precision prec)
   const ModelConfig& c = cfg_;
   const int hw = c.num_patches(), pp = c.in_chans * c.patch * c.patch, mh = c.mlp_hidden();
   // int8 mode: the patch embedding stays fp32 (its input is the image, 0.4% of the multiply-adds), and
-  // the attention core runs as in bf16 mode where the CPU has AVX512-BF16 (runtime/ops/attention.h):
-  // its q·kᵀ and P·v have no weights to quantise ahead of time.
-  const Precision attn_prec = prec != Precision::int8 ? prec : cpu_has_bf16() ? Precision::bf16 : Precision::fp32;
+  // the attention core quantises q, k and v as it goes (runtime/ops/attention.h: no calibrated steps,
+  // they have no weights to quantise ahead of time; as in bf16 mode where the s8 kernels cannot run).
+  const Precision attn_prec = prec;
   patch_ = MatmulPlan(ctx, pp, d_, true, hw, Epilogue::none, prec == Precision::int8 ? Precision::fp32 : prec);
   qkv_plan_ = MatmulPlan(ctx, d_, 3 * d_, c.qkv_bias, n_, Epilogue::none, prec);
   proj_ = MatmulPlan(ctx, d_, d_, true, n_, Epilogue::residual, prec);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -169,6 +170,93 @@ M3VIT_BF16_AVX512 void pv_tile_bf16(const uint32_t* p, int ldp, const uint16_t* 
     for (int c = 0; c < NH; ++c) _mm512_storeu_ps(o + r * hd + 16 * c, acc[r][c]);
 }
 
+// ---------------------------------------------------------------- AVX512-VNNI s8 kernels (int8 mode)
+// vpdpbusd: acc[i] += a[4i]·b[4i] + … + a[4i+3]·b[4i+3] (u8 × s8 products, s32 sum), 64 multiply-adds
+// per instruction. q·kᵀ: q as u8 (q̂ + 128, one step per query row), keys s8 (one step per key) in
+// panels [hd/4, 16, 4]; the +128 is taken back with each key's 128·Σk̂ (kcomp). P·v: P as u8
+// (round(255·P), P ≤ 1 after the running max), values s8 (one step per channel) packed [N/4, hd, 4].
+#define M3VIT_VNNI_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16,fma")))
+
+// acc += dpbusd(a u8, b s8) in place. Written as asm because GCC 12 compiles the intrinsic on arrays
+// of accumulators into a register copy (and stack spills) around every vpdpbusd: the tiles below
+// measured no faster than their bf16 forms that way.
+M3VIT_VNNI_AVX512 inline void dpbusd(__m512i& acc, __m512i a, __m512i b) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+}
+
+// S[R, 16·NV] = Q · Kᵀ from s32 sums: (acc − kcomp[key]) · kscale[key] · qscale[row]. q8: u8 rows of
+// hd bytes; kp: NV panels 16·hd bytes apart; kscale, kcomp: the 16·NV keys' steps (times hd^-0.5 ·
+// log2 e) and compensations.
+template <int R, int NV>
+M3VIT_VNNI_AVX512 void qk_tile_s8(const uint8_t* q8, const float* qscale, const int8_t* kp, const float* kscale,
+                                  const float* kcomp, int hd, float* s, int lds, int valid, float* vmax) {
+  __m512i acc[R][NV];
+  #pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_si512();
+  const int64_t panel = static_cast<int64_t>(hd) * 16;
+  for (int g = 0; g < hd / 4; ++g) {
+    __m512i kv[NV];
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) kv[v] = _mm512_loadu_si512(kp + v * panel + g * 64);
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      int32_t quad;
+      std::memcpy(&quad, q8 + r * hd + 4 * g, 4);
+      const __m512i qb = _mm512_set1_epi32(quad);
+      #pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) dpbusd(acc[r][v], qb, kv[v]);
+    }
+  }
+  __m512 f[R][NV];
+  #pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m512 qs = _mm512_set1_ps(qscale[r]);
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v)
+      f[r][v] = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(acc[r][v]), _mm512_loadu_ps(kcomp + 16 * v)),
+                                            _mm512_loadu_ps(kscale + 16 * v)),
+                              qs);
+  }
+  store_scores<R, NV>(f, s, lds, valid, vmax);
+}
+
+// O[R, 16·NH] = O·alpha + (P8 · V8) · vscale: p8 u8 rows (stride ldp bytes) of nq key quads; v8
+// [nq, hd, 4] s8; vscale [hd] = the channels' steps / 255.
+template <int R, int NH>
+M3VIT_VNNI_AVX512 void pv_tile_s8(const uint8_t* p8, int ldp, const int8_t* v8, int nq, float* o, const float* alpha,
+                                  const float* vscale) {
+  constexpr int hd = 16 * NH;
+  __m512i acc[R][NH];
+  #pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+    #pragma GCC unroll 16
+    for (int c = 0; c < NH; ++c) acc[r][c] = _mm512_setzero_si512();
+  for (int j = 0; j < nq; ++j) {
+    __m512i vv[NH];
+    #pragma GCC unroll 16
+    for (int c = 0; c < NH; ++c) vv[c] = _mm512_loadu_si512(v8 + (j * hd + 16 * c) * 4);
+    #pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      int32_t quad;
+      std::memcpy(&quad, p8 + r * ldp + 4 * j, 4);
+      const __m512i pb = _mm512_set1_epi32(quad);
+      #pragma GCC unroll 16
+      for (int c = 0; c < NH; ++c) dpbusd(acc[r][c], pb, vv[c]);
+    }
+  }
+  #pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const __m512 a = _mm512_set1_ps(alpha[r]);
+    #pragma GCC unroll 16
+    for (int c = 0; c < NH; ++c) {
+      const __m512 pv = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][c]), _mm512_loadu_ps(vscale + 16 * c));
+      _mm512_storeu_ps(o + r * hd + 16 * c, _mm512_fmadd_ps(a, _mm512_loadu_ps(o + r * hd + 16 * c), pv));
+    }
+  }
+}
+
 // ---------------------------------------------------------------- tile dispatch
 // Full tiles are 6 rows (q·kᵀ; P·v at hd 64) or 12 rows (P·v at hd 16, 32: 12·NH accumulators) and
 // 4 panels; the tables give the tails (rows of the last group, panels of the last block) their own
@@ -190,6 +278,11 @@ template <int R, int NV> struct MakeQk { static constexpr QkFn fn = &qk_tile<R, 
 template <int R, int NV> struct MakeQk16 { static constexpr QkFn16 fn = &qk_tile_bf16<R, NV>; };
 template <int R, int NH> struct MakePv { static constexpr PvFn fn = &pv_tile<R, NH>; };
 template <int R, int NH> struct MakePv16 { static constexpr PvFn16 fn = &pv_tile_bf16<R, NH>; };
+using QkFn8 = void (*)(const uint8_t*, const float*, const int8_t*, const float*, const float*, int, float*, int, int,
+                       float*);
+using PvFn8 = void (*)(const uint8_t*, int, const int8_t*, int, float*, const float*, const float*);
+template <int R, int NV> struct MakeQk8 { static constexpr QkFn8 fn = &qk_tile_s8<R, NV>; };
+template <int R, int NH> struct MakePv8 { static constexpr PvFn8 fn = &pv_tile_s8<R, NH>; };
 
 // [panels − 1][rows − 1]
 constexpr std::array<std::array<QkFn, kQkRows>, 4> kQk = {
@@ -214,6 +307,13 @@ constexpr std::array<std::array<PvFn, kG>, 3> kPv = {pv_table<PvFn, MakePv, 1>()
                                                      pv_table<PvFn, MakePv, 4>()};
 constexpr std::array<std::array<PvFn16, kG>, 3> kPv16 = {
     pv_table<PvFn16, MakePv16, 1>(), pv_table<PvFn16, MakePv16, 2>(), pv_table<PvFn16, MakePv16, 4>()};
+constexpr std::array<std::array<QkFn8, kQkRows>, 4> kQk8 = {
+    row_table<QkFn8, MakeQk8, 1>(std::make_integer_sequence<int, kQkRows>{}),
+    row_table<QkFn8, MakeQk8, 2>(std::make_integer_sequence<int, kQkRows>{}),
+    row_table<QkFn8, MakeQk8, 3>(std::make_integer_sequence<int, kQkRows>{}),
+    row_table<QkFn8, MakeQk8, 4>(std::make_integer_sequence<int, kQkRows>{})};
+constexpr std::array<std::array<PvFn8, kG>, 3> kPv8 = {pv_table<PvFn8, MakePv8, 1>(), pv_table<PvFn8, MakePv8, 2>(),
+                                                       pv_table<PvFn8, MakePv8, 4>()};
 constexpr int hd_index(int hd) { return hd == 16 ? 0 : hd == 32 ? 1 : 2; }
 
 // ---------------------------------------------------------------- softmax rows
@@ -284,6 +384,32 @@ M3VIT_BF16_AVX512 float softmax_row_bf16(const float* s, int nk, const float* vm
     vsum = dpbf16(vsum, pb, ones);
   }
   l = l * alpha + _mm512_reduce_add_ps(vsum);
+  m = m_new;
+  return alpha;
+}
+
+// The same with P as u8, round(255·P), into p8, 16 at a time (zero from nk to the next multiple of
+// 16, so the last key quad pads with zero weights). The sum adds the rounded P, as in bf16.
+M3VIT_VNNI_AVX512 float softmax_row_u8(const float* s, int nk, const float* vmax, uint8_t* p8, float& m, float& l) {
+  const float m_new = std::max(m, _mm512_reduce_max_ps(_mm512_loadu_ps(vmax)));
+  const float alpha = rescale(m, m_new);
+  const __m512 mb = _mm512_set1_ps(m_new), k255 = _mm512_set1_ps(255.f);
+  __m512i vsum = _mm512_setzero_si512();
+  int j = 0;
+  for (; j + 16 <= nk; j += 16) {
+    const __m512 e = exp2_512_bf16(_mm512_sub_ps(_mm512_loadu_ps(s + j), mb));
+    const __m512i u = _mm512_cvtps_epi32(_mm512_mul_ps(e, k255));  // round to nearest
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p8 + j), _mm512_cvtusepi32_epi8(u));
+    vsum = _mm512_add_epi32(vsum, u);
+  }
+  if (j < nk) {
+    const __mmask16 k = lanes(nk - j);
+    const __m512 e = exp2_512_bf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), mb));
+    const __m512i u = _mm512_maskz_cvtps_epi32(k, _mm512_mul_ps(e, k255));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p8 + j), _mm512_cvtusepi32_epi8(u));
+    vsum = _mm512_add_epi32(vsum, u);
+  }
+  l = l * alpha + static_cast<float>(_mm512_reduce_add_epi32(vsum)) * (1.f / 255.f);
   m = m_new;
   return alpha;
 }
@@ -373,6 +499,94 @@ M3VIT_BF16_AVX512 void pack_value_pair_bf16(const float* x, const float* y, int 
   }
 }
 
+// int8 mode, one head: hd columns of n rows (row stride ld) quantised as the s8 kernels take them.
+// Steps are symmetric, max|x| / 127 (a zero row or channel gets step 1 and all zeros).
+//   keys:   per key, s8 panels [N/16, hd/4, 16, 4], kscale = step·sc, kcomp = 128·Σk̂ (as float);
+//   queries: per row, u8 q̂ + 128 [N, hd], qscale = step;
+//   values: per channel, s8 quads [ceil(N/4), hd, 4] (zeros past the last token), vscale = step/255.
+M3VIT_VNNI_AVX512 void pack_keys_s8(const float* k, int64_t ld, int n, int hd, float sc, int8_t* out, float* kscale,
+                                    float* kcomp) {
+  const __m512i m255 = _mm512_set1_epi32(255);
+  for (int t0 = 0; t0 < n; t0 += 16) {
+    const int left = std::min(16, n - t0);
+    float inv[16];
+    for (int i = 0; i < 16; ++i) {
+      float mx = 0.f;
+      if (i < left) {
+        __m512 a = _mm512_setzero_ps();
+        for (int c = 0; c < hd; c += 16) a = _mm512_max_ps(a, _mm512_abs_ps(_mm512_loadu_ps(k + (t0 + i) * ld + c)));
+        mx = _mm512_reduce_max_ps(a);
+      }
+      const float step = mx > 0.f ? mx / 127.f : 1.f;
+      inv[i] = 1.f / step;
+      kscale[t0 + i] = i < left ? step * sc : 0.f;
+    }
+    __m512i comp = _mm512_setzero_si512();
+    int8_t* panel = out + static_cast<int64_t>(t0) * hd;
+    for (int c0 = 0; c0 < hd; c0 += 16) {
+      __m512 r[16];
+      #pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < left ? _mm512_castsi512_ps(_mm512_cvtps_epi32(
+                              _mm512_mul_ps(_mm512_set1_ps(inv[i]), _mm512_loadu_ps(k + (t0 + i) * ld + c0))))
+                        : _mm512_setzero_ps();
+      transpose16(r);  // r[c]: column c0 + c over the 16 keys, s32
+      for (int g = 0; g < 4; ++g) {
+        const __m512i a = _mm512_castps_si512(r[4 * g]), b = _mm512_castps_si512(r[4 * g + 1]);
+        const __m512i e = _mm512_castps_si512(r[4 * g + 2]), f = _mm512_castps_si512(r[4 * g + 3]);
+        comp = _mm512_add_epi32(comp, _mm512_add_epi32(_mm512_add_epi32(a, b), _mm512_add_epi32(e, f)));
+        const __m512i quad = _mm512_or_si512(
+            _mm512_or_si512(_mm512_and_si512(a, m255), _mm512_slli_epi32(_mm512_and_si512(b, m255), 8)),
+            _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(e, m255), 16), _mm512_slli_epi32(f, 24)));
+        _mm512_storeu_si512(panel + (c0 / 4 + g) * 64, quad);
+      }
+    }
+    _mm512_storeu_ps(kcomp + t0, _mm512_mul_ps(_mm512_set1_ps(128.f), _mm512_cvtepi32_ps(comp)));
+  }
+}
+
+M3VIT_VNNI_AVX512 void pack_queries_u8(const float* q, int64_t ld, int n, int hd, uint8_t* out, float* qscale) {
+  const __m512i b128 = _mm512_set1_epi32(128);
+  for (int t = 0; t < n; ++t) {
+    const float* row = q + t * ld;
+    __m512 a = _mm512_setzero_ps();
+    for (int c = 0; c < hd; c += 16) a = _mm512_max_ps(a, _mm512_abs_ps(_mm512_loadu_ps(row + c)));
+    const float mx = _mm512_reduce_max_ps(a), step = mx > 0.f ? mx / 127.f : 1.f;
+    qscale[t] = step;
+    const __m512 inv = _mm512_set1_ps(1.f / step);
+    for (int c = 0; c < hd; c += 16) {
+      const __m512i x = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(inv, _mm512_loadu_ps(row + c))), b128);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + static_cast<int64_t>(t) * hd + c), _mm512_cvtusepi32_epi8(x));
+    }
+  }
+}
+
+M3VIT_VNNI_AVX512 void pack_values_s8(const float* v, int64_t ld, int n, int hd, int8_t* out, float* vscale) {
+  for (int c = 0; c < hd; c += 16) {
+    __m512 a = _mm512_setzero_ps();
+    for (int t = 0; t < n; ++t) a = _mm512_max_ps(a, _mm512_abs_ps(_mm512_loadu_ps(v + t * ld + c)));
+    alignas(64) float mx[16];
+    _mm512_store_ps(mx, a);
+    for (int i = 0; i < 16; ++i) {
+      const float step = mx[i] > 0.f ? mx[i] / 127.f : 1.f;
+      mx[i] = 1.f / step;
+      vscale[c + i] = step / 255.f;
+    }
+    const __m512 inv = _mm512_load_ps(mx);
+    const __m512i m255 = _mm512_set1_epi32(255);
+    for (int t0 = 0; t0 < n; t0 += 4) {
+      __m512i x[4];
+      for (int i = 0; i < 4; ++i)
+        x[i] = t0 + i < n ? _mm512_cvtps_epi32(_mm512_mul_ps(inv, _mm512_loadu_ps(v + (t0 + i) * ld + c)))
+                          : _mm512_setzero_si512();
+      const __m512i quad = _mm512_or_si512(
+          _mm512_or_si512(_mm512_and_si512(x[0], m255), _mm512_slli_epi32(_mm512_and_si512(x[1], m255), 8)),
+          _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(x[2], m255), 16), _mm512_slli_epi32(x[3], 24)));
+      _mm512_storeu_si512(out + (static_cast<int64_t>(t0 / 4) * hd + c) * 4, quad);
+    }
+  }
+}
+
 // n floats (a multiple of 16) to bf16.
 M3VIT_BF16_AVX512 void to_bf16(const float* x, int n, uint16_t* out) {
   for (int c = 0; c < n; c += 16)
@@ -395,6 +609,10 @@ AttentionPlan::AttentionPlan(int tokens, int heads, int head_dim, Precision prec
   if (tokens < 1 || heads < 1 || head_dim < 1) throw ConfigError("attention plan with an empty shape");
   cpu_simd_ = cpu_has_avx512() && (hd_ == 16 || hd_ == 32 || hd_ == 64);
   cpu_bf16_ = cpu_simd_ && cpu_has_bf16();
+  cpu_s8_ = cpu_simd_ && cpu_bf16_ && cpu_has_vnni();
+  // int8 needs the VNNI kernels; elsewhere the core runs as in bf16 mode (or fp32), as it did before
+  // it had its own.
+  if (prec_ == Precision::int8 && !cpu_s8_) prec_ = cpu_bf16_ ? Precision::bf16 : Precision::fp32;
   // Equal key blocks: 1025 keys are 3 blocks of 352 (not 2 of 384 and one of 257). Fewer, longer
   // blocks rescale O less often: kBlockK = 384 measured 3-5% faster than 256 and 8% faster than 128
   // (1025 tokens, 12 heads of 32, one core); one block of all 1025 keys gained at most 2-3% more,
@@ -427,6 +645,16 @@ void AttentionPlan::pack(const float* qkv, float* work, bool simd) const {
   const float scale = 1.4426950408889634f / std::sqrt(static_cast<float>(hd_));
   const bool bf16 = prec_ == Precision::bf16;
   const int64_t kh = key_floats(), vh = value_floats();
+  if (simd && prec_ == Precision::int8) {
+#pragma omp parallel for schedule(static)
+    for (int h = 0; h < heads_; ++h) {
+      const S8View w = s8_view(work, h);
+      pack_keys_s8(qkv + d + h * hd_, ld, n_, hd_, scale, w.k8, w.kscale, w.kcomp);
+      pack_queries_u8(qkv + h * hd_, ld, n_, hd_, w.q8, w.qscale);
+      pack_values_s8(qkv + 2 * d + h * hd_, ld, n_, hd_, w.v8, w.vscale);
+    }
+    return;
+  }
   if (!simd) {
     // Portable: k [N, hd] scaled and v [N, hd] per head, rounded to bf16 in bf16 mode.
 #pragma omp parallel for schedule(static)
@@ -477,7 +705,9 @@ void AttentionPlan::rows(int h, int r0, int nr, const float* qkv, const float* w
   std::fill(m, m + nr, kNegInf);
   std::fill(l, l + nr, 0.f);
   const int lds = bk_;
-  if (simd) {
+  if (simd && prec_ == Precision::int8) {
+    rows_s8(h, r0, nr, work, sb);
+  } else if (simd) {
     const int hx = hd_index(hd_), pvr = pv_rows(hd_ / 16);
     const float* q = qkv + static_cast<int64_t>(r0) * ld + h * hd_;  // fp32: in place, row stride 3d
     const float* k = work + h * kh;
@@ -559,8 +789,54 @@ void AttentionPlan::rows(int h, int r0, int nr, const float* qkv, const float* w
   }
 }
 
+AttentionPlan::S8View AttentionPlan::s8_view(const float* work, int h) const {
+  // Key region (key_floats() floats): k̂ panels, kscale, kcomp, q̂ rows, qscale; value region: v̂
+  // quads, vscale. Every piece starts on a multiple of 64 bytes (hd is 16, 32 or 64).
+  const int64_t keys = static_cast<int64_t>(npanel_) * 16;
+  auto* kb = reinterpret_cast<uint8_t*>(const_cast<float*>(work) + h * key_floats());
+  auto* vb = reinterpret_cast<uint8_t*>(const_cast<float*>(work) + heads_ * key_floats() + h * value_floats());
+  S8View w;
+  w.k8 = reinterpret_cast<int8_t*>(kb);
+  w.kscale = reinterpret_cast<float*>(kb + keys * hd_);
+  w.kcomp = w.kscale + keys;
+  w.q8 = reinterpret_cast<uint8_t*>(w.kcomp + keys);
+  w.qscale = reinterpret_cast<float*>(w.q8 + keys * hd_);
+  w.v8 = reinterpret_cast<int8_t*>(vb);
+  w.vscale = reinterpret_cast<float*>(vb + static_cast<int64_t>(n_ + 3) / 4 * 4 * hd_);
+  return w;
+}
+
+void AttentionPlan::rows_s8(int h, int r0, int nr, const float* work, float* sb) const {
+  const S8View w = s8_view(work, h);
+  float *s = sb + off_s_, *o = sb + off_o_, *m = sb + off_m_, *l = sb + off_l_, *alpha = sb + off_alpha_;
+  float* vmax = sb + off_vmax_;
+  auto* p8 = reinterpret_cast<uint8_t*>(sb + off_p16_);  // bf16's probability rows: ldp16_ bytes each here
+  const int lds = bk_, ldp = ldp16_, hx = hd_index(hd_), pvr = pv_rows(hd_ / 16);
+  for (int k0 = 0; k0 < n_; k0 += bk_) {
+    const int nk = std::min(bk_, n_ - k0), np = (nk + 15) / 16;
+    std::fill(vmax, vmax + 16 * nr, kNegInf);
+    for (int p0 = 0; p0 < np; p0 += 4) {
+      const int nv = std::min(4, np - p0), key = k0 + 16 * p0;
+      for (int r = 0; r < nr; r += kQkRows) {
+        const int rr = std::min(kQkRows, nr - r);
+        kQk8[nv - 1][rr - 1](w.q8 + static_cast<int64_t>(r0 + r) * hd_, w.qscale + r0 + r,
+                             w.k8 + static_cast<int64_t>(key) * hd_, w.kscale + key, w.kcomp + key, hd_,
+                             s + r * lds + 16 * p0, lds, nk - 16 * p0, vmax + 16 * r);
+      }
+    }
+    for (int r = 0; r < nr; ++r) alpha[r] = softmax_row_u8(s + r * lds, nk, vmax + 16 * r, p8 + r * ldp, m[r], l[r]);
+    for (int r = 0; r < nr; r += pvr) {
+      const int rr = std::min(pvr, nr - r);
+      kPv8[hx][rr - 1](p8 + r * ldp, ldp, w.v8 + static_cast<int64_t>(k0) * hd_, (nk + 3) / 4, o + r * hd_, alpha + r,
+                       w.vscale);
+    }
+  }
+}
+
 void AttentionPlan::run(const float* qkv, float* out, float* work) {
-  const bool simd = cpu_simd_ && use_simd && (prec_ == Precision::fp32 || cpu_bf16_);
+  const bool simd = cpu_simd_ && use_simd &&
+                    (prec_ == Precision::fp32 || (prec_ == Precision::bf16 && cpu_bf16_) ||
+                     (prec_ == Precision::int8 && cpu_s8_));
   pack(qkv, work, simd);
   const int qblocks = (n_ + kBlockQ - 1) / kBlockQ;
   const int items = heads_ * qblocks;

@@ -78,6 +78,18 @@ class AttentionPlan {
   int64_t key_floats() const { return static_cast<int64_t>(npanel_) * 16 * hd_; }
   int64_t value_floats() const { return static_cast<int64_t>(n_ + 1) / 2 * 2 * hd_; }
   void pack(const float* qkv, float* work, bool simd) const;
+  // int8 mode's quantised q, k, v of head h in the workspace (attention.cpp s8_view).
+  struct S8View {
+    int8_t* k8;
+    float *kscale, *kcomp;
+    uint8_t* q8;
+    float* qscale;
+    int8_t* v8;
+    float* vscale;
+  };
+  S8View s8_view(const float* work, int h) const;
+  // The s8 kernels' walk over the key blocks for rows r0..r0+nr of head h (m, l, O left in sb).
+  void rows_s8(int h, int r0, int nr, const float* work, float* sb) const;
   // Rows r0..r0+nr (nr <= kRowGroup) of head h, with one thread's scratch sb.
   void rows(int h, int r0, int nr, const float* qkv, const float* work, float* sb, float* out, bool simd) const;
 
@@ -88,6 +100,7 @@ class AttentionPlan {
   Precision prec_ = Precision::fp32;
   bool cpu_simd_ = false;  // AVX-512 and hd in {16, 32, 64}
   bool cpu_bf16_ = false;  // and AVX512-BF16
+  bool cpu_s8_ = false;    // and AVX512-VNNI (int8's kernels)
   std::vector<Scratch> scratch_;  // one per OpenMP thread
 };
 

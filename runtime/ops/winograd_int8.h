@@ -1,18 +1,21 @@
-// The head's 3×3 convolutions in int8 as Winograd F(2×2, 3×3) (Lavin & Gray, CVPR 2016), for
-// `--precision int8` (runtime/ops/winograd.h has the bf16 form and the transforms' definitions).
+// The head's 3×3 convolutions in int8 as Winograd F(m×m, 3×3), m = 4 (the default where the output
+// is in whole 4×4 tiles) or 2 (Lavin & Gray, CVPR 2016), for `--precision int8`
+// (runtime/ops/winograd.h has the bf16 form and the transforms' definitions).
 //
 // Why: oneDNN 2.6's int8 direct conv does all 9 multiply-adds per output, and in int8 mode the head
-// (the largest part of the multiply-adds) held the whole pass back. F(2×2) does 2.25× fewer, as 16
-// independent matrix products per chunk of tiles, each an s8 × s8 oneDNN matmul (VNNI, s32 sums):
+// (the largest part of the multiply-adds) held the whole pass back. F(4×4) does 4× fewer, F(2×2)
+// 2.25×, as α² = (m + 2)² independent matrix products per chunk of tiles, each an s8 × s8 oneDNN
+// matmul (VNNI, s32 sums):
 //   V_α [tiles, cin]  = (Bᵀ d B)_α   in fp32 from the fp32 band, then s8 with one step per α and chunk,
 //                                    sv_α = max|V_α| / 127 (dynamic: V's range depends on α, so one
-//                                    calibrated step for the input would waste bits on 15 of the 16)
+//                                    calibrated step for the input would waste bits on most α)
 //   U_α [cin, cout]   = (G g Gᵀ)_α   from the dequantised s8 weights (BatchNorm folded) in double,
 //                                    then s8 with one scale per α and output channel, su_α[o]
 //   M_α [tiles, cout] = V_α·U_α                      oneDNN s8 matmul, s32 sums as fp32
-//   y   [2×2]         = Aᵀ (M_α × sv_α·su_α[o]) A + bias, ReLU   fp32, into the blocked output
-// Accuracy: two roundings more than the direct int8 conv (V per α, U re-quantised);
-// tests/runtime/test_int8.cpp bounds it against a double conv.
+//   y   [m×m]         = Aᵀ (M_α × sv_α·su_α[o]) A + bias, ReLU   fp32, into the blocked output
+// Accuracy: two roundings more than the direct int8 conv (V per α, U re-quantised); F(4×4)'s
+// transforms weigh them more (Bᵀ up to 2.5, Aᵀ up to 8): 5-7% of max|y| against 1.5-2% for F(2×2).
+// tests/runtime/test_int8.cpp bounds both against a double conv.
 // Layouts as WinogradBf16: src [cin, in_h, w] and dst [cout, out_h, w] nChw16c fp32, padding 1
 // left/right, pad_top / pad_bottom rows of zeros.
 #pragma once

@@ -78,7 +78,8 @@ std::vector<float> run_plan(const std::vector<float>& qkv, const Shape& sh, Prec
 }
 
 std::string label(const Shape& sh, Precision prec, bool simd) {
-  return sh.name() + (prec == Precision::bf16 ? " bf16" : " fp32") + (simd ? " simd" : " portable");
+  return sh.name() + (prec == Precision::bf16 ? " bf16" : prec == Precision::int8 ? " int8" : " fp32") +
+         (simd ? " simd" : " portable");
 }
 
 // fp32: scores up to ~3 (inputs in ±1.5), fp32 dot products of hd terms and sums over N keys in
@@ -124,6 +125,38 @@ TEST(AttentionPlan, Bf16RoundsItsInputs) {
   EXPECT_EQ(AttentionPlan(sh.n, sh.heads, sh.hd).precision(), Precision::fp32);
 }
 
+// int8 (the VNNI kernels; int8 mode's attention core): q quantised per query row to u8 (q̂ + 128),
+// k per key and v per channel to s8, the probabilities to u8 (round(255·P)); sums in s32, the scores,
+// running max and sum, and O in fp32. Each input carries up to half a step of max|row| / 127, about
+// 4× bf16's rounding, and P a step of 1/255: measured 7.7e-3 to 1.5e-2 of max|out| (exact at N = 1,
+// where every v̂ is ±127); bound 3e-2. A lost
+// compensation (the +128 of q̂) or a wrong step is off by O(1). On a CPU without AVX512-VNNI the plan
+// runs as bf16 (its precision() says so) and the bound holds all the more.
+TEST(AttentionPlan, Int8MatchesDoubleReference) {
+  for (const Shape& sh : kShapes) {
+    const auto qkv = random_qkv(sh, 40 + sh.n, 1.5f);
+    const auto want = attention_ref(qkv, sh);
+    const auto got = run_plan(qkv, sh, Precision::int8, true);
+    check_close(label(sh, Precision::int8, true), got.data(), want.data(), got.size(), 3e-2);
+  }
+  const Precision p = AttentionPlan(37, 3, 32, Precision::int8).precision();
+  EXPECT_EQ(p, cpu_has_vnni() && cpu_has_bf16() ? Precision::int8 : cpu_has_bf16() ? Precision::bf16 : Precision::fp32);
+  // hd 24 has no SIMD kernels: int8 falls back to the portable fp32 loops.
+  EXPECT_EQ(AttentionPlan(65, 2, 24, Precision::int8).precision(), Precision::fp32);
+}
+
+// int8 must really quantise: its result differs from bf16's by more than bf16 differs from fp32.
+TEST(AttentionPlan, Int8QuantisesItsInputs) {
+  if (AttentionPlan(300, 2, 32, Precision::int8).precision() != Precision::int8) return;  // checked above
+  const Shape sh{300, 2, 32};
+  const auto qkv = random_qkv(sh, 6, 1.5f);
+  const auto f32 = run_plan(qkv, sh, Precision::fp32, true);
+  const auto b16 = run_plan(qkv, sh, Precision::bf16, true);
+  const auto i8 = run_plan(qkv, sh, Precision::int8, true);
+  EXPECT_GT(compare("int8 vs fp32", i8.data(), f32.data(), f32.size()).rel(),
+            compare("bf16 vs fp32", b16.data(), f32.data(), f32.size()).rel());
+}
+
 // A peaked softmax whose maximum moves: the keys grow with their position (k_j ×(1 + 4j/N)) and q is
 // large (±6), so scores q·k/√hd reach ~40 and every new key block raises the running max, rescaling O
 // and l by factors down to ~2^-30. fp32: a score of 40 carries an fp32 rounding error ~40·6e-8·√hd,
@@ -147,6 +180,10 @@ TEST(AttentionPlan, PeakedScoresAcrossKeyBlocks) {
     const auto b16 = run_plan(qkv, sh, Precision::bf16, simd);
     check_close("peaked " + label(sh, Precision::bf16, simd), b16.data(), want.data(), b16.size(), 0.1);
   }
+  // int8: 7-bit q and k move scores of 40 by ~0.3 (per-row steps of max|row|/127), P by ~25% on the
+  // few keys it peaks on: measured 8.2e-2 of max|out| (bf16 2.9e-2); bound 0.2, below a lost rescale.
+  const auto i8 = run_plan(qkv, sh, Precision::int8, true);
+  check_close("peaked " + label(sh, Precision::int8, true), i8.data(), want.data(), i8.size(), 0.2);
 }
 
 // Rows never depend on which thread ran them or on the order of the work items: the same bits for
@@ -155,7 +192,7 @@ TEST(AttentionPlan, SameBitsForAnyThreadCount) {
   const Shape sh{300, 3, 32};
   const auto qkv = random_qkv(sh, 5, 1.5f);
   const int saved = omp_get_max_threads();
-  for (Precision prec : {Precision::fp32, Precision::bf16}) {
+  for (Precision prec : {Precision::fp32, Precision::bf16, Precision::int8}) {
     omp_set_num_threads(2);
     AttentionPlan plan(sh.n, sh.heads, sh.hd, prec);
     std::vector<float> work(plan.work_floats());
@@ -163,7 +200,7 @@ TEST(AttentionPlan, SameBitsForAnyThreadCount) {
     plan.run(qkv.data(), a.data(), work.data());
     omp_set_num_threads(1);
     plan.run(qkv.data(), b.data(), work.data());
-    EXPECT_EQ(a, b) << (prec == Precision::bf16 ? "bf16" : "fp32");
+    EXPECT_EQ(a, b) << (prec == Precision::bf16 ? "bf16" : prec == Precision::int8 ? "int8" : "fp32");
   }
   omp_set_num_threads(saved);
 }
