@@ -184,6 +184,13 @@ M3VIT_VNNI_AVX512 inline void dpbusd(__m512i& acc, __m512i a, __m512i b) {
   asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
 }
 
+// The 4 bytes at p in every 32-bit lane (one row's quad of u8 against 16 lanes of s8 quads).
+M3VIT_VNNI_AVX512 inline __m512i broadcast_quad(const uint8_t* p) {
+  int32_t quad;
+  std::memcpy(&quad, p, 4);
+  return _mm512_set1_epi32(quad);
+}
+
 // S[R, 16·NV] = Q · Kᵀ from s32 sums: (acc − kcomp[key]) · kscale[key] · qscale[row]. q8: u8 rows of
 // hd bytes; kp: NV panels 16·hd bytes apart; kscale, kcomp: the 16·NV keys' steps (times hd^-0.5 ·
 // log2 e) and compensations.
@@ -202,9 +209,7 @@ M3VIT_VNNI_AVX512 void qk_tile_s8(const uint8_t* q8, const float* qscale, const 
     for (int v = 0; v < NV; ++v) kv[v] = _mm512_loadu_si512(kp + v * panel + g * 64);
     #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      int32_t quad;
-      std::memcpy(&quad, q8 + r * hd + 4 * g, 4);
-      const __m512i qb = _mm512_set1_epi32(quad);
+      const __m512i qb = broadcast_quad(q8 + r * hd + 4 * g);
       #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) dpbusd(acc[r][v], qb, kv[v]);
     }
@@ -239,9 +244,7 @@ M3VIT_VNNI_AVX512 void pv_tile_s8(const uint8_t* p8, int ldp, const int8_t* v8, 
     for (int c = 0; c < NH; ++c) vv[c] = _mm512_loadu_si512(v8 + (j * hd + 16 * c) * 4);
     #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      int32_t quad;
-      std::memcpy(&quad, p8 + r * ldp + 4 * j, 4);
-      const __m512i pb = _mm512_set1_epi32(quad);
+      const __m512i pb = broadcast_quad(p8 + r * ldp + 4 * j);
       #pragma GCC unroll 16
       for (int c = 0; c < NH; ++c) dpbusd(acc[r][c], pb, vv[c]);
     }

@@ -20,7 +20,14 @@
 // rounded to bfloat16 and multiplied with vdpbf16ps (pairs of bf16 products summed into fp32); the
 // scores, the running max and sum, the softmax and the output stay fp32. The keys are packed as
 // [N/16, hd/2, 16, 2], the values as [N/2, hd, 2] (the pair a vdpbf16ps lane sums), q as [N, hd].
-// Error against exact attention: fp32 ~1e-6 of max|out|, bf16 ~3e-3 (tests/runtime/test_attention.cpp).
+// Precision::int8 (int8 mode, AVX512-VNNI CPUs): q, k, v are quantised as the core runs (they have no
+// weights to calibrate): q per query row to u8 (q̂ + 128), k per key and v per channel to s8, with
+// steps max|x| / 127, and the probabilities to u8 (round(255·P), P ≤ 1 under the running max); the
+// products run as vpdpbusd (u8 × s8, four pairs summed into s32), the +128 of q̂ taken back with each
+// key's 128·Σk̂. Keys are packed [N/16, hd/4, 16, 4], values [N/4, hd, 4], q as [N, hd] u8. Scores,
+// softmax and O stay fp32. Without VNNI the plan runs as bf16 (precision() says which).
+// Error against exact attention: fp32 ~1e-6 of max|out|, bf16 ~3e-3, int8 ~1e-2
+// (tests/runtime/test_attention.cpp).
 //
 // Speed (paper model: 1025 tokens, 12 heads of 32; 2-core Zen 5 that retires one 512-bit FMA or
 // vdpbf16ps per cycle: 117 fp32 / 235 bf16 GFLOP/s per core): fp32 ~100 GFLOP/s per core (the

@@ -159,9 +159,12 @@ M3VIT_BF16_AVX512 inline void apply6(const float (&t)[N][6], const __m512 in[6],
 }
 
 // One channel block of one F(4×4) tile: d = the 6×6 input patch at (y0, x0) (zeros outside the map),
-// V = Bᵀ d B rounded to bf16 into v + α·stride, α = 6·i + j. Columns first through a small buffer
-// (36 vectors do not fit the 32 registers alongside the results).
-M3VIT_BF16_AVX512 void input_tile4(const float* src, int in_h, int w, int y0, int x0, uint16_t* v, size_t stride) {
+// V = Bᵀ d B, each V_α handed to store(α, V_α), α = 6·i + j. Columns first through a small buffer
+// (36 vectors do not fit the 32 registers alongside the results). store is inlined: bf16 rounds and
+// stores, int8 stores fp32 and keeps the running max. (The lambdas carry the target attribute
+// themselves: GCC does not pass it on from the enclosing function.)
+template <class Store>
+M3VIT_BF16_AVX512 inline void transform_input4(const float* src, int in_h, int w, int y0, int x0, Store store) {
   __m512 t[6][6];  // t[i][c] = (Bᵀ d)[i][c]
   for (int c = 0; c < 6; ++c) {
     const int x = x0 + c;
@@ -177,19 +180,35 @@ M3VIT_BF16_AVX512 void input_tile4(const float* src, int in_h, int w, int y0, in
   for (int i = 0; i < 6; ++i) {
     __m512 o[6];
     apply6<6>(kBt4, t[i], o);
-    for (int j = 0; j < 6; ++j)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + (6 * i + j) * stride),
-                          reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(o[j])));
+    for (int j = 0; j < 6; ++j) store(6 * i + j, o[j]);
   }
 }
 
-// y = Aᵀ M A + bias (ReLU) of one channel block of one F(4×4) tile into the 4×4 outputs at (oy, ox).
-M3VIT_BF16_AVX512 void output_tile4(const float* m, size_t stride, __m512 bias, bool relu, float* dst, int w, int oy,
-                                    int ox) {
+// V rounded to bf16 into v + α·stride.
+M3VIT_BF16_AVX512 void input_tile4(const float* src, int in_h, int w, int y0, int x0, uint16_t* v, size_t stride) {
+  transform_input4(src, in_h, w, y0, x0, [&](int a, __m512 x) M3VIT_BF16_AVX512 {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + a * stride), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x)));
+  });
+}
+
+// int8 mode: V kept in fp32, with the running max |V_α| of each α's 16 lanes in amax[α] (as
+// input_tile_f32 for F(2×2)).
+M3VIT_BF16_AVX512 void input_tile4_f32(const float* src, int in_h, int w, int y0, int x0, float* v, size_t stride,
+                                       __m512* amax) {
+  transform_input4(src, in_h, w, y0, x0, [&](int a, __m512 x) M3VIT_BF16_AVX512 {
+    _mm512_storeu_ps(v + a * stride, x);
+    amax[a] = _mm512_max_ps(amax[a], _mm512_abs_ps(x));
+  });
+}
+
+// y = Aᵀ M A + bias (ReLU) of one channel block of one F(4×4) tile into the 4×4 outputs at (oy, ox),
+// M_α = load(α): as stored (bf16 mode) or scaled as it is read (int8 mode).
+template <class Load>
+M3VIT_BF16_AVX512 inline void transform_output4(Load load, __m512 bias, bool relu, float* dst, int w, int oy, int ox) {
   __m512 r[4][6];  // r[i][j] = (Aᵀ M)[i][j]
   for (int j = 0; j < 6; ++j) {
     __m512 col[6], o[4];
-    for (int a = 0; a < 6; ++a) col[a] = _mm512_loadu_ps(m + (6 * a + j) * stride);
+    for (int a = 0; a < 6; ++a) col[a] = load(6 * a + j);
     apply6<4>(kAt4, col, o);
     for (int i = 0; i < 4; ++i) r[i][j] = o[i];
   }
@@ -205,53 +224,21 @@ M3VIT_BF16_AVX512 void output_tile4(const float* m, size_t stride, __m512 bias, 
   }
 }
 
-// int8 mode's F(4×4) input tile: V = Bᵀ d B kept in fp32 with the running max |V_α| of each α's 16
-// lanes in amax[α] (as input_tile_f32 for F(2×2)).
-M3VIT_BF16_AVX512 void input_tile4_f32(const float* src, int in_h, int w, int y0, int x0, float* v, size_t stride,
-                                       __m512* amax) {
-  __m512 t[6][6];
-  for (int c = 0; c < 6; ++c) {
-    const int x = x0 + c;
-    __m512 col[6], o[6];
-    for (int r = 0; r < 6; ++r) {
-      const int y = y0 + r;
-      col[r] = (y >= 0 && y < in_h && x >= 0 && x < w) ? _mm512_loadu_ps(src + (static_cast<int64_t>(y) * w + x) * 16)
-                                                      : _mm512_setzero_ps();
-    }
-    apply6<6>(kBt4, col, o);
-    for (int i = 0; i < 6; ++i) t[i][c] = o[i];
-  }
-  for (int i = 0; i < 6; ++i) {
-    __m512 o[6];
-    apply6<6>(kBt4, t[i], o);
-    for (int j = 0; j < 6; ++j) {
-      _mm512_storeu_ps(v + (6 * i + j) * stride, o[j]);
-      amax[6 * i + j] = _mm512_max_ps(amax[6 * i + j], _mm512_abs_ps(o[j]));
-    }
-  }
+// M_α for the 36 α, consecutive α `stride` floats apart.
+M3VIT_BF16_AVX512 void output_tile4(const float* m, size_t stride, __m512 bias, bool relu, float* dst, int w, int oy,
+                                    int ox) {
+  transform_output4([&](int a) M3VIT_BF16_AVX512 { return _mm512_loadu_ps(m + a * stride); }, bias, relu, dst, w, oy,
+                    ox);
 }
 
-// int8 mode's F(4×4) output tile: M_α scaled by sc[α·sc_stride + o] as it is read, then as output_tile4.
+// int8 mode: M_α (s32 sums as fp32) scaled by sc[α·sc_stride + o] as it is read.
 M3VIT_BF16_AVX512 void output_tile4_scaled(const float* m, size_t stride, const float* sc, size_t sc_stride,
                                            __m512 bias, bool relu, float* dst, int w, int oy, int ox) {
-  __m512 r[4][6];
-  for (int j = 0; j < 6; ++j) {
-    __m512 col[6], o[4];
-    for (int a = 0; a < 6; ++a)
-      col[a] = _mm512_mul_ps(_mm512_loadu_ps(m + (6 * a + j) * stride), _mm512_loadu_ps(sc + (6 * a + j) * sc_stride));
-    apply6<4>(kAt4, col, o);
-    for (int i = 0; i < 4; ++i) r[i][j] = o[i];
-  }
-  const __m512 zero = _mm512_setzero_ps();
-  for (int i = 0; i < 4; ++i) {
-    __m512 y[4];
-    apply6<4>(kAt4, r[i], y);
-    for (int j = 0; j < 4; ++j) {
-      __m512 o = _mm512_add_ps(y[j], bias);
-      if (relu) o = _mm512_max_ps(o, zero);
-      _mm512_storeu_ps(dst + (static_cast<int64_t>(oy + i) * w + ox + j) * 16, o);
-    }
-  }
+  transform_output4(
+      [&](int a) M3VIT_BF16_AVX512 {
+        return _mm512_mul_ps(_mm512_loadu_ps(m + a * stride), _mm512_loadu_ps(sc + a * sc_stride));
+      },
+      bias, relu, dst, w, oy, ox);
 }
 
 // Tiles of m×m outputs and their chunks: at most max_chunk tiles, and at least one per thread when
