@@ -103,10 +103,12 @@ Image8 decode_image(const void* data, size_t size, const std::string& origin, in
   if (size == 0) throw IoError("image " + origin + ": cannot decode (no bytes)");
   if (size > 0x7fffffff)  // stb takes an int length
     throw IoError("image " + origin + ": " + std::to_string(size) + " bytes is more than this reader takes (2 GiB)");
-  if (!is_png(bytes, size) && !is_jpeg(bytes, size))
+  if (is_png(bytes, size))
+    check_png_chunk_lengths(bytes, size, origin);
+  else if (is_jpeg(bytes, size))
+    check_jpeg_huffman_tables(bytes, size, origin);
+  else
     throw IoError("image " + origin + ": not a PNG or JPEG file (the only formats read)");
-  if (is_png(bytes, size)) check_png_chunk_lengths(bytes, size, origin);
-  if (is_jpeg(bytes, size)) check_jpeg_huffman_tables(bytes, size, origin);
   // The dimensions come from the file's header: checked against kMaxImagePixels before stb
   // allocates the pixels (a 100000 x 100000 header in a few bytes is an error, not 30 GB). A header
   // stb cannot read is an error here too, so no file reaches the decoder unchecked.

@@ -15,6 +15,7 @@
 
 #include "common/errors.h"
 #include "runtime/ops/bf16.h"
+#include "runtime/ops/quantize.h"
 #include "runtime/ops/simd.h"
 
 namespace m3vit::rt {
@@ -507,9 +508,17 @@ M3VIT_BF16_AVX512 void pack_value_pair_bf16(const float* x, const float* y, int 
 //   keys:   per key, s8 panels [N/16, hd/4, 16, 4], kscale = step·sc, kcomp = 128·Σk̂ (as float);
 //   queries: per row, u8 q̂ + 128 [N, hd], qscale = step;
 //   values: per channel, s8 quads [ceil(N/4), hd, 4] (zeros past the last token), vscale = step/255.
+// Four vectors of s8 values held in s32 lanes -> one vector whose lane i holds their lane i as the
+// bytes 0..3 (a's lowest): the 4-element groups vpdpbusd multiplies.
+M3VIT_VNNI_AVX512 inline __m512i bytes_of_four(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m512i m255 = _mm512_set1_epi32(255);
+  return _mm512_or_si512(
+      _mm512_or_si512(_mm512_and_si512(a, m255), _mm512_slli_epi32(_mm512_and_si512(b, m255), 8)),
+      _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(c, m255), 16), _mm512_slli_epi32(d, 24)));
+}
+
 M3VIT_VNNI_AVX512 void pack_keys_s8(const float* k, int64_t ld, int n, int hd, float sc, int8_t* out, float* kscale,
                                     float* kcomp) {
-  const __m512i m255 = _mm512_set1_epi32(255);
   for (int t0 = 0; t0 < n; t0 += 16) {
     const int left = std::min(16, n - t0);
     float inv[16];
@@ -520,7 +529,7 @@ M3VIT_VNNI_AVX512 void pack_keys_s8(const float* k, int64_t ld, int n, int hd, f
         for (int c = 0; c < hd; c += 16) a = _mm512_max_ps(a, _mm512_abs_ps(_mm512_loadu_ps(k + (t0 + i) * ld + c)));
         mx = _mm512_reduce_max_ps(a);
       }
-      const float step = mx > 0.f ? mx / 127.f : 1.f;
+      const float step = s8_step(mx);
       inv[i] = 1.f / step;
       kscale[t0 + i] = i < left ? step * sc : 0.f;
     }
@@ -538,10 +547,7 @@ M3VIT_VNNI_AVX512 void pack_keys_s8(const float* k, int64_t ld, int n, int hd, f
         const __m512i a = _mm512_castps_si512(r[4 * g]), b = _mm512_castps_si512(r[4 * g + 1]);
         const __m512i e = _mm512_castps_si512(r[4 * g + 2]), f = _mm512_castps_si512(r[4 * g + 3]);
         comp = _mm512_add_epi32(comp, _mm512_add_epi32(_mm512_add_epi32(a, b), _mm512_add_epi32(e, f)));
-        const __m512i quad = _mm512_or_si512(
-            _mm512_or_si512(_mm512_and_si512(a, m255), _mm512_slli_epi32(_mm512_and_si512(b, m255), 8)),
-            _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(e, m255), 16), _mm512_slli_epi32(f, 24)));
-        _mm512_storeu_si512(panel + (c0 / 4 + g) * 64, quad);
+        _mm512_storeu_si512(panel + (c0 / 4 + g) * 64, bytes_of_four(a, b, e, f));
       }
     }
     _mm512_storeu_ps(kcomp + t0, _mm512_mul_ps(_mm512_set1_ps(128.f), _mm512_cvtepi32_ps(comp)));
@@ -554,7 +560,7 @@ M3VIT_VNNI_AVX512 void pack_queries_u8(const float* q, int64_t ld, int n, int hd
     const float* row = q + t * ld;
     __m512 a = _mm512_setzero_ps();
     for (int c = 0; c < hd; c += 16) a = _mm512_max_ps(a, _mm512_abs_ps(_mm512_loadu_ps(row + c)));
-    const float mx = _mm512_reduce_max_ps(a), step = mx > 0.f ? mx / 127.f : 1.f;
+    const float step = s8_step(_mm512_reduce_max_ps(a));
     qscale[t] = step;
     const __m512 inv = _mm512_set1_ps(1.f / step);
     for (int c = 0; c < hd; c += 16) {
@@ -571,21 +577,17 @@ M3VIT_VNNI_AVX512 void pack_values_s8(const float* v, int64_t ld, int n, int hd,
     alignas(64) float mx[16];
     _mm512_store_ps(mx, a);
     for (int i = 0; i < 16; ++i) {
-      const float step = mx[i] > 0.f ? mx[i] / 127.f : 1.f;
+      const float step = s8_step(mx[i]);
       mx[i] = 1.f / step;
       vscale[c + i] = step / 255.f;
     }
     const __m512 inv = _mm512_load_ps(mx);
-    const __m512i m255 = _mm512_set1_epi32(255);
     for (int t0 = 0; t0 < n; t0 += 4) {
       __m512i x[4];
       for (int i = 0; i < 4; ++i)
         x[i] = t0 + i < n ? _mm512_cvtps_epi32(_mm512_mul_ps(inv, _mm512_loadu_ps(v + (t0 + i) * ld + c)))
                           : _mm512_setzero_si512();
-      const __m512i quad = _mm512_or_si512(
-          _mm512_or_si512(_mm512_and_si512(x[0], m255), _mm512_slli_epi32(_mm512_and_si512(x[1], m255), 8)),
-          _mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(x[2], m255), 16), _mm512_slli_epi32(x[3], 24)));
-      _mm512_storeu_si512(out + (static_cast<int64_t>(t0 / 4) * hd + c) * 4, quad);
+      _mm512_storeu_si512(out + (static_cast<int64_t>(t0 / 4) * hd + c) * 4, bytes_of_four(x[0], x[1], x[2], x[3]));
     }
   }
 }

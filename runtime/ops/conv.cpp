@@ -42,7 +42,8 @@ ConvPlan::ConvPlan(DnnlContext& ctx, int kernel, int cin, int cout, int in_h, in
   if ((kernel != 1 && kernel != 3) || out_h_ < 1 || w < 1 || cin < 1 || cout < 1)
     throw ConfigError("conv plan with an unsupported kernel or an empty output");
   const int pw = kernel == 3 ? 1 : 0, pt = kernel == 3 ? pad_top : 0, pb = kernel == 3 ? pad_bottom : 0;
-  if (winograd_tile == 4 && !WinogradBf16::supports(cin, cout, out_h_, w, 4)) winograd_tile = 2;  // same rule in int8
+  // F(4×4) where the output is in whole 4×4 tiles, else F(2×2) (the rule of both forms).
+  if (winograd_tile == 4 && !WinogradBf16::supports(cin, cout, out_h_, w, 4)) winograd_tile = 2;
   if (winograd && kernel == 3 && prec == Precision::bf16 && cpu_has_bf16() &&
       WinogradBf16::supports(cin, cout, out_h_, w, winograd_tile)) {
     wino_ = std::make_shared<const WinogradBf16>(ctx, cin, cout, in_h, w, pt, pb, relu, winograd_tile);

@@ -21,6 +21,10 @@ namespace m3vit::rt {
 inline constexpr float kS8Max = 127.f;
 inline constexpr float kU8Max = 255.f;
 
+// The symmetric s8 step of values whose largest |x| is absmax: absmax / 127, or 1 for all zeros (any
+// step represents them exactly). Steps taken at run time (the Winograd's V, the attention core).
+inline float s8_step(float absmax) { return absmax > 0.f ? absmax / kS8Max : 1.f; }
+
 // Per-output-channel symmetric s8: w [out, per_out] -> q [out, per_out], scale [out]. A row of
 // zeros gets scale 1 (any scale represents it exactly).
 void quantize_weights_s8(const float* w, int64_t out, int64_t per_out, int8_t* q, float* scale);

@@ -539,7 +539,7 @@ void WinogradInt8::run(const float* src, const memory& weights, const float* bia
         const float* va = vf + a * v_plane_;
         int8_t* qa = vq + a * v_plane_;
         const int64_t cnt = static_cast<int64_t>(n) * cin_;
-        const float sv = vmax[a] > 0 ? vmax[a] / kS8Max : 1.f;
+        const float sv = s8_step(vmax[a]);
         quantize_s8(va, qa, cnt, sv, /*parallel=*/false);
         // A partial chunk: the matmul computes chunk_ rows; the extra ones get zeros.
         if (n < chunk_) std::memset(qa + cnt, 0, static_cast<size_t>(chunk_ - n) * cin_);

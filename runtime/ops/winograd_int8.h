@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "runtime/ops/dnnl_context.h"
+#include "runtime/ops/winograd.h"
 
 namespace m3vit::rt {
 
@@ -34,9 +35,9 @@ class WinogradInt8 {
   // F(4×4) (36 α): V 1.1 MiB + 0.3 MiB, M 1.1 MiB.
   static constexpr int kMaxChunk = 64, kMaxChunk4 = 32;
 
-  // F(m×m), m = tile (2 or 4), needs out_h and w multiples of m, and the channels multiples of 16.
+  // The same shapes as the bf16 form (runtime/ops/winograd.h).
   static bool supports(int cin, int cout, int out_h, int w, int tile = 2) {
-    return (tile == 2 || tile == 4) && out_h % tile == 0 && w % tile == 0 && cin % 16 == 0 && cout % 16 == 0;
+    return WinogradBf16::supports(cin, cout, out_h, w, tile);
   }
 
   WinogradInt8() = default;
