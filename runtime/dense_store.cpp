@@ -178,6 +178,9 @@ int64_t DenseStore::load(int block, int kind, uint8_t* slot, dnnl::stream& strm)
   }
   if (has_bias_[kind]) {
     ring_->read(slot + bias_off_[kind], out_[kind] * 4, src_[block].b[kind], what);
+    if (int8_)
+      bias_in_sum_units(reinterpret_cast<float*>(slot + bias_off_[kind]),
+                        reinterpret_cast<const float*>(slot + scale_off_[kind]), out_[kind]);
     bytes += out_[kind] * 4;
   }
   return bytes;

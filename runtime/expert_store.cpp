@@ -188,6 +188,10 @@ int64_t ExpertStore::load(int layer, int expert, uint8_t* slot, dnnl::stream& st
     ring_->read(s + out, 4, at_step + static_cast<size_t>(expert) * 4, what);
     for (int n = 0; n < out; ++n) s[n] *= s[out];
   };
+  // int8: the bias at off_b in units of the s32 sums (runtime/ops/matmul.h), once its scales are in.
+  auto bias_units = [&](size_t off_b, size_t off_s, int out) {
+    if (int8_) bias_in_sum_units(reinterpret_cast<float*>(slot + off_b), reinterpret_cast<const float*>(slot + off_s), out);
+  };
   // htoh4[e] [hid, d] -> packed fc1; h4toh[e] [d, hid] -> packed fc2; biases as they are.
   ring_->read(staging, w * wb, src.w1 + expert * w * wb, what);
   memory plain1(plain1_, eng_, staging), dst1(packed1_, eng_, slot);
@@ -195,12 +199,14 @@ int64_t ExpertStore::load(int layer, int expert, uint8_t* slot, dnnl::stream& st
   strm.wait();
   ring_->read(slot + off_b1_, hid_ * 4, src.b1 + static_cast<size_t>(expert) * hid_ * 4, what);
   if (int8_) scales(src.s1, src.x1, hid_, off_s1_);
+  bias_units(off_b1_, off_s1_, hid_);
   ring_->read(staging, w * wb, src.w2 + expert * w * wb, what);
   memory plain2(plain2_, eng_, staging), dst2(packed2_, eng_, slot + off_w2_);
   pack2_.execute(strm, plain2, dst2);
   strm.wait();
   ring_->read(slot + off_b2_, d_ * 4, src.b2 + static_cast<size_t>(expert) * d_ * 4, what);
   if (int8_) scales(src.s2, src.x2, d_, off_s2_);
+  bias_units(off_b2_, off_s2_, d_);
   return static_cast<int64_t>(2 * w * wb + (hid_ + d_) * 4 + (int8_ ? (hid_ + d_ + 2) * 4 : 0));
 }
 

@@ -138,14 +138,19 @@ void PupHead::forward(const float* tokens, const HeadWeights& w, HeadStore& conv
         upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, y0, y1, static_cast<uint16_t*>(band_in));
       else
         upsample2x_rows_blocked(map[s], st.in_h, st.in_w, c_, y0, y1, static_cast<float*>(band_in));
-      st.plan.run(band_in, cw, band_out, pad);  // [c, band, W]
-      if (s < 2) {
+      if (s < 2) {  // into rows r0.. of the next map: straight from the conv where it can write bf16
+        if (map_bf16(s + 1) && st.plan.writes_bf16_maps()) {
+          st.plan.run_into_map(band_in, cw, reinterpret_cast<uint16_t*>(map[s + 1]), H, r0, pad);
+          continue;
+        }
+        st.plan.run(band_in, cw, band_out, pad);  // [c, band, W]
         if (map_bf16(s + 1))
           copy_rows_blocked(band_out, c_, st.band, W, reinterpret_cast<uint16_t*>(map[s + 1]), H, r0);
         else
           copy_rows_blocked(band_out, c_, st.band, W, map[s + 1], H, r0);
         continue;
       }
+      st.plan.run(band_in, cw, band_out, pad);  // [c, band, W]
       c4.run(band_out, w.conv4, c4band, pad);  // [C, band, W]
       if (resize_) {
         copy_rows_blocked(c4band, C, st.band, W, c4o, H, r0);

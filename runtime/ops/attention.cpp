@@ -192,12 +192,13 @@ M3VIT_VNNI_AVX512 inline __m512i broadcast_quad(const uint8_t* p) {
   return _mm512_set1_epi32(quad);
 }
 
-// S[R, 16·NV] = Q · Kᵀ from s32 sums: (acc − kcomp[key]) · kscale[key] · qscale[row]. q8: u8 rows of
-// hd bytes; kp: NV panels 16·hd bytes apart; kscale, kcomp: the 16·NV keys' steps (times hd^-0.5 ·
-// log2 e) and compensations.
+// S[R, 16·NV] = Q · Kᵀ from s32 sums, in units of each row's step: acc·kscale[key] − kcomp[key] (the
+// softmax multiplies by the row's qscale; one multiply fewer per score here). q8: u8 rows of hd bytes;
+// kp: NV panels 16·hd bytes apart; kscale: the 16·NV keys' steps (times hd^-0.5 · log2 e); kcomp:
+// their compensations (128·Σk̂, times kscale).
 template <int R, int NV>
-M3VIT_VNNI_AVX512 void qk_tile_s8(const uint8_t* q8, const float* qscale, const int8_t* kp, const float* kscale,
-                                  const float* kcomp, int hd, float* s, int lds, int valid, float* vmax) {
+M3VIT_VNNI_AVX512 void qk_tile_s8(const uint8_t* q8, const int8_t* kp, const float* kscale, const float* kcomp, int hd,
+                                  float* s, int lds, int valid, float* vmax) {
   __m512i acc[R][NV];
   #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
@@ -217,14 +218,11 @@ M3VIT_VNNI_AVX512 void qk_tile_s8(const uint8_t* q8, const float* qscale, const 
   }
   __m512 f[R][NV];
   #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    const __m512 qs = _mm512_set1_ps(qscale[r]);
+  for (int r = 0; r < R; ++r)
     #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v)
-      f[r][v] = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(acc[r][v]), _mm512_loadu_ps(kcomp + 16 * v)),
-                                            _mm512_loadu_ps(kscale + 16 * v)),
-                              qs);
-  }
+      f[r][v] = _mm512_fmsub_ps(_mm512_cvtepi32_ps(acc[r][v]), _mm512_loadu_ps(kscale + 16 * v),
+                                _mm512_loadu_ps(kcomp + 16 * v));
   store_scores<R, NV>(f, s, lds, valid, vmax);
 }
 
@@ -282,7 +280,7 @@ template <int R, int NV> struct MakeQk { static constexpr QkFn fn = &qk_tile<R, 
 template <int R, int NV> struct MakeQk16 { static constexpr QkFn16 fn = &qk_tile_bf16<R, NV>; };
 template <int R, int NH> struct MakePv { static constexpr PvFn fn = &pv_tile<R, NH>; };
 template <int R, int NH> struct MakePv16 { static constexpr PvFn16 fn = &pv_tile_bf16<R, NH>; };
-using QkFn8 = void (*)(const uint8_t*, const float*, const int8_t*, const float*, const float*, int, float*, int, int,
+using QkFn8 = void (*)(const uint8_t*, const int8_t*, const float*, const float*, int, float*, int, int,
                        float*);
 using PvFn8 = void (*)(const uint8_t*, int, const int8_t*, int, float*, const float*, const float*);
 template <int R, int NV> struct MakeQk8 { static constexpr QkFn8 fn = &qk_tile_s8<R, NV>; };
@@ -392,24 +390,38 @@ M3VIT_BF16_AVX512 float softmax_row_bf16(const float* s, int nk, const float* vm
   return alpha;
 }
 
+// 255·2^x for the u8 probabilities: exp2_512_bf16 (runtime/ops/simd.h) with its coefficients times
+// 255, which saves the multiply by 255 (the rounding to u8 is 46× coarser than the polynomial's error).
+M3VIT_AVX512 inline __m512 exp2_times255(__m512 x) {
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 r = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(255.f * 5.5171668530e-2f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(255.f * 2.4261112511e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(255.f * 6.9326096773e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(255.f * 9.9992805719e-1f));
+  return _mm512_scalef_ps(p, n);
+}
+
 // The same with P as u8, round(255·P), into p8, 16 at a time (zero from nk to the next multiple of
-// 16, so the last key quad pads with zero weights). The sum adds the rounded P, as in bf16.
-M3VIT_VNNI_AVX512 float softmax_row_u8(const float* s, int nk, const float* vmax, uint8_t* p8, float& m, float& l) {
-  const float m_new = std::max(m, _mm512_reduce_max_ps(_mm512_loadu_ps(vmax)));
+// 16, so the last key quad pads with zero weights). The sum adds the rounded P, as in bf16. The
+// scores s are in units of the row's step qs (qk_tile_s8): the running max m is in score units.
+M3VIT_VNNI_AVX512 float softmax_row_u8(const float* s, int nk, const float* vmax, float qs, uint8_t* p8, float& m,
+                                       float& l) {
+  const float m_new = std::max(m, qs * _mm512_reduce_max_ps(_mm512_loadu_ps(vmax)));
   const float alpha = rescale(m, m_new);
-  const __m512 mb = _mm512_set1_ps(m_new), k255 = _mm512_set1_ps(255.f);
+  const __m512 mb = _mm512_set1_ps(m_new), vqs = _mm512_set1_ps(qs);
   __m512i vsum = _mm512_setzero_si512();
   int j = 0;
   for (; j + 16 <= nk; j += 16) {
-    const __m512 e = exp2_512_bf16(_mm512_sub_ps(_mm512_loadu_ps(s + j), mb));
-    const __m512i u = _mm512_cvtps_epi32(_mm512_mul_ps(e, k255));  // round to nearest
+    const __m512 e = exp2_times255(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vqs, mb));
+    const __m512i u = _mm512_cvtps_epi32(e);  // round to nearest
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p8 + j), _mm512_cvtusepi32_epi8(u));
     vsum = _mm512_add_epi32(vsum, u);
   }
   if (j < nk) {
     const __mmask16 k = lanes(nk - j);
-    const __m512 e = exp2_512_bf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), mb));
-    const __m512i u = _mm512_maskz_cvtps_epi32(k, _mm512_mul_ps(e, k255));
+    const __m512 e = exp2_times255(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, s + j), vqs, mb));
+    const __m512i u = _mm512_maskz_cvtps_epi32(k, e);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p8 + j), _mm512_cvtusepi32_epi8(u));
     vsum = _mm512_add_epi32(vsum, u);
   }
@@ -422,35 +434,6 @@ M3VIT_VNNI_AVX512 float softmax_row_u8(const float* s, int nk, const float* vmax
 // Keys go from token rows (the qkv row stride apart) to panels of 16 tokens per column: a 16×16
 // transpose of 32-bit elements in registers per 16 columns (fp32) or 16 column pairs (bf16), 64
 // shuffles per 256 elements (16-lane gathers per column measured about 2× slower).
-
-// In place: r[i] lane j <- r[j] lane i.
-M3VIT_AVX512 inline void transpose16(__m512 r[16]) {
-  __m512 t[16], u[16];
-  #pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  // u[4g + e], 128-bit lane L: element 4L + e of rows 4g..4g+3.
-  #pragma GCC unroll 4
-  for (int g = 0; g < 4; ++g) {
-    u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-  }
-  #pragma GCC unroll 4
-  for (int e = 0; e < 4; ++e) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x88);
-    const __m512 w0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xDD);
-    const __m512 v1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88);
-    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xDD);
-    r[e] = _mm512_shuffle_f32x4(v0, v1, 0x88);
-    r[8 + e] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
-    r[4 + e] = _mm512_shuffle_f32x4(w0, w1, 0x88);
-    r[12 + e] = _mm512_shuffle_f32x4(w0, w1, 0xDD);
-  }
-}
 
 // Keys of `left` tokens (at most 16 used; the rest of the panel zero) of one head, scaled, as the fp32
 // panel [hd, 16].
@@ -550,7 +533,9 @@ M3VIT_VNNI_AVX512 void pack_keys_s8(const float* k, int64_t ld, int n, int hd, f
         _mm512_storeu_si512(panel + (c0 / 4 + g) * 64, bytes_of_four(a, b, e, f));
       }
     }
-    _mm512_storeu_ps(kcomp + t0, _mm512_mul_ps(_mm512_set1_ps(128.f), _mm512_cvtepi32_ps(comp)));
+    // 128·Σk̂ in the scores' units (qk_tile_s8 subtracts it from acc·kscale).
+    _mm512_storeu_ps(kcomp + t0, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(128.f), _mm512_cvtepi32_ps(comp)),
+                                               _mm512_loadu_ps(kscale + t0)));
   }
 }
 
@@ -824,12 +809,12 @@ void AttentionPlan::rows_s8(int h, int r0, int nr, const float* work, float* sb)
       const int nv = std::min(4, np - p0), key = k0 + 16 * p0;
       for (int r = 0; r < nr; r += kQkRows) {
         const int rr = std::min(kQkRows, nr - r);
-        kQk8[nv - 1][rr - 1](w.q8 + static_cast<int64_t>(r0 + r) * hd_, w.qscale + r0 + r,
-                             w.k8 + static_cast<int64_t>(key) * hd_, w.kscale + key, w.kcomp + key, hd_,
+        kQk8[nv - 1][rr - 1](w.q8 + static_cast<int64_t>(r0 + r) * hd_, w.k8 + static_cast<int64_t>(key) * hd_, w.kscale + key, w.kcomp + key, hd_,
                              s + r * lds + 16 * p0, lds, nk - 16 * p0, vmax + 16 * r);
       }
     }
-    for (int r = 0; r < nr; ++r) alpha[r] = softmax_row_u8(s + r * lds, nk, vmax + 16 * r, p8 + r * ldp, m[r], l[r]);
+    for (int r = 0; r < nr; ++r)
+      alpha[r] = softmax_row_u8(s + r * lds, nk, vmax + 16 * r, w.qscale[r0 + r], p8 + r * ldp, m[r], l[r]);
     for (int r = 0; r < nr; r += pvr) {
       const int rr = std::min(pvr, nr - r);
       kPv8[hx][rr - 1](p8 + r * ldp, ldp, w.v8 + static_cast<int64_t>(k0) * hd_, (nk + 3) / 4, o + r * hd_, alpha + r,

@@ -162,12 +162,19 @@ void ConvPlan::pack_weights(const float* w, const memory& dst, dnnl::stream& str
   strm.wait();
 }
 
+void ConvPlan::run_into_map(const void* src, const PackedConv& w, uint16_t* map, int map_rows, int row0,
+                            void* scratch) const {
+  if (!wino8_) throw Error("run_into_map on a conv plan that is not the int8 Winograd");
+  wino8_->run(static_cast<const float*>(src), w.weights, static_cast<const float*>(w.bias.get_data_handle()),
+              {map, true, map_rows, row0}, scratch);
+}
+
 void ConvPlan::run(const void* src, const PackedConv& w, float* dst, void* scratch) const {
   if (w.observe)  // fp32 calibration: the blocked fp32 input (its padded channels are zeros)
     observe_max(w.observe, absmax(static_cast<const float*>(src), static_cast<int64_t>(blocked_floats(cin_, in_h_, w_))));
   if (wino8_)  // V's steps are measured per chunk: the calibrated input step is not used
     return wino8_->run(static_cast<const float*>(src), w.weights, static_cast<const float*>(w.bias.get_data_handle()),
-                       dst, scratch);
+                       {dst, false, out_h_, 0}, scratch);
   if (prec_ == Precision::int8) {
     if (!w.in_step || !w.scale) throw Error("int8 conv run with weights that are not int8");
     uint8_t* base = static_cast<uint8_t*>(scratch);

@@ -19,11 +19,14 @@ size_t PackedWeights::bytes() const {
 }
 
 namespace {
-// Post-op argument ids of an int8 plan: its first post-op multiplies by the scales, the second adds
-// the bias (runtime/ops/quantize.h).
+// Post-op argument id of an int8 plan's scales: its first post-op multiplies by them
+// (runtime/ops/quantize.h).
 constexpr int kArgScale = DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1;
-constexpr int kArgBias = DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1;
 }  // namespace
+
+void bias_in_sum_units(float* bias, const float* scale, int out) {
+  for (int n = 0; n < out; ++n) bias[n] /= scale[n];
+}
 
 MatmulPlan::MatmulPlan(DnnlContext& ctx, int in, int out, bool has_bias, int rows, Epilogue epi, Precision prec,
                        bool user_scratchpad)
@@ -39,21 +42,21 @@ MatmulPlan::MatmulPlan(DnnlContext& ctx, int in, int out, bool has_bias, int row
   dnnl::post_ops po;
   const bool int8 = prec == Precision::int8;
   if (int8) {
-    // s32 sums × (s_x·s_w[n]) + b[n] as binary post-ops whose operands are bound per call, so one
-    // primitive serves every layer (and every expert) of this shape. oneDNN 2.6's output scales
+    // (s32 sums + b[n]/(s_x·s_w[n])) × (s_x·s_w[n]): oneDNN's bias, stored divided by the scale
+    // (bias_in_sum_units), then the scales as a binary post-op whose operand is bound per call, so
+    // one primitive serves every layer (and every expert) of this shape. oneDNN 2.6's output scales
     // would do the same, but given at run time (DNNL_RUNTIME_F32_VAL) they push the matmul off
     // brgemm onto its gemm fallback (measured 3.5× slower), and fixed at creation they would need a
-    // primitive per layer and expert. With no output scale, oneDNN's bias would be added to the
-    // unscaled sums, hence the bias as the second post-op.
+    // primitive per layer and expert. The bias as a second post-op (binary_add) instead cost 8-18%
+    // of the qkv matmul (measured side by side).
     po.append_binary(dnnl::algorithm::binary_mul, b_md);
-    if (has_bias) po.append_binary(dnnl::algorithm::binary_add, b_md);
   }
   if (epi == Epilogue::gelu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
   if (epi == Epilogue::residual) po.append_sum(1.f);
   dnnl::primitive_attr attr;
   attr.set_post_ops(po);
   if (user_scratchpad) attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  auto desc = has_bias && !int8 ? dnnl::matmul::desc(src_md, w_md, b_md, dst_md) : dnnl::matmul::desc(src_md, w_md, dst_md);
+  auto desc = has_bias ? dnnl::matmul::desc(src_md, w_md, b_md, dst_md) : dnnl::matmul::desc(src_md, w_md, dst_md);
   pd_ = dnnl::matmul::primitive_desc(desc, attr, ctx.eng);
   w_desc_ = pd_.weights_desc();
   prim_ = dnnl::matmul(pd_);
@@ -94,7 +97,9 @@ PackedWeights MatmulPlan::pack_s8(const int8_t* q, const float* w_scale, const f
   p.in_step = s + out_;
   if (has_bias_) {
     p.bias = memory({{1, out_}, dt::f32, tag::ab}, ctx_->eng);
-    std::copy(b, b + out_, static_cast<float*>(p.bias.get_data_handle()));
+    float* pb = static_cast<float*>(p.bias.get_data_handle());
+    std::copy(b, b + out_, pb);
+    bias_in_sum_units(pb, s, out_);
   }
   ctx_->strm.wait();
   return p;
@@ -127,12 +132,8 @@ void MatmulPlan::run(const float* x, const PackedWeights& w, float* y, MatmulScr
     dst_m.set_data_handle(y);
   }
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, w.weights}, {DNNL_ARG_DST, dst_m}};
-  if (prec_ == Precision::int8) {
-    args.emplace(kArgScale, w.scale);
-    if (has_bias_) args.emplace(kArgBias, w.bias);
-  } else if (has_bias_) {
-    args.emplace(DNNL_ARG_BIAS, w.bias);
-  }
+  if (prec_ == Precision::int8) args.emplace(kArgScale, w.scale);
+  if (has_bias_) args.emplace(DNNL_ARG_BIAS, w.bias);
   if (user_pad_) args.emplace(DNNL_ARG_SCRATCHPAD, scratch->pad);
   // Inside an OpenMP parallel region (the experts) oneDNN runs the primitive on the calling thread.
   dnnl::stream& strm = user_pad_ ? scratch->strm : ctx_->strm;

@@ -33,7 +33,8 @@ struct PackedWeights {
   dnnl::memory weights;
   dnnl::memory bias;  // empty when the layer has no bias
   // int8 (runtime/ops/quantize.h): [1, out] fp32 s_x·s_w[n], applied by a post-op to the s32 sums,
-  // and the input's step s_x (the float after the out scales, in the same buffer).
+  // and the input's step s_x (the float after the out scales, in the same buffer). The bias is then
+  // held in units of the sums: b[n] / (s_x·s_w[n]) (bias_in_sum_units).
   dnnl::memory scale;
   const float* in_step = nullptr;
   dnnl::memory scale_owner;  // resident int8 weights: the buffer under `scale` and `in_step`
@@ -48,6 +49,10 @@ struct MatmulScratch {
   dnnl::memory pad;            // oneDNN's scratchpad (user-managed, one per thread)
   dnnl::stream strm;           // streams are not thread-safe: one per thread
 };
+
+// int8 plans add the bias to the s32 sums before the scales multiply them (runtime/ops/matmul.cpp):
+// bias[n] /= scale[n] (scale = s_x·s_w[n], finite and > 0), for the stores that fill PackedWeights.
+void bias_in_sum_units(float* bias, const float* scale, int out);
 
 class MatmulPlan {
  public:

@@ -76,6 +76,36 @@ M3VIT_AVX512 inline __m512 exp2_512_bf16(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
+// 16×16 transpose of 32-bit elements in registers, in place: r[i] lane j <- r[j] lane i (64
+// shuffles; the attention packers and the blocked-to-planar resize).
+M3VIT_AVX512 inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  #pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4g + e], 128-bit lane L: element 4L + e of rows 4g..4g+3.
+  #pragma GCC unroll 4
+  for (int g = 0; g < 4; ++g) {
+    u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  #pragma GCC unroll 4
+  for (int e = 0; e < 4; ++e) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x88);
+    const __m512 w0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xDD);
+    const __m512 v1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88);
+    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xDD);
+    r[e] = _mm512_shuffle_f32x4(v0, v1, 0x88);
+    r[8 + e] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
+    r[4 + e] = _mm512_shuffle_f32x4(w0, w1, 0x88);
+    r[12 + e] = _mm512_shuffle_f32x4(w0, w1, 0xDD);
+  }
+}
+
 // Row update of the MoE scatter-add (runtime/moe_layer.cpp): y += a·x, n floats. The build's
 // baseline ISA would do it 4 floats at a time, which cost the MoE layer ~4% at ViT-S (measured);
 // masked 16-float steps cover any n.

@@ -76,10 +76,26 @@ M3VIT_BF16_AVX512 void input_tile_f32(const float* src, int in_h, int w, int y0,
   }
 }
 
+// One channel block's plane of a blocked output (16 values per pixel), fp32 or bf16 bits.
+struct BlockedOut {
+  void* data;
+  bool bf16;
+};
+
+// Pixel i (its 16 channels) of a channel block's plane: fp32, or rounded to bf16 (nearest even, as
+// copy_rows_blocked rounds) where int8 mode writes a map it keeps in bf16 (runtime/pup_head.h).
+M3VIT_BF16_AVX512 inline void store_px(BlockedOut dst, int64_t i, __m512 v) {
+  if (dst.bf16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(static_cast<uint16_t*>(dst.data) + i * 16),
+                        reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
+  else
+    _mm512_storeu_ps(static_cast<float*>(dst.data) + i * 16, v);
+}
+
 // y = Aᵀ m A + bias (ReLU) of one channel block of one tile, m[α] = M_α, into the 2×2 output pixels
 // at (oy, ox) of dst (a channel block's plane).
-M3VIT_BF16_AVX512 inline void transform_output(const __m512 m[16], __m512 bias, bool relu, float* dst, int w, int oy,
-                                               int ox) {
+M3VIT_BF16_AVX512 inline void transform_output(const __m512 m[16], __m512 bias, bool relu, BlockedOut dst, int w,
+                                               int oy, int ox) {
   // Aᵀ on rows: r0[j] = m0j + m1j + m2j, r1[j] = m1j − m2j − m3j.
   __m512 r0[4], r1[4];
   for (int j = 0; j < 4; ++j) {
@@ -99,7 +115,7 @@ M3VIT_BF16_AVX512 inline void transform_output(const __m512 m[16], __m512 bias, 
     for (int j = 0; j < 2; ++j) {
       __m512 o = _mm512_add_ps(y[i][j], bias);
       if (relu) o = _mm512_max_ps(o, zero);
-      _mm512_storeu_ps(dst + (static_cast<int64_t>(oy + i) * w + ox + j) * 16, o);
+      store_px(dst, static_cast<int64_t>(oy + i) * w + ox + j, o);
     }
 }
 
@@ -108,13 +124,13 @@ M3VIT_BF16_AVX512 void output_tile(const float* m, size_t stride, __m512 bias, b
                                    int ox) {
   __m512 v[16];
   for (int a = 0; a < 16; ++a) v[a] = _mm512_loadu_ps(m + a * stride);
-  transform_output(v, bias, relu, dst, w, oy, ox);
+  transform_output(v, bias, relu, {dst, false}, w, oy, ox);
 }
 
 // int8 mode: M_α holds s32 sums as fp32, each scaled by its α's sc[α·sc_stride + o] (sv_α·su_α[o])
 // before the output transform, which oneDNN's post-op would do a pass earlier.
 M3VIT_BF16_AVX512 void output_tile_scaled(const float* m, size_t stride, const float* sc, size_t sc_stride,
-                                          __m512 bias, bool relu, float* dst, int w, int oy, int ox) {
+                                          __m512 bias, bool relu, BlockedOut dst, int w, int oy, int ox) {
   __m512 v[16];
   for (int a = 0; a < 16; ++a) v[a] = _mm512_mul_ps(_mm512_loadu_ps(m + a * stride), _mm512_loadu_ps(sc + a * sc_stride));
   transform_output(v, bias, relu, dst, w, oy, ox);
@@ -204,7 +220,8 @@ M3VIT_BF16_AVX512 void input_tile4_f32(const float* src, int in_h, int w, int y0
 // y = Aᵀ M A + bias (ReLU) of one channel block of one F(4×4) tile into the 4×4 outputs at (oy, ox),
 // M_α = load(α): as stored (bf16 mode) or scaled as it is read (int8 mode).
 template <class Load>
-M3VIT_BF16_AVX512 inline void transform_output4(Load load, __m512 bias, bool relu, float* dst, int w, int oy, int ox) {
+M3VIT_BF16_AVX512 inline void transform_output4(Load load, __m512 bias, bool relu, BlockedOut dst, int w, int oy,
+                                                int ox) {
   __m512 r[4][6];  // r[i][j] = (Aᵀ M)[i][j]
   for (int j = 0; j < 6; ++j) {
     __m512 col[6], o[4];
@@ -219,7 +236,7 @@ M3VIT_BF16_AVX512 inline void transform_output4(Load load, __m512 bias, bool rel
     for (int j = 0; j < 4; ++j) {
       __m512 o = _mm512_add_ps(y[j], bias);
       if (relu) o = _mm512_max_ps(o, zero);
-      _mm512_storeu_ps(dst + (static_cast<int64_t>(oy + i) * w + ox + j) * 16, o);
+      store_px(dst, static_cast<int64_t>(oy + i) * w + ox + j, o);
     }
   }
 }
@@ -227,13 +244,13 @@ M3VIT_BF16_AVX512 inline void transform_output4(Load load, __m512 bias, bool rel
 // M_α for the 36 α, consecutive α `stride` floats apart.
 M3VIT_BF16_AVX512 void output_tile4(const float* m, size_t stride, __m512 bias, bool relu, float* dst, int w, int oy,
                                     int ox) {
-  transform_output4([&](int a) M3VIT_BF16_AVX512 { return _mm512_loadu_ps(m + a * stride); }, bias, relu, dst, w, oy,
-                    ox);
+  transform_output4([&](int a) M3VIT_BF16_AVX512 { return _mm512_loadu_ps(m + a * stride); }, bias, relu,
+                    BlockedOut{dst, false}, w, oy, ox);
 }
 
 // int8 mode: M_α (s32 sums as fp32) scaled by sc[α·sc_stride + o] as it is read.
 M3VIT_BF16_AVX512 void output_tile4_scaled(const float* m, size_t stride, const float* sc, size_t sc_stride,
-                                           __m512 bias, bool relu, float* dst, int w, int oy, int ox) {
+                                           __m512 bias, bool relu, BlockedOut dst, int w, int oy, int ox) {
   transform_output4(
       [&](int a) M3VIT_BF16_AVX512 {
         return _mm512_mul_ps(_mm512_loadu_ps(m + a * stride), _mm512_loadu_ps(sc + a * sc_stride));
@@ -497,22 +514,30 @@ M3VIT_BF16_AVX512 void WinogradInt8::input_transform(const float* src, int t0, i
 }
 
 M3VIT_BF16_AVX512 void WinogradInt8::output_transform(const float* m, const float* sc, const float* bias, int t0,
-                                                     int nt, float* dst) const {
+                                                     int nt, const Out& out) const {
   const int oblocks = cout_ / 16;
-  const size_t plane = static_cast<size_t>(out_h_) * w_ * 16;
+  const int64_t plane = static_cast<int64_t>(out.map_rows) * w_;  // pixels between channel blocks
+  const int64_t first = static_cast<int64_t>(out.row0) * w_;      // pixel of the output's row 0
   for (int t = 0; t < nt; ++t)
     for (int ob = 0; ob < oblocks; ++ob) {
       const int tile = t0 + t, oy = tile_ * (tile / tiles_x_), ox = tile_ * (tile % tiles_x_);
       const float* mt = m + static_cast<size_t>(t) * cout_ + ob * 16;
       const __m512 b = _mm512_loadu_ps(bias + ob * 16);
+      const int64_t at = (ob * plane + first) * 16;  // this block's plane at the output's row 0
+      const BlockedOut dst{out.bf16 ? static_cast<void*>(static_cast<uint16_t*>(out.data) + at)
+                                    : static_cast<void*>(static_cast<float*>(out.data) + at),
+                           out.bf16};
       if (tile_ == 4)
-        output_tile4_scaled(mt, m_plane_, sc + ob * 16, cout_, b, relu_, dst + ob * plane, w_, oy, ox);
+        output_tile4_scaled(mt, m_plane_, sc + ob * 16, cout_, b, relu_, dst, w_, oy, ox);
       else
-        output_tile_scaled(mt, m_plane_, sc + ob * 16, cout_, b, relu_, dst + ob * plane, w_, oy, ox);
+        output_tile_scaled(mt, m_plane_, sc + ob * 16, cout_, b, relu_, dst, w_, oy, ox);
     }
 }
 
-void WinogradInt8::run(const float* src, const memory& weights, const float* bias, float* dst, void* scratch) const {
+void WinogradInt8::run(const float* src, const memory& weights, const float* bias, const Out& out, void* scratch) const {
+  if (out.row0 < 0 || out.row0 + out_h_ > out.map_rows)
+    throw ShapeError("int8 Winograd conv writes rows " + std::to_string(out.row0) + ".." +
+                     std::to_string(out.row0 + out_h_) + " of a map of " + std::to_string(out.map_rows) + " rows");
   uint8_t* u = static_cast<uint8_t*>(weights.get_data_handle());
   const int chunks = (tiles_ + chunk_ - 1) / chunk_;
   const int nt = std::min({threads_, chunks, omp_get_max_threads()});
@@ -553,7 +578,7 @@ void WinogradInt8::run(const float* src, const memory& weights, const float* bia
                              {DNNL_ARG_SCRATCHPAD, pad_m}});
       }
       strm.wait();
-      output_transform(m, sc, bias, t0, n, dst);
+      output_transform(m, sc, bias, t0, n, out);
     }
   }
 }

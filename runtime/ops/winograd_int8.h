@@ -50,14 +50,24 @@ class WinogradInt8 {
   // q [cout, cin, 3, 3] s8 with per-output-channel scales w_scale [cout] (BatchNorm folded) -> dst.
   void pack_to(const int8_t* q, const float* w_scale, const dnnl::memory& dst, dnnl::stream& strm) const;
   size_t scratch_bytes() const { return per_thread_bytes_ * threads_; }
-  // src fp32 blocked -> dst fp32 blocked = ReLU?(conv(src) + bias). bias [cout].
-  void run(const float* src, const dnnl::memory& weights, const float* bias, float* dst, void* scratch) const;
+  // Where run() writes its [cout, out_h, w] output: rows [row0, row0 + out_h) of a blocked map of
+  // map_rows rows (the plan's own output: row0 0, map_rows out_h), fp32 or bf16 (rounded to nearest
+  // even). int8 mode's head writes conv_1's and conv_2's bands straight into the bf16 maps the next
+  // stage upsamples (runtime/pup_head.h), with no fp32 band and copy between.
+  struct Out {
+    void* data = nullptr;
+    bool bf16 = false;
+    int map_rows = 0, row0 = 0;
+  };
+  // src fp32 blocked -> out = ReLU?(conv(src) + bias). bias [cout].
+  void run(const float* src, const dnnl::memory& weights, const float* bias, const Out& out, void* scratch) const;
+  int out_h() const { return out_h_; }
 
  private:
   // V (fp32) of tiles [t0, t0 + nt) and vmax[α] = max |V_α| (α² of them).
   void input_transform(const float* src, int t0, int nt, float* v, float* vmax) const;
   // y = Aᵀ (M_α × sc_α[o]) A + bias (ReLU); sc [α², cout].
-  void output_transform(const float* m, const float* sc, const float* bias, int t0, int nt, float* dst) const;
+  void output_transform(const float* m, const float* sc, const float* bias, int t0, int nt, const Out& out) const;
 
   DnnlContext* ctx_ = nullptr;
   int cin_ = 0, cout_ = 0, in_h_ = 0, w_ = 0, out_h_ = 0, pad_top_ = 0;
