@@ -10,7 +10,7 @@
 // the fp32 peak for the counted FLOPs (core/flops.h: matmuls and convs, the k chosen experts only).
 //
 //   bench_latency [--configs configs/pascal_vits_moe16.yaml,configs/nyud_vits_moe16.yaml] [--task-index 0]
-//                 [--threads 2] [--reps 3] [--scratch DIR]
+//                 [--threads 2] [--reps 3] [--scratch DIR] [--peak-table]
 #include <omp.h>
 
 #include <cmath>
@@ -174,6 +174,10 @@ int main(int argc, char** argv) {
   const int threads = std::stoi(arg(argc, argv, "--threads", "2"));
   const int reps = std::stoi(arg(argc, argv, "--reps", "3"));
   const std::string scratch = arg(argc, argv, "--scratch", "/tmp");
+  if (flag(argc, argv, "--peak-table")) {  // the report's opening paragraph (scripts/bench.sh)
+    print_peak_table(threads);
+    return 0;
+  }
   std::printf("## Single-task latency at batch 1: runtime vs libtorch\n\n");
   std::printf("libtorch: Debian's libtorch %s, eval mode, no-grad, at::set_num_threads(%d); its matmuls go to "
               "OpenBLAS (capped at AVX2 by OPENBLAS_CORETYPE, set machine-wide), its convolutions to oneDNN.\n\n",

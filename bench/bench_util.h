@@ -20,13 +20,36 @@
 
 namespace m3vit::bench {
 
-// ---- Peak table (the development machine's Zen 5 CPU): the one source of every "% of peak" in the reports.
-// Zen 5, two 512-bit FMA pipes per core at ~3.45 GHz: 2 pipes × 16 lanes × 2 FLOP × 3.45 GHz
-// = 221 GFLOP/s fp32 per core (an FMA microbenchmark measured 221 on 1 thread, 433 on 2).
-// AVX512-BF16 (vdpbf16ps) does two bf16 products per fp32 lane: 442 GFLOP/s per core.
-constexpr double kPeakFp32PerCore = 221.0;
-constexpr double kPeakBf16PerCore = 442.0;
-inline double peak_gflops(bool bf16, int threads) { return (bf16 ? kPeakBf16PerCore : kPeakFp32PerCore) * threads; }
+// ---- Peak table: the one source of every "% of peak" in the reports, for the CPU the bench runs on.
+// fp32 per core = 2 FLOP × 16 lanes × (512-bit FMAs per cycle) × ~3.45 GHz. AMD's Zen 4 (family 0x19)
+// executes a 512-bit FMA on its two 256-bit pipes, one per cycle: 110 GFLOP/s per core (measured
+// here: 116 on 1 thread, 231 on 2, and one vpdpbusd per cycle alike). Zen 5 (family 0x1A) and
+// AVX-512 Intel server cores have two full-width FMA pipes: 221 GFLOP/s per core (measured 221 on 1
+// thread, 433 on 2). AVX512-BF16 (vdpbf16ps) does two bf16 products per fp32 lane: twice fp32.
+constexpr double kClockGhz = 3.45;
+inline bool amd_family_0x19() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0));
+  const bool amd = b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;  // "AuthenticAMD"
+  __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1));
+  const unsigned family = ((a >> 8) & 0xf) + ((a >> 20) & 0xff);
+  return amd && family == 0x19;
+}
+inline int zmm_fmas_per_cycle() {
+  static const int n = amd_family_0x19() ? 1 : 2;
+  return n;
+}
+inline double peak_fp32_per_core() { return 2.0 * 16 * zmm_fmas_per_cycle() * kClockGhz; }
+inline double peak_gflops(bool bf16, int threads) { return (bf16 ? 2.0 : 1.0) * peak_fp32_per_core() * threads; }
+// The paragraph docs/BENCHMARKS.md opens with (scripts/bench.sh: bench_latency --peak-table).
+inline void print_peak_table(int threads) {
+  std::printf("Peak table (bench/bench_util.h, for this CPU): fp32 %.0f GFLOP/s per core (%s at ~%.2f GHz), %.0f on "
+              "%d cores; bf16 (AVX512-BF16) twice that, %.0f on %d cores.\n",
+              peak_fp32_per_core(),
+              zmm_fmas_per_cycle() == 1 ? "one 512-bit FMA per cycle: Zen 4's two 256-bit pipes"
+                                        : "two 512-bit FMA pipes",
+              kClockGhz, peak_gflops(false, threads), threads, peak_gflops(true, threads), threads);
+}
 
 // An FMA microbenchmark (16 independent AVX-512 FMA chains per thread, no memory traffic) on
 // `threads` OpenMP threads: what the cores deliver right now. Printed beside the documented peak,

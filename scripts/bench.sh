@@ -51,8 +51,7 @@ $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown). Do not edit
 | OMP_WAIT_POLICY | $OMP_WAIT_POLICY |
 | load average at start | $(cut -d' ' -f1-3 /proc/loadavg) |
 
-Peak table (bench/bench_util.h derives each number and holds the same ones): fp32 221 GFLOP/s per core
-(two 512-bit FMA pipes at ~3.45 GHz), 442 on 2 cores; bf16 (AVX512-BF16) twice that, 884 on 2 cores.
+$("$build/bench/bench_latency" --peak-table --threads "$threads")
 FLOPs are counted as 2 × the multiply-adds of core/flops.h: matmuls and convolutions, only the k
 experts a token is routed to; elementwise work is not counted. Latencies are wall clock (no perf).
 Where the machine was shared with other work while measuring, single runs vary; every comparison

@@ -172,7 +172,7 @@ void ConvPlan::run_into_map(const void* src, const PackedConv& w, uint16_t* map,
 void ConvPlan::run(const void* src, const PackedConv& w, float* dst, void* scratch) const {
   if (w.observe)  // fp32 calibration: the blocked fp32 input (its padded channels are zeros)
     observe_max(w.observe, absmax(static_cast<const float*>(src), static_cast<int64_t>(blocked_floats(cin_, in_h_, w_))));
-  if (wino8_)  // V's steps are measured per chunk: the calibrated input step is not used
+  if (wino8_)  // V's steps are measured per tile: the calibrated input step is not used
     return wino8_->run(static_cast<const float*>(src), w.weights, static_cast<const float*>(w.bias.get_data_handle()),
                        {dst, false, out_h_, 0}, scratch);
   if (prec_ == Precision::int8) {

@@ -127,12 +127,16 @@ M3VIT_BF16_AVX512 void output_tile(const float* m, size_t stride, __m512 bias, b
   transform_output(v, bias, relu, {dst, false}, w, oy, ox);
 }
 
-// int8 mode: M_α holds s32 sums as fp32, each scaled by its α's sc[α·sc_stride + o] (sv_α·su_α[o])
-// before the output transform, which oneDNN's post-op would do a pass earlier.
-M3VIT_BF16_AVX512 void output_tile_scaled(const float* m, size_t stride, const float* sc, size_t sc_stride,
-                                          __m512 bias, bool relu, BlockedOut dst, int w, int oy, int ox) {
+// int8 mode: M_α holds s32 sums as fp32, each scaled as it is read by its α's su[α·su_stride + o]
+// (the weights' step) and sv[α·sv_stride] (the tile's step), which oneDNN's post-op would do a pass
+// earlier.
+M3VIT_BF16_AVX512 void output_tile_scaled(const float* m, size_t stride, const float* su, size_t su_stride,
+                                          const float* sv, size_t sv_stride, __m512 bias, bool relu, BlockedOut dst,
+                                          int w, int oy, int ox) {
   __m512 v[16];
-  for (int a = 0; a < 16; ++a) v[a] = _mm512_mul_ps(_mm512_loadu_ps(m + a * stride), _mm512_loadu_ps(sc + a * sc_stride));
+  for (int a = 0; a < 16; ++a)
+    v[a] = _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(m + a * stride), _mm512_loadu_ps(su + a * su_stride)),
+                         _mm512_set1_ps(sv[a * sv_stride]));
   transform_output(v, bias, relu, dst, w, oy, ox);
 }
 
@@ -248,12 +252,14 @@ M3VIT_BF16_AVX512 void output_tile4(const float* m, size_t stride, __m512 bias, 
                     BlockedOut{dst, false}, w, oy, ox);
 }
 
-// int8 mode: M_α (s32 sums as fp32) scaled by sc[α·sc_stride + o] as it is read.
-M3VIT_BF16_AVX512 void output_tile4_scaled(const float* m, size_t stride, const float* sc, size_t sc_stride,
-                                           __m512 bias, bool relu, BlockedOut dst, int w, int oy, int ox) {
+// int8 mode: M_α (s32 sums as fp32) scaled as it is read, as output_tile_scaled.
+M3VIT_BF16_AVX512 void output_tile4_scaled(const float* m, size_t stride, const float* su, size_t su_stride,
+                                           const float* sv, size_t sv_stride, __m512 bias, bool relu, BlockedOut dst,
+                                           int w, int oy, int ox) {
   transform_output4(
       [&](int a) M3VIT_BF16_AVX512 {
-        return _mm512_mul_ps(_mm512_loadu_ps(m + a * stride), _mm512_loadu_ps(sc + a * sc_stride));
+        return _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(m + a * stride), _mm512_loadu_ps(su + a * su_stride)),
+                             _mm512_set1_ps(sv[a * sv_stride]));
       },
       bias, relu, dst, w, oy, ox);
 }
@@ -451,10 +457,12 @@ WinogradInt8::WinogradInt8(DnnlContext& ctx, int cin, int cout, int in_h, int w,
   // Planes padded off a power-of-two stride (the bf16 form measured 5× slower without).
   v_plane_ = static_cast<size_t>(T) * cin + 64;
   m_plane_ = static_cast<size_t>(T) * cout + 32;
-  vq_off_ = align64(alphas_ * v_plane_ * 4);
+  // Per thread: one tile's fp32 V [α², cin] (the transform's buffer), the chunk's s8 V̂ [α², T, cin]
+  // (planes v_plane_ apart), M [α², T, cout] fp32 and the steps sv [α², T].
+  vq_off_ = align64(static_cast<size_t>(alphas_) * cin * 4);
   m_off_ = vq_off_ + align64(alphas_ * v_plane_);
-  sc_off_ = m_off_ + align64(alphas_ * m_plane_ * 4);
-  pad_off_ = sc_off_ + align64(alphas_ * static_cast<size_t>(cout) * 4);
+  sv_off_ = m_off_ + align64(alphas_ * m_plane_ * 4);
+  pad_off_ = sv_off_ + align64(alphas_ * static_cast<size_t>(T) * 4);
   per_thread_bytes_ = pad_off_ + align64(pad_bytes_);
 }
 
@@ -495,42 +503,71 @@ void WinogradInt8::pack_to(const int8_t* q, const float* w_scale, const memory& 
   }
 }
 
-M3VIT_BF16_AVX512 void WinogradInt8::input_transform(const float* src, int t0, int nt, float* v, float* vmax) const {
+M3VIT_BF16_AVX512 void WinogradInt8::input_transform(const float* src, int t0, int nt, float* buf, int8_t* vq,
+                                                    float* sv) const {
   const int cblocks = cin_ / 16;
   const size_t plane = static_cast<size_t>(in_h_) * w_ * 16;
-  __m512 amax[36];
-  for (auto& a : amax) a = _mm512_setzero_ps();
+  const size_t stride = static_cast<size_t>(cin_);  // floats between α in buf [α][cin]
   const int m = tile_;
-  for (int t = 0; t < nt; ++t)
+  for (int t = 0; t < nt; ++t) {
+    // One tile's V, all α and channels, into buf (α² × cin fp32: 36 KiB at 256 channels, in L1 or
+    // L2), with max |V_α|.
+    __m512 amax[36];
+    for (int a = 0; a < alphas_; ++a) amax[a] = _mm512_setzero_ps();
+    const int tile = t0 + t, y0 = m * (tile / tiles_x_) - pad_top_, x0 = m * (tile % tiles_x_) - 1;
     for (int cb = 0; cb < cblocks; ++cb) {
-      const int tile = t0 + t, y0 = m * (tile / tiles_x_) - pad_top_, x0 = m * (tile % tiles_x_) - 1;
-      float* vt = v + static_cast<size_t>(t) * cin_ + cb * 16;
+      // The next tile's new columns of this channel block: 16 blocks × (m + 2) rows are too many
+      // streams for the hardware prefetcher (the loads stalled, measured).
+      for (int r = 0; r < m + 2; ++r) {
+        const int y = y0 + r;
+        if (y < 0 || y >= in_h_) continue;
+        for (int c = m + 2; c < 2 * m + 2; ++c)
+          if (x0 + c < w_)
+            _mm_prefetch(reinterpret_cast<const char*>(src + cb * plane + (static_cast<int64_t>(y) * w_ + x0 + c) * 16),
+                         _MM_HINT_T0);
+      }
       if (m == 4)
-        input_tile4_f32(src + cb * plane, in_h_, w_, y0, x0, vt, v_plane_, amax);
+        input_tile4_f32(src + cb * plane, in_h_, w_, y0, x0, buf + cb * 16, stride, amax);
       else
-        input_tile_f32(src + cb * plane, in_h_, w_, y0, x0, vt, v_plane_, amax);
+        input_tile_f32(src + cb * plane, in_h_, w_, y0, x0, buf + cb * 16, stride, amax);
     }
-  for (int a = 0; a < alphas_; ++a) vmax[a] = _mm512_reduce_max_ps(amax[a]);
+    // s8 with one step per α and tile: q = round(V / step), and |q| <= 127 since |V| <= max.
+    for (int a = 0; a < alphas_; ++a) {
+      const float step = s8_step(_mm512_reduce_max_ps(amax[a]));
+      sv[a * chunk_ + t] = step;
+      const __m512 inv = _mm512_set1_ps(1.f / step);
+      const float* va = buf + a * stride;
+      int8_t* qa = vq + a * v_plane_ + static_cast<size_t>(t) * cin_;
+      for (int c = 0; c < cin_; c += 16)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(qa + c),
+                         _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(va + c), inv))));
+    }
+  }
 }
 
-M3VIT_BF16_AVX512 void WinogradInt8::output_transform(const float* m, const float* sc, const float* bias, int t0,
-                                                     int nt, const Out& out) const {
+M3VIT_BF16_AVX512 void WinogradInt8::output_transform(const float* m, const uint8_t* u, const float* sv,
+                                                     const float* bias, int t0, int nt, const Out& out) const {
   const int oblocks = cout_ / 16;
   const int64_t plane = static_cast<int64_t>(out.map_rows) * w_;  // pixels between channel blocks
   const int64_t first = static_cast<int64_t>(out.row0) * w_;      // pixel of the output's row 0
+  // su_α [cout] sits in each α's slice of the weights, alpha_bytes_ apart.
+  const auto* su = reinterpret_cast<const float*>(u + su_off_);
+  const size_t su_stride = alpha_bytes_ / 4;
   for (int t = 0; t < nt; ++t)
     for (int ob = 0; ob < oblocks; ++ob) {
       const int tile = t0 + t, oy = tile_ * (tile / tiles_x_), ox = tile_ * (tile % tiles_x_);
       const float* mt = m + static_cast<size_t>(t) * cout_ + ob * 16;
+      // Two blocks ahead in each of the α² planes (as many streams: see input_transform).
+      for (int a = 0; a < alphas_; ++a) _mm_prefetch(reinterpret_cast<const char*>(mt + a * m_plane_ + 32), _MM_HINT_T0);
       const __m512 b = _mm512_loadu_ps(bias + ob * 16);
       const int64_t at = (ob * plane + first) * 16;  // this block's plane at the output's row 0
       const BlockedOut dst{out.bf16 ? static_cast<void*>(static_cast<uint16_t*>(out.data) + at)
                                     : static_cast<void*>(static_cast<float*>(out.data) + at),
                            out.bf16};
       if (tile_ == 4)
-        output_tile4_scaled(mt, m_plane_, sc + ob * 16, cout_, b, relu_, dst, w_, oy, ox);
+        output_tile4_scaled(mt, m_plane_, su + ob * 16, su_stride, sv + t, chunk_, b, relu_, dst, w_, oy, ox);
       else
-        output_tile_scaled(mt, m_plane_, sc + ob * 16, cout_, b, relu_, dst, w_, oy, ox);
+        output_tile_scaled(mt, m_plane_, su + ob * 16, su_stride, sv + t, chunk_, b, relu_, dst, w_, oy, ox);
     }
 }
 
@@ -545,10 +582,10 @@ void WinogradInt8::run(const float* src, const memory& weights, const float* bia
   {
     const int tid = omp_get_thread_num();
     uint8_t* base = static_cast<uint8_t*>(scratch) + tid * per_thread_bytes_;
-    auto* vf = reinterpret_cast<float*>(base);
+    auto* buf = reinterpret_cast<float*>(base);
     auto* vq = reinterpret_cast<int8_t*>(base + vq_off_);
     auto* m = reinterpret_cast<float*>(base + m_off_);
-    auto* sc = reinterpret_cast<float*>(base + sc_off_);
+    auto* sv = reinterpret_cast<float*>(base + sv_off_);
     const memory::dim T = chunk_;
     memory v_m({{T, cin_}, dt::s8, tag::ab}, ctx_->eng, vq);
     memory m_m({{T, cout_}, dt::f32, tag::ab}, ctx_->eng, m);
@@ -558,19 +595,11 @@ void WinogradInt8::run(const float* src, const memory& weights, const float* bia
     dnnl::stream& strm = streams_[tid];
     for (int c = tid; c < chunks; c += nt) {
       const int t0 = c * chunk_, n = std::min(chunk_, tiles_ - t0);
-      float vmax[36];
-      input_transform(src, t0, n, vf, vmax);
+      input_transform(src, t0, n, buf, vq, sv);
       for (int a = 0; a < alphas_; ++a) {
-        const float* va = vf + a * v_plane_;
         int8_t* qa = vq + a * v_plane_;
-        const int64_t cnt = static_cast<int64_t>(n) * cin_;
-        const float sv = s8_step(vmax[a]);
-        quantize_s8(va, qa, cnt, sv, /*parallel=*/false);
         // A partial chunk: the matmul computes chunk_ rows; the extra ones get zeros.
-        if (n < chunk_) std::memset(qa + cnt, 0, static_cast<size_t>(chunk_ - n) * cin_);
-        const float* su = reinterpret_cast<const float*>(u + a * alpha_bytes_ + su_off_);
-        float* sca = sc + static_cast<size_t>(a) * cout_;
-        for (int o = 0; o < cout_; ++o) sca[o] = sv * su[o];
+        if (n < chunk_) std::memset(qa + static_cast<size_t>(n) * cin_, 0, static_cast<size_t>(chunk_ - n) * cin_);
         v_m.set_data_handle(qa);
         m_m.set_data_handle(m + a * m_plane_);
         u_m.set_data_handle(u + a * alpha_bytes_);
@@ -578,7 +607,7 @@ void WinogradInt8::run(const float* src, const memory& weights, const float* bia
                              {DNNL_ARG_SCRATCHPAD, pad_m}});
       }
       strm.wait();
-      output_transform(m, sc, bias, t0, n, out);
+      output_transform(m, u, sv, bias, t0, n, out);
     }
   }
 }

@@ -217,7 +217,7 @@ void check_conv(const ConvCase& c, uint32_t seed) {
         got[k] = y[k];
       }
   if (c.winograd && c.tile == 2) {
-    // F(2×2): V quantised per α and chunk (its own steps, not the input's), U re-quantised per α and
+    // F(2×2): V quantised per α and tile (its own steps, not the input's), U re-quantised per α and
     // channel from the s8 weights: measured 1.1-2.2e-2 of max|y| against the fp32 conv, 1.5-2.5× the
     // direct int8 conv's error; bound 5e-2. A wrong tap, sign or scale is off by O(1).
     rt_test::check_close("int8 Winograd conv vs fp32 double", got.data(), ref_f.data(), got.size(), 5e-2);
