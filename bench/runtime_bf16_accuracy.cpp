@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
     std::printf("int8: s8 weights per output channel, s8/u8 inputs with steps calibrated on %d synthetic train scenes, "
                 "s32 sums (the head's 3×3 convs as int8 Winograd F(4×4, 3×3), F(2×2) where a map is not in whole 4×4 tiles); "
                 "the attention core with q, k, v and the probabilities quantised as it runs (u8/s8, one step per query, "
-                "key and value channel); patch embedding, routers, LayerNorm, softmax, conv_4 and resizing stay fp32.\n\n",
+                "key and value channel); conv_4 in bf16 on conv_3's bf16 output (AVX512-BF16); patch embedding, routers, LayerNorm, softmax and resizing stay fp32.\n\n",
                 calib);
   else
     std::printf("bf16: weights and the inputs of every matmul and conv in bfloat16 with fp32 accumulation (the head's "
