@@ -6,13 +6,13 @@
 # accuracy of int8 on the trained models scripts/bench.sh trains for the bf16 section
 # (BUILD/bench-data/train-tiny and train-long, or M3VIT_TRAINED_MODEL / M3VIT_LONG_TRAINED_MODEL):
 # bench/runtime_bf16_accuracy --precision int8.
-# Settings: M3VIT_BENCH_THREADS (default 2), M3VIT_BENCH_REPS (default 5).
+# Settings: M3VIT_BENCH_THREADS (default 2), M3VIT_BENCH_REPS (default 9).
 set -euo pipefail
 
 build=$(cd "${1:?usage: int8.sh BUILD_DIR}" && pwd)
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 threads=${M3VIT_BENCH_THREADS:-2}
-reps=${M3VIT_BENCH_REPS:-5}
+reps=${M3VIT_BENCH_REPS:-9}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 data="$build/bench-data"
 mkdir -p "$data"
