@@ -22,6 +22,7 @@
 #include "core/export.h"
 #include "runtime/engine.h"
 #include "runtime/int8_format.h"
+#include "runtime/ops/bf16.h"
 #include "runtime/ops/conv.h"
 #include "runtime/ops/matmul.h"
 #include "runtime/ops/quantize.h"
@@ -193,6 +194,28 @@ void check_conv(const ConvCase& c, uint32_t seed) {
   pad.reserve(plan.scratchpad_bytes() / 4 + 16);
   std::vector<float> y(blocked_floats(c.cout, OH, W), -1.f);
   plan.run(x.data(), pc, y.data(), pad.base());
+  if (c.winograd) {
+    // The same conv written into rows [2, 2 + OH) of a bf16 map of OH + 3 rows (the head's conv_1 and
+    // conv_2 write their bands so): exactly y rounded to bf16, nothing outside those rows touched.
+    ASSERT_TRUE(plan.writes_bf16_maps());
+    const int rows = OH + 3, row0 = 2;
+    std::vector<uint16_t> map(blocked_floats(c.cout, rows, W), 0xABCD);
+    plan.run_into_map(x.data(), pc, map.data(), rows, row0, pad.base());
+    size_t wrong = 0, touched = 0;
+    for (int cb = 0; cb < (c.cout + 15) / 16; ++cb)
+      for (int r = 0; r < rows; ++r)
+        for (int i = 0; i < W * 16; ++i) {
+          const uint16_t got = map[(static_cast<size_t>(cb) * rows + r) * W * 16 + i];
+          if (r < row0 || r >= row0 + OH) {
+            touched += got != 0xABCD;
+            continue;
+          }
+          wrong += got != f32_to_bf16(y[(static_cast<size_t>(cb) * OH + r - row0) * W * 16 + i]);
+        }
+    EXPECT_EQ(wrong, 0u) << "bf16 map rows differ from the fp32 output rounded";
+    EXPECT_EQ(touched, 0u) << "rows outside the band were written";
+    EXPECT_THROW(plan.run_into_map(x.data(), pc, map.data(), OH + 1, 2, pad.base()), ShapeError);
+  }
 
   auto at = [&](int ch, int yy, int xx) { return x[((static_cast<size_t>(ch / 16) * c.in_h + yy) * W + xx) * 16 + ch % 16]; };
   const double lo = c.nonneg ? 0.0 : -127.0, hi = c.nonneg ? 255.0 : 127.0;
