@@ -82,14 +82,18 @@ struct BlockedOut {
   bool bf16;
 };
 
-// Pixel i (its 16 channels) of a channel block's plane: fp32, or rounded to bf16 (nearest even, as
-// copy_rows_blocked rounds) where int8 mode writes a map it keeps in bf16 (runtime/pup_head.h).
+// Pixel i (its 16 channels) of a channel block's plane: fp32, or rounded to bf16 where int8 mode
+// writes a map it keeps in bf16 (runtime/pup_head.h). The rounding is f32_to_bf16's (nearest even,
+// NaN kept) in AVX-512F integer operations, not vcvtneps2bf16: int8 mode needs VNNI, not
+// AVX512-BF16, and CPUs with the one and not the other exist (Cascade Lake).
 M3VIT_BF16_AVX512 inline void store_px(BlockedOut dst, int64_t i, __m512 v) {
-  if (dst.bf16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(static_cast<uint16_t*>(dst.data) + i * 16),
-                        reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
-  else
-    _mm512_storeu_ps(static_cast<float*>(dst.data) + i * 16, v);
+  if (!dst.bf16) return _mm512_storeu_ps(static_cast<float*>(dst.data) + i * 16, v);
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i h = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  h = _mm512_mask_mov_epi32(h, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(static_cast<uint16_t*>(dst.data) + i * 16), _mm512_cvtepi32_epi16(h));
 }
 
 // y = Aᵀ m A + bias (ReLU) of one channel block of one tile, m[α] = M_α, into the 2×2 output pixels
