@@ -77,10 +77,10 @@ PupHead::PupHead(DnnlContext& ctx, const ModelConfig& cfg, Precision prec, bool 
 ConvPlan& PupHead::conv4_plan(int out_channels) {
   auto it = conv4_.find(out_channels);
   if (it == conv4_.end()) {
-    // 1×1 conv over one conv_3 band. It reads conv_3's fp32 output, so it stays fp32 in bf16 mode
-    // too (1.3% of the head's multiply-adds). In int8 mode conv_3 (the int8 Winograd) writes its band
-    // in bf16 and conv_4 runs as oneDNN's bf16 1×1 conv: half the time of fp32 (2.4 against 4.7 ms
-    // per 512×512 image, measured), and bf16's rounding of its input (2^-9) is far below int8's.
+    // 1×1 conv over one conv_3 band. In bf16 and int8 mode with the Winograd head convs, conv_3
+    // writes its band in bf16 and conv_4 runs as oneDNN's bf16 1×1 conv: half the time of fp32 (2.4
+    // against 4.7 ms per 512×512 image, measured). Otherwise (fp32, direct head convs) it reads
+    // conv_3's fp32 output and stays fp32 (1.3% of the head's multiply-adds).
     it = conv4_.emplace(out_channels, ConvPlan(*ctx_, 1, c_, out_channels, up_[2].band, 2 * up_[2].in_w, 0, 0,
                                                /*relu=*/false, conv4_bf16() ? Precision::bf16 : Precision::fp32))
              .first;

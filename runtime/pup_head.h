@@ -69,9 +69,11 @@ class PupHead {
   ConvPlan& conv4_plan(int out_channels);
   // Whether map_[s] is kept in bf16 (int8 mode, s = 1, 2: the maps the bands upsample from).
   bool map_bf16(int s) const { return prec_ == Precision::int8 && s > 0; }
-  // Whether conv_3's bands are bf16 and conv_4 a bf16 conv (int8 mode with the int8 Winograd, on a CPU
-  // with AVX512-BF16).
-  bool conv4_bf16() const { return prec_ == Precision::int8 && up_[2].plan.writes_bf16_maps() && cpu_has_bf16(); }
+  // Whether conv_3's bands are bf16 and conv_4 a bf16 conv: bf16 and int8 mode with the Winograd head
+  // convs, on a CPU with AVX512-BF16.
+  bool conv4_bf16() const {
+    return prec_ != Precision::fp32 && up_[2].plan.writes_bf16_maps() && cpu_has_bf16();
+  }
 
   DnnlContext* ctx_ = nullptr;
   Precision prec_ = Precision::fp32;

@@ -164,9 +164,11 @@ void ConvPlan::pack_weights(const float* w, const memory& dst, dnnl::stream& str
 
 void ConvPlan::run_into_map(const void* src, const PackedConv& w, uint16_t* map, int map_rows, int row0,
                             void* scratch) const {
-  if (!wino8_) throw Error("run_into_map on a conv plan that is not the int8 Winograd");
-  wino8_->run(static_cast<const float*>(src), w.weights, static_cast<const float*>(w.bias.get_data_handle()),
-              {map, true, map_rows, row0}, scratch);
+  const auto* x = static_cast<const float*>(src);
+  const auto* b = static_cast<const float*>(w.bias.get_data_handle());
+  if (wino8_) return wino8_->run(x, w.weights, b, {map, true, map_rows, row0}, scratch);
+  if (wino_) return wino_->run(x, w.weights, b, {map, true, map_rows, row0}, scratch);
+  throw Error("run_into_map on a conv plan that is not a bf16 or int8 Winograd");
 }
 
 void ConvPlan::run(const void* src, const PackedConv& w, float* dst, void* scratch) const {
@@ -196,7 +198,7 @@ void ConvPlan::run(const void* src, const PackedConv& w, float* dst, void* scrat
   }
   if (wino_)
     return wino_->run(static_cast<const float*>(src), w.weights, static_cast<const float*>(w.bias.get_data_handle()),
-                      dst, scratch);
+                      {dst, false, out_h_, 0}, scratch);
   // memory objects are shallow handles: rebinding the data handle keeps the plan's descriptor.
   src_m_.set_data_handle(const_cast<void*>(src));
   dst_m_.set_data_handle(dst);

@@ -83,9 +83,9 @@ class ConvPlan {
   void pack_weights(const float* w, const dnnl::memory& dst, dnnl::stream& strm) const;
   // scratch: scratchpad_bytes() of 64-byte aligned memory (the caller's workspace).
   void run(const void* src, const PackedConv& w, float* dst, void* scratch) const;
-  // int8 Winograd plans (writes_bf16_maps()): the output into rows [row0, row0 + out_h) of a blocked
-  // bf16 map of map_rows rows, rounded to nearest even as it leaves the output transform.
-  bool writes_bf16_maps() const { return wino8_ != nullptr; }
+  // bf16 and int8 Winograd plans (writes_bf16_maps()): the output into rows [row0, row0 + out_h) of a
+  // blocked bf16 map of map_rows rows, rounded to nearest even as it leaves the output transform.
+  bool writes_bf16_maps() const { return wino_ != nullptr || wino8_ != nullptr; }
   void run_into_map(const void* src, const PackedConv& w, uint16_t* map, int map_rows, int row0, void* scratch) const;
   size_t scratchpad_bytes() const {
     return wino_ ? wino_->scratch_bytes() : wino8_ ? wino8_->scratch_bytes() : pad_off_ + pd_.scratchpad_desc().get_size();

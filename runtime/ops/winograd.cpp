@@ -96,6 +96,14 @@ M3VIT_BF16_AVX512 inline void store_px(BlockedOut dst, int64_t i, __m512 v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(static_cast<uint16_t*>(dst.data) + i * 16), _mm512_cvtepi32_epi16(h));
 }
 
+// Channel block ob's plane of `out`, at the output's row 0.
+inline BlockedOut block_out(const WinogradOut& out, int ob, int w) {
+  const int64_t at = (static_cast<int64_t>(ob) * out.map_rows + out.row0) * w * 16;
+  return {out.bf16 ? static_cast<void*>(static_cast<uint16_t*>(out.data) + at)
+                   : static_cast<void*>(static_cast<float*>(out.data) + at),
+          out.bf16};
+}
+
 // y = Aᵀ m A + bias (ReLU) of one channel block of one tile, m[α] = M_α, into the 2×2 output pixels
 // at (oy, ox) of dst (a channel block's plane).
 M3VIT_BF16_AVX512 inline void transform_output(const __m512 m[16], __m512 bias, bool relu, BlockedOut dst, int w,
@@ -124,11 +132,11 @@ M3VIT_BF16_AVX512 inline void transform_output(const __m512 m[16], __m512 bias, 
 }
 
 // M_α for the 16 α, consecutive α `stride` floats apart.
-M3VIT_BF16_AVX512 void output_tile(const float* m, size_t stride, __m512 bias, bool relu, float* dst, int w, int oy,
-                                   int ox) {
+M3VIT_BF16_AVX512 void output_tile(const float* m, size_t stride, __m512 bias, bool relu, BlockedOut dst, int w,
+                                   int oy, int ox) {
   __m512 v[16];
   for (int a = 0; a < 16; ++a) v[a] = _mm512_loadu_ps(m + a * stride);
-  transform_output(v, bias, relu, {dst, false}, w, oy, ox);
+  transform_output(v, bias, relu, dst, w, oy, ox);
 }
 
 // int8 mode: M_α holds s32 sums as fp32, each scaled as it is read by its α's su[α·su_stride + o]
@@ -250,10 +258,10 @@ M3VIT_BF16_AVX512 inline void transform_output4(Load load, __m512 bias, bool rel
 }
 
 // M_α for the 36 α, consecutive α `stride` floats apart.
-M3VIT_BF16_AVX512 void output_tile4(const float* m, size_t stride, __m512 bias, bool relu, float* dst, int w, int oy,
-                                    int ox) {
-  transform_output4([&](int a) M3VIT_BF16_AVX512 { return _mm512_loadu_ps(m + a * stride); }, bias, relu,
-                    BlockedOut{dst, false}, w, oy, ox);
+M3VIT_BF16_AVX512 void output_tile4(const float* m, size_t stride, __m512 bias, bool relu, BlockedOut dst, int w,
+                                    int oy, int ox) {
+  transform_output4([&](int a) M3VIT_BF16_AVX512 { return _mm512_loadu_ps(m + a * stride); }, bias, relu, dst, w, oy,
+                    ox);
 }
 
 // int8 mode: M_α (s32 sums as fp32) scaled as it is read, as output_tile_scaled.
@@ -295,6 +303,13 @@ dnnl::matmul::primitive_desc alpha_matmul(DnnlContext& ctx, int chunk, int cin, 
                                                          memory::desc({cin, cout}, in, tag::any),
                                                          memory::desc({T, cout}, dt::f32, tag::ab)),
                                       attr, ctx.eng);
+}
+
+// A band of out_h rows must lie inside the map it is written into.
+void check_rows(const WinogradOut& out, int out_h) {
+  if (out.row0 < 0 || out.row0 + out_h > out.map_rows)
+    throw ShapeError("Winograd conv writes rows " + std::to_string(out.row0) + ".." + std::to_string(out.row0 + out_h) +
+                     " of a map of " + std::to_string(out.map_rows) + " rows");
 }
 
 }  // namespace
@@ -379,10 +394,9 @@ M3VIT_BF16_AVX512 void WinogradBf16::input_transform(const float* src, int t0, i
 }
 
 M3VIT_BF16_AVX512 void WinogradBf16::output_transform(const float* m, const float* bias, int t0, int nt,
-                                                     float* dst) const {
+                                                     const WinogradOut& out) const {
   const int oblocks = cout_ / 16;
   const size_t stride = m_plane_;
-  const size_t plane = static_cast<size_t>(out_h_) * w_ * 16;
   const int mt = tile_;
   for (int t = 0; t < nt; ++t)
     for (int ob = 0; ob < oblocks; ++ob) {
@@ -390,13 +404,15 @@ M3VIT_BF16_AVX512 void WinogradBf16::output_transform(const float* m, const floa
       const float* mtile = m + static_cast<size_t>(t) * cout_ + ob * 16;
       const __m512 b = _mm512_loadu_ps(bias + ob * 16);
       if (mt == 4)
-        output_tile4(mtile, stride, b, relu_, dst + ob * plane, w_, oy, ox);
+        output_tile4(mtile, stride, b, relu_, block_out(out, ob, w_), w_, oy, ox);
       else
-        output_tile(mtile, stride, b, relu_, dst + ob * plane, w_, oy, ox);
+        output_tile(mtile, stride, b, relu_, block_out(out, ob, w_), w_, oy, ox);
     }
 }
 
-void WinogradBf16::run(const float* src, const memory& weights, const float* bias, float* dst, void* scratch) const {
+void WinogradBf16::run(const float* src, const memory& weights, const float* bias, const WinogradOut& out,
+                       void* scratch) const {
+  check_rows(out, out_h_);
   uint8_t* u = static_cast<uint8_t*>(weights.get_data_handle());
   const int chunks = (tiles_ + chunk_ - 1) / chunk_;
   const int nt = std::min({threads_, chunks, omp_get_max_threads()});
@@ -425,7 +441,7 @@ void WinogradBf16::run(const float* src, const memory& weights, const float* bia
                              {DNNL_ARG_SCRATCHPAD, pad_m}});
       }
       strm.wait();
-      output_transform(m, bias, t0, n, dst);
+      output_transform(m, bias, t0, n, out);
     }
   }
 }
@@ -552,8 +568,6 @@ M3VIT_BF16_AVX512 void WinogradInt8::input_transform(const float* src, int t0, i
 M3VIT_BF16_AVX512 void WinogradInt8::output_transform(const float* m, const uint8_t* u, const float* sv,
                                                      const float* bias, int t0, int nt, const Out& out) const {
   const int oblocks = cout_ / 16;
-  const int64_t plane = static_cast<int64_t>(out.map_rows) * w_;  // pixels between channel blocks
-  const int64_t first = static_cast<int64_t>(out.row0) * w_;      // pixel of the output's row 0
   // su_α [cout] sits in each α's slice of the weights, alpha_bytes_ apart.
   const auto* su = reinterpret_cast<const float*>(u + su_off_);
   const size_t su_stride = alpha_bytes_ / 4;
@@ -564,10 +578,7 @@ M3VIT_BF16_AVX512 void WinogradInt8::output_transform(const float* m, const uint
       // Two blocks ahead in each of the α² planes (as many streams: see input_transform).
       for (int a = 0; a < alphas_; ++a) _mm_prefetch(reinterpret_cast<const char*>(mt + a * m_plane_ + 32), _MM_HINT_T0);
       const __m512 b = _mm512_loadu_ps(bias + ob * 16);
-      const int64_t at = (ob * plane + first) * 16;  // this block's plane at the output's row 0
-      const BlockedOut dst{out.bf16 ? static_cast<void*>(static_cast<uint16_t*>(out.data) + at)
-                                    : static_cast<void*>(static_cast<float*>(out.data) + at),
-                           out.bf16};
+      const BlockedOut dst = block_out(out, ob, w_);
       if (tile_ == 4)
         output_tile4_scaled(mt, m_plane_, su + ob * 16, su_stride, sv + t, chunk_, b, relu_, dst, w_, oy, ox);
       else
@@ -576,9 +587,7 @@ M3VIT_BF16_AVX512 void WinogradInt8::output_transform(const float* m, const uint
 }
 
 void WinogradInt8::run(const float* src, const memory& weights, const float* bias, const Out& out, void* scratch) const {
-  if (out.row0 < 0 || out.row0 + out_h_ > out.map_rows)
-    throw ShapeError("int8 Winograd conv writes rows " + std::to_string(out.row0) + ".." +
-                     std::to_string(out.row0 + out_h_) + " of a map of " + std::to_string(out.map_rows) + " rows");
+  check_rows(out, out_h_);
   uint8_t* u = static_cast<uint8_t*>(weights.get_data_handle());
   const int chunks = (tiles_ + chunk_ - 1) / chunk_;
   const int nt = std::min({threads_, chunks, omp_get_max_threads()});

@@ -36,6 +36,17 @@
 
 namespace m3vit::rt {
 
+// Where a Winograd conv writes its [cout, out_h, w] output: rows [row0, row0 + out_h) of a blocked
+// map of map_rows rows (its own output: row0 0, map_rows out_h), fp32 or bf16 (rounded to nearest
+// even). The head writes conv_1's and conv_2's int8 bands straight into the bf16 maps the next stage
+// upsamples, and conv_3's bands in bf16 for a bf16 conv_4 (runtime/pup_head.h), with no fp32 band
+// and copy between.
+struct WinogradOut {
+  void* data = nullptr;
+  bool bf16 = false;
+  int map_rows = 0, row0 = 0;
+};
+
 class WinogradBf16 {
  public:
   // Tiles per matmul, per thread at 256 channels. F(2×2): V 2 MiB, M 4 MiB. F(4×4) (16 outputs per
@@ -58,8 +69,9 @@ class WinogradBf16 {
   void pack_to(const float* g, const dnnl::memory& dst, dnnl::stream& strm) const;
   // Bytes of the caller's scratch for run(): V, M and the matmul's scratchpad per thread, 64-byte aligned.
   size_t scratch_bytes() const { return per_thread_bytes_ * threads_; }
-  // src fp32 blocked -> dst fp32 blocked = ReLU?(conv(src) + bias). bias [cout].
-  void run(const float* src, const dnnl::memory& weights, const float* bias, float* dst, void* scratch) const;
+  // src fp32 blocked -> out = ReLU?(conv(src) + bias). bias [cout].
+  void run(const float* src, const dnnl::memory& weights, const float* bias, const WinogradOut& out,
+           void* scratch) const;
 
   int out_h() const { return out_h_; }
   int tile() const { return tile_; }
@@ -67,7 +79,7 @@ class WinogradBf16 {
  private:
   // One chunk of tiles [t0, t0 + nt): V for its α² α (rows past nt zeroed), then y from M.
   void input_transform(const float* src, int t0, int nt, uint16_t* v) const;
-  void output_transform(const float* m, const float* bias, int t0, int nt, float* dst) const;
+  void output_transform(const float* m, const float* bias, int t0, int nt, const WinogradOut& out) const;
 
   DnnlContext* ctx_ = nullptr;
   int cin_ = 0, cout_ = 0, in_h_ = 0, w_ = 0, out_h_ = 0, pad_top_ = 0;

@@ -52,15 +52,7 @@ class WinogradInt8 {
   // q [cout, cin, 3, 3] s8 with per-output-channel scales w_scale [cout] (BatchNorm folded) -> dst.
   void pack_to(const int8_t* q, const float* w_scale, const dnnl::memory& dst, dnnl::stream& strm) const;
   size_t scratch_bytes() const { return per_thread_bytes_ * threads_; }
-  // Where run() writes its [cout, out_h, w] output: rows [row0, row0 + out_h) of a blocked map of
-  // map_rows rows (the plan's own output: row0 0, map_rows out_h), fp32 or bf16 (rounded to nearest
-  // even). int8 mode's head writes conv_1's and conv_2's bands straight into the bf16 maps the next
-  // stage upsamples (runtime/pup_head.h), with no fp32 band and copy between.
-  struct Out {
-    void* data = nullptr;
-    bool bf16 = false;
-    int map_rows = 0, row0 = 0;
-  };
+  using Out = WinogradOut;  // runtime/ops/winograd.h
   // src fp32 blocked -> out = ReLU?(conv(src) + bias). bias [cout].
   void run(const float* src, const dnnl::memory& weights, const float* bias, const Out& out, void* scratch) const;
   int out_h() const { return out_h_; }

@@ -103,8 +103,23 @@ void check_against_double(int tile) {
     ASSERT_EQ(wino.src_type(), dnnl::memory::data_type::f32) << tag << ": the transform reads fp32";
     ASSERT_LE(wino.scratchpad_bytes(), pad.bytes());
     std::vector<float> y(want.size(), -1.f);
-    wino.run(x.data(), wino.pack(w.data(), b.data()), y.data(), pad.base());
+    const PackedConv pw = wino.pack(w.data(), b.data());
+    wino.run(x.data(), pw, y.data(), pad.base());
     const auto rw = rt_test::compare("bf16 winograd " + tag, y.data(), want.data(), want.size());
+    // Into rows [1, 1 + out_h) of a bf16 map (the head's conv_3 band for a bf16 conv_4): y rounded to
+    // bf16, bit for bit, and row 0 untouched.
+    ASSERT_TRUE(wino.writes_bf16_maps());
+    const int oh = s.out_h(), rows = oh + 1;
+    std::vector<uint16_t> map(static_cast<size_t>((s.cout + 15) / 16) * rows * s.w * 16, 0xABCD);
+    wino.run_into_map(x.data(), pw, map.data(), rows, 1, pad.base());
+    size_t wrong = 0;
+    for (int cb = 0; cb < (s.cout + 15) / 16; ++cb)
+      for (int r = 0; r < rows; ++r)
+        for (int i = 0; i < s.w * 16; ++i) {
+          const uint16_t got = map[(static_cast<size_t>(cb) * rows + r) * s.w * 16 + i];
+          wrong += r == 0 ? got != 0xABCD : got != f32_to_bf16(y[(static_cast<size_t>(cb) * oh + r - 1) * s.w * 16 + i]);
+        }
+    EXPECT_EQ(wrong, 0u) << tag << ": the bf16 map differs from the fp32 output rounded";
 
     // The direct bf16 conv on the same data (its input rounded to bf16 here, as the head does).
     ConvPlan direct(ctx, 3, s.cin, s.cout, s.in_h, s.w, s.pad_top, s.pad_bottom, s.relu, Precision::bf16, false);
