@@ -35,6 +35,9 @@
 #include "runtime/int8_format.h"
 
 #include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 using namespace m3vit;
 using namespace m3vit::bench;
@@ -96,6 +99,21 @@ struct TopkAgreement {
     }
   }
 };
+
+// How long the model was trained, from the train_log.jsonl `m3vit train` writes beside its exports
+// (the last "train" record's step and time_s): ", trained 600 steps in 26.1 min". Empty without a log.
+std::string training_time(const std::string& model) {
+  std::ifstream in(std::filesystem::path(model).parent_path() / "train_log.jsonl");
+  long step = -1;
+  double seconds = 0;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || j.value("type", "") != "train") continue;
+    step = j.value("step", -1L);
+    seconds = j.value("time_s", 0.0);
+  }
+  return step < 0 ? "" : ", trained " + std::to_string(step) + " steps in " + fmt("%.1f min", seconds / 60);
+}
 
 // The metrics of one model in fp32 and bf16, printed as a table; returns the largest relative change
 // of a metric (|bf16 − fp32| / |fp32|).
@@ -171,8 +189,8 @@ double report_model(const std::string& model, const std::string& label, int imag
       m16.add(task, C, p16, raw.labels.at(task));
     }
   }
-  std::printf("%s: %s (%s), %d validation scenes at %d×%d, %d threads.\n\n", label.c_str(), model.c_str(),
-              c.name.c_str(), images, c.img_h, c.img_w, threads);
+  std::printf("%s: %s (%s%s), %d validation scenes at %d×%d, %d threads.\n\n", label.c_str(), model.c_str(),
+              c.name.c_str(), training_time(model).c_str(), images, c.img_h, c.img_w, threads);
   std::printf("%s\n%s\n",
               row({"task", "metric", "fp32", pname, "change", "relative change",
                    std::string("max abs(") + pname + " − fp32) / max abs(fp32)", "argmax flips",
